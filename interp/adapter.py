@@ -1,0 +1,175 @@
+"""The contract between the model-agnostic core and one model family.
+
+An adapter owns a loaded pipeline (or a full-size skeleton on the ``meta`` device) and
+answers three questions for the core:
+
+* where the attention modules are (:attr:`ModelAdapter.catalog`),
+* how to run one full generation from a :class:`GenerationRequest`
+  (:meth:`ModelAdapter.generate`), calling the denoiser once per denoising step with
+  the classifier-free-guidance batch laid out as ``[uncond rows, cond rows]``,
+* which torch module is the denoiser (:attr:`ModelAdapter.denoiser`).
+
+Everything else (reads, writes, patching, steering) is generic and lives in the core.
+"""
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from interp.catalog import SiteCatalog
+from interp.errors import TadaError
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Everything that determines one batched generation.
+
+    Attributes:
+        prompts: One text prompt per sample.
+        seeds: One seed per sample; sample ``i``'s initial noise (and any sampler
+            noise) comes from a generator seeded with ``seeds[i]`` alone, so a row's
+            output never depends on what else is in the batch.
+        num_steps: Number of denoising steps.
+        guidance_scale: Classifier-free guidance scale; ``<= 1`` disables guidance.
+        negative_prompt: Prompt of the unconditional branch (``None``: the model's
+            default, usually empty).
+        duration_s: Length of the audio in seconds, for models that take it.
+        options: Extra keyword arguments passed to the pipeline.
+    """
+
+    prompts: tuple[str, ...]
+    seeds: tuple[int, ...]
+    num_steps: int = 25
+    guidance_scale: float = 4.0
+    negative_prompt: str | None = None
+    duration_s: float | None = None
+    options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.prompts, str) or isinstance(self.seeds, int):
+            raise TadaError("GenerationRequest.prompts and .seeds must be sequences.")
+        object.__setattr__(self, "prompts", tuple(self.prompts))
+        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+        if not self.prompts:
+            raise TadaError("A generation needs at least one prompt.")
+        if len(self.prompts) != len(self.seeds):
+            raise TadaError(
+                f"Got {len(self.prompts)} prompts but {len(self.seeds)} seeds: give one "
+                f"seed per prompt."
+            )
+        if self.num_steps < 1:
+            raise TadaError(f"num_steps must be >= 1, got {self.num_steps}.")
+
+    @property
+    def batch_size(self) -> int:
+        """Number of samples (prompts)."""
+        return len(self.prompts)
+
+    @property
+    def guided(self) -> bool:
+        """Whether the denoiser sees an unconditional branch."""
+        return self.guidance_scale > 1.0
+
+    def generators(self, device: torch.device | str = "cpu") -> list[torch.Generator]:
+        """One freshly seeded generator per sample."""
+        return [torch.Generator(device).manual_seed(s) for s in self.seeds]
+
+
+@dataclass
+class GenerationOutput:
+    """The result of one generation.
+
+    Attributes:
+        latents: Final latents, batch first.
+        audio: Waveforms ``[batch, samples]`` or ``[batch, channels, samples]``, or
+            ``None`` if decoding was skipped.
+        sample_rate: Sample rate of ``audio`` in Hz.
+    """
+
+    latents: torch.Tensor
+    audio: torch.Tensor | None
+    sample_rate: int
+
+
+class GenerationRoot(nn.Module):
+    """A module whose forward runs a full generation; the tracing backend wraps it.
+
+    The denoiser is registered as the child ``denoiser``, so activations inside it are
+    addressed as ``denoiser.<path>``.
+    """
+
+    def __init__(self, adapter: "ModelAdapter"):
+        super().__init__()
+        self.denoiser = adapter.denoiser
+        object.__setattr__(self, "_adapter", adapter)  # not a registered child
+
+    def forward(self, request: GenerationRequest) -> dict[str, Any]:
+        out = self._adapter.generate(request)
+        return {"latents": out.latents, "audio": out.audio, "sample_rate": out.sample_rate}
+
+
+class ModelAdapter(ABC):
+    """Base class of model adapters. Subclasses live in ``models/``.
+
+    Attributes:
+        family: Short name of the model family, e.g. ``'stable-audio'``.
+        name: Name or path the model was loaded from.
+        pipeline: The underlying pipeline object (diffusers or the project's own).
+    """
+
+    family: str = "abstract"
+
+    def __init__(self, name: str, pipeline: Any, catalog: SiteCatalog):
+        self.name = name
+        self.pipeline = pipeline
+        self.catalog = catalog
+        self._root: GenerationRoot | None = None
+        self.traced: Any = None  # the backend's wrapper, created lazily by interp.runner
+
+    @property
+    @abstractmethod
+    def denoiser(self) -> nn.Module:
+        """The module called once per denoising step."""
+
+    @abstractmethod
+    def generate(self, request: GenerationRequest) -> GenerationOutput:
+        """Run one full generation with plain torch (no tracing)."""
+
+    @property
+    def root(self) -> GenerationRoot:
+        """The module the tracing backend wraps."""
+        if self._root is None:
+            self._root = GenerationRoot(self)
+        return self._root
+
+    @property
+    def has_weights(self) -> bool:
+        """False for a structure-only model on the ``meta`` device."""
+        return not any(p.is_meta for p in self.denoiser.parameters())
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the denoiser's parameters."""
+        return next(self.denoiser.parameters()).device
+
+    def require_weights(self, action: str) -> None:
+        """Raise a clear error if the model was built without weights."""
+        if not self.has_weights:
+            raise TadaError(
+                f"Cannot {action}: {self.name!r} was built on the meta device without "
+                f"weights (structure only). Load it with weights to run generations."
+            )
+
+    def default_request(self, prompts: list[str], seeds: list[int]) -> GenerationRequest:
+        """A request with this model's usual generation settings."""
+        return GenerationRequest(prompts=tuple(prompts), seeds=tuple(seeds))
+
+    def __repr__(self) -> str:
+        summary = self.catalog.summary()
+        return (
+            f"{type(self).__name__}(name={self.name!r}, self_layers={summary['self']['layers']}, "
+            f"cross_layers={summary['cross']['layers']}, weights={self.has_weights})"
+        )

@@ -1,0 +1,206 @@
+"""The catalog of a model's attention modules and the sites they offer.
+
+Adapters describe each attention module of their denoiser with an
+:class:`AttentionModule` (path, kind, head geometry read from the loaded weights); the
+:class:`SiteCatalog` turns that into sites, validates site strings against the real
+model, and selects sites penzai-style with :meth:`SiteCatalog.where`.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from interp.errors import SiteError, did_you_mean
+from interp.sites import COMPONENTS, Site, as_site
+
+
+@dataclass(frozen=True)
+class AttentionModule:
+    """Geometry and location of one attention module in a denoiser.
+
+    Attributes:
+        path: Dotted path of the module inside the denoiser, e.g.
+            ``'transformer_blocks.3.attn2'``.
+        attention: ``"self"`` or ``"cross"``.
+        layer: Index among modules of the same kind, in execution order.
+        n_heads: Number of query heads (= heads of the per-head output).
+        d_head: Width of one head's output.
+        n_kv_heads: Number of key/value heads (``< n_heads`` under GQA).
+        d_model: Width of the module's output.
+        d_context: Width of the text input for cross-attention, else ``None``.
+        out_proj: Dotted path of the output projection whose input is the
+            concatenation of head outputs, e.g. ``'transformer_blocks.3.attn2.to_out.0'``.
+        text_argument: Name of the keyword argument carrying the text input
+            (cross-attention only).
+    """
+
+    path: str
+    attention: str
+    layer: int
+    n_heads: int
+    d_head: int
+    n_kv_heads: int
+    d_model: int
+    d_context: int | None
+    out_proj: str
+    text_argument: str | None = None
+
+    def dims(self, component: str) -> dict[str, int]:
+        """Sizes of the non-batch, non-sequence axes of a component's tensor."""
+        if component == "head":
+            return {"d_head": self.d_head}
+        if component == "heads":
+            return {"head": self.n_heads, "d_head": self.d_head}
+        if component == "out":
+            return {"d_model": self.d_model}
+        return {"d_ctx": int(self.d_context or 0)}
+
+
+class SiteCatalog:
+    """All sites of one model, derived from its attention modules."""
+
+    def __init__(self, modules: Sequence[AttentionModule]):
+        self.modules: tuple[AttentionModule, ...] = tuple(modules)
+        self._by_key = {(m.attention, m.layer): m for m in self.modules}
+        if len(self._by_key) != len(self.modules):
+            raise ValueError("Two attention modules share the same (attention, layer) key.")
+
+    def count(self, attention: str) -> int:
+        """Number of attention modules of one kind."""
+        return sum(1 for m in self.modules if m.attention == attention)
+
+    def module(self, attention: str, layer: int) -> AttentionModule:
+        """The module behind ``(attention, layer)``, with a helpful error if absent."""
+        found = self._by_key.get((attention, layer))
+        if found is None:
+            n = self.count(attention)
+            valid = f"layers 0..{n - 1}" if n else "none (the model has no such attention)"
+            raise SiteError(
+                f"No {attention}-attention layer {layer} in this model; valid {attention} "
+                f"layers: {valid}."
+            )
+        return found
+
+    def validate(self, site: Site | str) -> Site:
+        """Check that a site exists in this model and return it as a :class:`Site`.
+
+        Raises:
+            SiteError: naming the valid layers, heads or components.
+        """
+        parsed = as_site(site)
+        module = self.module(parsed.attention, parsed.layer)
+        if parsed.head is not None and parsed.head >= module.n_heads:
+            raise SiteError(
+                f"Head {parsed.head} out of range in {parsed.name}: "
+                f"{parsed.attention}-attention layer {parsed.layer} has {module.n_heads} "
+                f"heads, numbered 0..{module.n_heads - 1}."
+            )
+        return parsed
+
+    def sites(self, components: Iterable[str] = COMPONENTS) -> list[Site]:
+        """Every site of the model for the given components, in execution order."""
+        wanted = set(components)
+        unknown = wanted - set(COMPONENTS)
+        if unknown:
+            raise SiteError(f"Unknown component(s) {sorted(unknown)}; valid: {list(COMPONENTS)}.")
+        out: list[Site] = []
+        for m in self.modules:
+            kind = m.attention
+            if "text" in wanted and kind == "cross":
+                out.append(Site(kind, m.layer, "text"))  # type: ignore[arg-type]
+            if "heads" in wanted:
+                out.append(Site(kind, m.layer, "heads"))  # type: ignore[arg-type]
+            if "head" in wanted:
+                out.extend(Site(kind, m.layer, "head", h) for h in range(m.n_heads))  # type: ignore[arg-type]
+            if "out" in wanted:
+                out.append(Site(kind, m.layer, "out"))  # type: ignore[arg-type]
+        return out
+
+    def where(
+        self,
+        *,
+        attention: str | None = None,
+        layer: int | Iterable[int] | None = None,
+        component: str | Iterable[str] = "head",
+        head: int | Iterable[int] | None = None,
+    ) -> list[Site]:
+        """Select sites by attention kind, layers, components and heads.
+
+        Example:
+            ``catalog.where(attention="cross", layer=range(2, 4))`` gives every head of
+            cross-attention layers 2 and 3.
+        """
+        components = (component,) if isinstance(component, str) else tuple(component)
+        layers = None if layer is None else ({layer} if isinstance(layer, int) else set(layer))
+        heads = None if head is None else ({head} if isinstance(head, int) else set(head))
+        if attention is not None and attention not in ("self", "cross"):
+            raise SiteError(f"Unknown attention kind {attention!r}; valid: ['self', 'cross'].")
+        if layers is not None and attention is not None:
+            for value in layers:
+                self.module(attention, value)
+        selected = [
+            s
+            for s in self.sites(components)
+            if (attention is None or s.attention == attention)
+            and (layers is None or s.layer in layers)
+            and (heads is None or s.head is None or s.head in heads)
+        ]
+        return selected
+
+    def parse_many(self, names: Iterable[str | Site]) -> list[Site]:
+        """Validate many site strings, reporting every bad one at once."""
+        good: list[Site] = []
+        errors: list[str] = []
+        for name in names:
+            try:
+                good.append(self.validate(name))
+            except SiteError as error:
+                errors.append(str(error))
+        if errors:
+            raise SiteError("\n".join(errors))
+        return good
+
+    def records(self, components: Iterable[str] = COMPONENTS) -> list[dict[str, Any]]:
+        """One JSON-ready record per site (name, module, attention, layer, head, shape)."""
+        records = []
+        for site in self.sites(components):
+            module = self.module(site.attention, site.layer)
+            path = module.out_proj if site.component in ("head", "heads") else module.path
+            records.append(
+                {
+                    "name": site.name,
+                    "module": path,
+                    "attention": site.attention,
+                    "layer": site.layer,
+                    "component": site.component,
+                    "head": site.head,
+                    "shape": site.axes,
+                    "dims": module.dims(site.component),
+                    "where": {
+                        "head": "input of the output projection, one head's slice",
+                        "heads": "input of the output projection, viewed per head",
+                        "out": "output of the attention module",
+                        "text": f"keyword argument '{module.text_argument}' of the module",
+                    }[site.component],
+                }
+            )
+        return records
+
+    def summary(self) -> dict[str, Any]:
+        """Counts per attention kind, for listings and docs."""
+        result: dict[str, Any] = {}
+        for kind in ("self", "cross"):
+            mods = [m for m in self.modules if m.attention == kind]
+            result[kind] = {
+                "layers": len(mods),
+                "head_sites": sum(m.n_heads for m in mods),
+            }
+        return result
+
+    def module_table(self) -> list[dict[str, Any]]:
+        """The attention modules as plain dictionaries."""
+        return [asdict(m) for m in self.modules]
+
+    def suggest(self, text: str) -> str:
+        """A did-you-mean hint for a mistyped site string."""
+        return did_you_mean(text, [s.name for s in self.sites()])

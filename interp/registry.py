@@ -1,0 +1,115 @@
+"""Loading models by name or path through adapter families found as plugins.
+
+The core knows no model: adapter families register themselves under the entry-point
+group ``tada_interp.models`` (this project's own live in ``models/``). Each family is an
+object with:
+
+* ``family``: a short name, e.g. ``'stable-audio'``;
+* ``aliases``: short model names -> hub ids it can load (``'stable-audio-open-1.0'``);
+* ``pipeline_classes``: ``_class_name`` values of ``model_index.json`` it handles;
+* ``load(source, weights, device, dtype) -> ModelAdapter``.
+"""
+
+import json
+from functools import cache
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Protocol
+
+from interp.adapter import ModelAdapter
+from interp.errors import ModelNotFoundError, UnsupportedModelError, did_you_mean
+
+ENTRY_POINT_GROUP = "tada_interp.models"
+
+
+class ModelFamily(Protocol):
+    """What an adapter family plugin provides (see the module docstring)."""
+
+    family: str
+    aliases: dict[str, str]
+    pipeline_classes: tuple[str, ...]
+
+    def load(self, source: str, weights: bool, device: str, dtype: Any) -> ModelAdapter: ...
+
+
+@cache
+def families() -> tuple[ModelFamily, ...]:
+    """All installed adapter families, loaded from entry points."""
+    found = []
+    names = set()
+    for point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda p: p.name):
+        family = point.load()
+        if family.family in names:
+            raise UnsupportedModelError(
+                f"Two adapter families are both named {family.family!r} "
+                f"(entry point {point.value}); family names must be unique."
+            )
+        names.add(family.family)
+        found.append(family)
+    return tuple(found)
+
+
+def known_names() -> dict[str, str]:
+    """Short model name -> hub id, over all families."""
+    return {alias: hub for fam in families() for alias, hub in fam.aliases.items()}
+
+
+def _family_for_directory(path: Path) -> ModelFamily:
+    index = path / "model_index.json"
+    if not index.is_file():
+        raise UnsupportedModelError(
+            f"{str(path)!r} is a directory but has no model_index.json; give a diffusers "
+            f"save_pretrained directory, or a model name: {sorted(known_names())}."
+        )
+    class_name = json.loads(index.read_text()).get("_class_name")
+    for fam in families():
+        if class_name in fam.pipeline_classes:
+            return fam
+    supported = sorted(c for fam in families() for c in fam.pipeline_classes)
+    raise UnsupportedModelError(
+        f"{str(path)!r} holds a {class_name!r}, which no adapter supports; supported "
+        f"pipelines: {supported}."
+    )
+
+
+def resolve(name_or_path: str) -> tuple[ModelFamily, str]:
+    """The family that handles a model name, hub id or local directory, and the source."""
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return _family_for_directory(path), str(path)
+    for fam in families():
+        if name_or_path in fam.aliases:
+            return fam, name_or_path
+        if name_or_path in fam.aliases.values():
+            return fam, name_or_path
+    if path.suffix or "/" in name_or_path and not name_or_path.count("/") == 1:
+        raise ModelNotFoundError(
+            f"No model directory at {name_or_path!r}. Give an existing diffusers "
+            f"save_pretrained directory or one of the model names {sorted(known_names())}."
+        )
+    raise ModelNotFoundError(
+        f"Unknown model {name_or_path!r}.{did_you_mean(name_or_path, list(known_names()))} "
+        f"Known names: {sorted(known_names())}; a local diffusers directory also works."
+    )
+
+
+def load_model(
+    name_or_path: str, *, weights: bool = True, device: str = "cpu", dtype: Any = None
+) -> ModelAdapter:
+    """Load a model and wrap it in its adapter.
+
+    Args:
+        name_or_path: A short name (``'synthmusic-dit'``, ``'stable-audio-open-1.0'``,
+            ...), a hub id, or a local diffusers ``save_pretrained`` directory.
+        weights: ``False`` builds the full-size architecture on the ``meta`` device
+            from configs shipped with the project: structure only, no download.
+        device: Torch device for the weights.
+        dtype: Torch dtype for the weights (``None``: the checkpoint's).
+
+    Raises:
+        ModelNotFoundError: Unknown name, missing directory, or weights that cannot
+            be found offline (the message says how to supply them).
+        UnsupportedModelError: A directory holding an unsupported pipeline.
+    """
+    family, source = resolve(name_or_path)
+    return family.load(source, weights=weights, device=device, dtype=dtype)

@@ -1,0 +1,88 @@
+"""Adapter for Stable Audio Open (diffusers ``StableAudioPipeline``, a DiT).
+
+Denoiser ``transformer``: ``transformer_blocks.{i}`` each with ``attn1`` (self-attention
+with rotary embeddings) and ``attn2`` (cross-attention to T5 text + duration tokens,
+grouped-query: 24 query heads over 12 key/value heads in the 1.0 release). Under
+guidance the pipeline batches ``[uncond, cond]``; its scheduler draws per-row noise from
+the per-row generators this adapter passes.
+"""
+
+from typing import Any
+
+import torch
+from diffusers import StableAudioDiTModel, StableAudioPipeline
+
+from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
+from models.attention import attention_catalog
+from models.hub import load_pipeline, on_meta, shipped_config
+
+
+class StableAudioAdapter(ModelAdapter):
+    """Stable Audio Open behind the core's site interface."""
+
+    family = "stable-audio"
+
+    def __init__(self, name: str, pipeline: StableAudioPipeline | None, transformer=None):  # noqa: ANN001
+        self._transformer = transformer if transformer is not None else pipeline.transformer
+        super().__init__(name, pipeline, attention_catalog(self._transformer))
+        if pipeline is not None:
+            pipeline.set_progress_bar_config(disable=True)
+
+    @property
+    def denoiser(self) -> StableAudioDiTModel:
+        return self._transformer
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.pipeline.vae.sampling_rate)
+
+    def generate(self, request: GenerationRequest) -> GenerationOutput:
+        self.require_weights("generate")
+        final: dict[str, torch.Tensor] = {}
+
+        def keep_latents(step: int, timestep: Any, latents: torch.Tensor) -> None:
+            final["latents"] = latents
+
+        negative = request.negative_prompt
+        out = self.pipeline(
+            prompt=list(request.prompts),
+            negative_prompt=None if negative is None else [negative] * request.batch_size,
+            num_inference_steps=request.num_steps,
+            guidance_scale=request.guidance_scale,
+            audio_end_in_s=request.duration_s,
+            generator=request.generators(self.device),
+            output_type="pt",
+            callback=keep_latents,
+            callback_steps=1,
+            **dict(request.options),
+        )
+        return GenerationOutput(final["latents"], out.audios, self.sample_rate)
+
+    def default_request(self, prompts: list[str], seeds: list[int]) -> GenerationRequest:
+        """The paper's settings: 100 steps, CFG 7, 9 s, its negative prompt."""
+        return GenerationRequest(
+            prompts=tuple(prompts),
+            seeds=tuple(seeds),
+            num_steps=100,
+            guidance_scale=7.0,
+            duration_s=9.0,
+            negative_prompt="Low quality, average quality.",
+        )
+
+
+class StableAudioFamily:
+    """Plugin entry for :mod:`interp.registry`."""
+
+    family = "stable-audio"
+    aliases = {"stable-audio-open-1.0": "stabilityai/stable-audio-open-1.0"}
+    pipeline_classes = ("StableAudioPipeline",)
+
+    def load(self, source: str, weights: bool, device: str, dtype: Any) -> StableAudioAdapter:
+        hub_id = self.aliases.get(source, source)
+        if not weights:
+            config = shipped_config("stable-audio-open-1.0", "transformer")
+            return StableAudioAdapter(source, None, on_meta(StableAudioDiTModel, config))
+        return StableAudioAdapter(source, load_pipeline(StableAudioPipeline, hub_id, device, dtype))
+
+
+FAMILY = StableAudioFamily()
