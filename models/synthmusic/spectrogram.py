@@ -29,8 +29,8 @@ F_MIN = 82.40689
 N_FFT = 2048
 HOP = 500
 _LOG_FLOOR = 1e-4
-_LOG_SHIFT = 2.0  # log10 magnitudes span about [-4, 0]; shift and scale to about [-1, 1]
-_LOG_SCALE = 1.5
+_LOG_SHIFT = 2.2  # log10 magnitudes span about [-4, 0]; centre them (mean ~0, std ~1)
+_LOG_SCALE = 1.0
 
 
 def bin_frequencies() -> np.ndarray:
