@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from interp.errors import EditError
-from interp.selection import Branch, Steps
+from interp.selection import Branch, Steps, StepsLike
 from interp.sites import Site, as_site
 
 
@@ -113,11 +113,11 @@ class Apply(Operation):
 class Edit:
     """Apply ``op`` at ``site`` on the chosen steps, branch and samples."""
 
-    site: Site
+    site: Site | str
     op: Operation
-    steps: Steps = field(default_factory=Steps.all)
-    branch: Branch = Branch.BOTH
-    samples: tuple[int, ...] | None = None
+    steps: StepsLike = field(default_factory=Steps.all)
+    branch: Branch | str = Branch.BOTH
+    samples: tuple[int, ...] | list[int] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "site", as_site(self.site))
@@ -137,10 +137,10 @@ class Read:
     Reads see the value after any edit at the same site and step.
     """
 
-    site: Site
-    steps: Steps = field(default_factory=Steps.all)
-    branch: Branch = Branch.BOTH
-    samples: tuple[int, ...] | None = None
+    site: Site | str
+    steps: StepsLike = field(default_factory=Steps.all)
+    branch: Branch | str = Branch.BOTH
+    samples: tuple[int, ...] | list[int] | None = None
     reduce: Callable[[Tensor], Tensor] | None = None
     key: str | None = None
 

@@ -14,7 +14,7 @@ import json
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from interp.adapter import ModelAdapter
 from interp.errors import ModelNotFoundError, UnsupportedModelError, did_you_mean
@@ -22,6 +22,7 @@ from interp.errors import ModelNotFoundError, UnsupportedModelError, did_you_mea
 ENTRY_POINT_GROUP = "tada_interp.models"
 
 
+@runtime_checkable
 class ModelFamily(Protocol):
     """What an adapter family plugin provides (see the module docstring)."""
 

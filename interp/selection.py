@@ -5,11 +5,16 @@ picks rows of the classifier-free-guidance batch: ``cond`` (prompt rows), ``unco
 (negative / empty prompt rows) or ``both``. Without guidance every row is conditional.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import Union
 
 from interp.errors import SelectionError
+
+
+#: What :meth:`Steps.parse` accepts: ``None``/``'all'``, an index, ``'a:b'``, or a list.
+StepsLike = Union["Steps", str, int, Sequence[int], None]
 
 
 class Branch(str, Enum):
@@ -69,7 +74,7 @@ class Steps:
         return cls(indices=tuple(sorted(set(values))))
 
     @classmethod
-    def parse(cls, value: "Steps | str | int | Iterable[int] | None") -> "Steps":
+    def parse(cls, value: StepsLike) -> "Steps":
         """Accept ``None``/``'all'``, an int, a list of ints, or ``'a:b'`` / ``'a:'``."""
         if isinstance(value, Steps):
             return value

@@ -104,6 +104,16 @@ class Site:
         match = _SITE_PATTERN.match(text.strip())
         if match is None:
             raise SiteError(f"Malformed site {text!r}: expected {SITE_GRAMMAR}.")
+        if match["attention"] not in ATTENTIONS:
+            raise SiteError(
+                f"Unknown attention kind {match['attention']!r} in {text!r}; valid kinds are "
+                f"{list(ATTENTIONS)}."
+            )
+        if match["component"] not in COMPONENTS:
+            raise SiteError(
+                f"Unknown site component {match['component']!r} in {text!r}; valid components "
+                f"are {list(COMPONENTS)}."
+            )
         head = match["head"]
         return cls(
             attention=match["attention"],  # type: ignore[arg-type]

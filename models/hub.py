@@ -46,11 +46,15 @@ def load_pipeline(pipeline_class: type, source: str, device: str, dtype: Any) ->
         + ("" if _offline() else " or the hub")
     )
     reason = str(last_error).strip().splitlines()[0][:200] if last_error else "unknown error"
+    fix = (
+        "check that it is a complete save_pretrained directory of this pipeline"
+        if is_dir
+        else f"download them where the hub is reachable (`huggingface-cli download "
+        f"{source}`) and copy the cache here, or pass a local save_pretrained directory"
+    )
     raise ModelNotFoundError(
         f"Could not load {pipeline_class.__name__} weights for {source!r} from {where} "
-        f"({type(last_error).__name__}: {reason}). Download them where the hub is "
-        f"reachable (`huggingface-cli download {source}`) and copy the cache here, or "
-        f"pass a local save_pretrained directory; to explore the structure without "
+        f"({type(last_error).__name__}: {reason}); {fix}; to explore the structure without "
         f"weights use weights=False (CLI: --no-weights)."
     ) from None
 

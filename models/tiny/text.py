@@ -10,7 +10,7 @@ WORDS = (
 ).split()
 
 
-def word_tokenizer(max_length: int = 16, t5: bool = True) -> PreTrainedTokenizerFast:
+def word_tokenizer(max_length: int = 16, t5: bool = False) -> PreTrainedTokenizerFast:
     """A whitespace word-level tokenizer over :data:`WORDS`; unknown words -> ``<unk>``."""
     vocab = {w: i for i, w in enumerate(["<pad>", "</s>", "<unk>", *WORDS])}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))

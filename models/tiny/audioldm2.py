@@ -1,0 +1,186 @@
+"""A tiny AudioLDM2 pipeline: the real diffusers classes with small configs, offline.
+
+Every component the pipeline needs is built from constructor arguments: CLAP (text and
+audio towers), FLAN-T5 encoder, GPT-2 language model, projection model, the two-stream
+``AudioLDM2UNet2DConditionModel``, a mel VAE and a HiFi-GAN vocoder. Tokenizers are
+word-level over :data:`models.tiny.text.WORDS` (Roberta-style for CLAP, T5-style for T5),
+so nothing is downloaded.
+"""
+
+import torch
+from diffusers import (
+    AudioLDM2Pipeline,
+    AudioLDM2ProjectionModel,
+    AudioLDM2UNet2DConditionModel,
+    AutoencoderKL,
+    DDIMScheduler,
+)
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import (
+    ClapAudioConfig,
+    ClapConfig,
+    ClapFeatureExtractor,
+    ClapModel,
+    ClapTextConfig,
+    GPT2Config,
+    GPT2LMHeadModel,
+    RobertaTokenizerFast,
+    SpeechT5HifiGan,
+    SpeechT5HifiGanConfig,
+    T5Config,
+    T5EncoderModel,
+)
+
+from models.tiny.text import WORDS, word_tokenizer
+
+
+def roberta_word_tokenizer(max_length: int = 16) -> RobertaTokenizerFast:
+    """A word-level tokenizer the AudioLDM pipelines accept as their CLAP tokenizer.
+
+    The pipelines branch on ``isinstance(tokenizer, RobertaTokenizerFast)``, so the
+    word-level model is wrapped in that class (special tokens as in RoBERTa).
+    """
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    vocab = {w: i for i, w in enumerate([*specials, *WORDS])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return RobertaTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        model_max_length=max_length,
+    )
+
+
+def tiny_clap(text_dim: int = 16, vocab_size: int = len(WORDS) + 5) -> ClapModel:
+    """A tiny CLAP model (the pipelines use its text tower; scoring also its audio tower)."""
+    text = ClapTextConfig(
+        bos_token_id=0,
+        eos_token_id=2,
+        pad_token_id=1,
+        hidden_size=16,
+        intermediate_size=24,
+        num_attention_heads=2,
+        num_hidden_layers=1,
+        vocab_size=vocab_size,
+        projection_dim=text_dim,
+        max_position_embeddings=40,
+    )
+    audio = ClapAudioConfig(
+        spec_size=64,
+        window_size=4,
+        num_mel_bins=64,
+        intermediate_size=24,
+        depths=[1, 1],
+        num_attention_heads=[2, 2],
+        num_hidden_layers=2,
+        hidden_size=32,
+        projection_dim=text_dim,
+        patch_size=2,
+        patch_stride=2,
+        patch_embeds_hidden_size=16,
+        patch_embed_input_channels=4,
+    )
+    return ClapModel(ClapConfig(text_config=text, audio_config=audio, projection_dim=text_dim))
+
+
+def tiny_vocoder(mel_bins: int) -> SpeechT5HifiGan:
+    """A tiny HiFi-GAN vocoder: 4x upsampling from ``mel_bins`` channels."""
+    return SpeechT5HifiGan(
+        SpeechT5HifiGanConfig(
+            model_in_dim=mel_bins,
+            sampling_rate=16000,
+            upsample_initial_channel=8,
+            upsample_rates=[2, 2],
+            upsample_kernel_sizes=[4, 4],
+            resblock_kernel_sizes=[3],
+            resblock_dilation_sizes=[[1, 3]],
+            normalize_before=False,
+        )
+    )
+
+
+def tiny_mel_vae(latent_channels: int = 4) -> AutoencoderKL:
+    """A tiny mel-spectrogram VAE (1 channel in and out, 2x downsampling)."""
+    return AutoencoderKL(
+        block_out_channels=[8, 8],
+        in_channels=1,
+        out_channels=1,
+        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
+        latent_channels=latent_channels,
+        norm_num_groups=4,
+        layers_per_block=1,
+    )
+
+
+def tiny_audioldm2(
+    seed: int = 0,
+    heads: int = 2,
+    transformer_layers_per_block: int = 1,
+    gpt2_dim: int = 16,
+    t5_dim: int = 24,
+) -> AudioLDM2Pipeline:
+    """A randomly initialised ``AudioLDM2Pipeline`` with two cross-attention streams.
+
+    Args:
+        seed: Seed of the weight initialisation.
+        heads: Attention heads per module (AudioLDM2 calls this ``attention_head_dim``).
+        transformer_layers_per_block: Transformer blocks per ``Transformer2DModel``.
+        gpt2_dim: Width of the GPT-2 stream (``encoder_hidden_states``).
+        t5_dim: Width of the FLAN-T5 stream (``encoder_hidden_states_1``).
+    """
+    torch.manual_seed(seed)
+    unet = AudioLDM2UNet2DConditionModel(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        # like the real checkpoints: a self-attention-only stream, then GPT-2, then T5
+        cross_attention_dim=([None, gpt2_dim, t5_dim], [None, gpt2_dim, t5_dim]),
+        attention_head_dim=heads,
+        norm_num_groups=8,
+        transformer_layers_per_block=transformer_layers_per_block,
+    )
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+    )
+    clap_dim = 16
+    text_encoder = tiny_clap(clap_dim)
+    text_encoder_2 = T5EncoderModel(
+        T5Config(vocab_size=len(WORDS) + 3, d_model=t5_dim, d_ff=32, d_kv=8, num_heads=2, num_layers=1)
+    )
+    language_model = GPT2LMHeadModel(
+        GPT2Config(n_embd=gpt2_dim, n_head=2, n_layer=1, vocab_size=8, n_ctx=64, n_positions=64)
+    )
+    language_model.config.max_new_tokens = 4
+    projection = AudioLDM2ProjectionModel(
+        text_encoder_dim=clap_dim, text_encoder_1_dim=t5_dim, langauge_model_dim=gpt2_dim
+    )
+    pipe = AudioLDM2Pipeline(
+        vae=tiny_mel_vae(),
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        projection_model=projection,
+        language_model=language_model,
+        tokenizer=roberta_word_tokenizer(),
+        tokenizer_2=word_tokenizer(),
+        feature_extractor=ClapFeatureExtractor(),
+        unet=unet,
+        scheduler=scheduler,
+        vocoder=tiny_vocoder(mel_bins=16),
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
