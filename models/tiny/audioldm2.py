@@ -125,6 +125,7 @@ def tiny_audioldm2(
     transformer_layers_per_block: int = 1,
     gpt2_dim: int = 16,
     t5_dim: int = 24,
+    large_layout: bool = False,
 ) -> AudioLDM2Pipeline:
     """A randomly initialised ``AudioLDM2Pipeline`` with two cross-attention streams.
 
@@ -134,8 +135,11 @@ def tiny_audioldm2(
         transformer_layers_per_block: Transformer blocks per ``Transformer2DModel``.
         gpt2_dim: Width of the GPT-2 stream (``encoder_hidden_states``).
         t5_dim: Width of the FLAN-T5 stream (``encoder_hidden_states_1``).
+        large_layout: Use audioldm2-large's four transformers per layer,
+            ``[None, gpt2, t5, None]``, instead of ``[None, gpt2, t5]``.
     """
     torch.manual_seed(seed)
+    streams = [None, gpt2_dim, t5_dim] + ([None] if large_layout else [])
     unet = AudioLDM2UNet2DConditionModel(
         sample_size=8,
         in_channels=4,
@@ -144,8 +148,8 @@ def tiny_audioldm2(
         layers_per_block=1,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        # like the real checkpoints: a self-attention-only stream, then GPT-2, then T5
-        cross_attention_dim=([None, gpt2_dim, t5_dim], [None, gpt2_dim, t5_dim]),
+        # like the real checkpoints: a text-free transformer, then GPT-2, then T5
+        cross_attention_dim=(streams, streams),
         attention_head_dim=heads,
         norm_num_groups=8,
         transformer_layers_per_block=transformer_layers_per_block,
@@ -176,11 +180,14 @@ def tiny_audioldm2(
         projection_model=projection,
         language_model=language_model,
         tokenizer=roberta_word_tokenizer(),
-        tokenizer_2=word_tokenizer(),
+        tokenizer_2=word_tokenizer(t5=True),
         feature_extractor=ClapFeatureExtractor(),
         unet=unet,
         scheduler=scheduler,
         vocoder=tiny_vocoder(mel_bins=16),
     )
+    for component in pipe.components.values():
+        if isinstance(component, torch.nn.Module):
+            component.eval()  # no dropout: generations must be deterministic
     pipe.set_progress_bar_config(disable=True)
     return pipe

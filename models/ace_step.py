@@ -1,0 +1,204 @@
+"""Adapter for ACE-Step 1.5 (diffusers ``AceStepPipeline``, a DiT with GQA attention).
+
+Denoiser ``transformer`` (``AceStepTransformer1DModel``): ``layers.{i}`` each with
+``self_attn`` (RoPE, sliding-window on even layers) and ``cross_attn``, both
+``AceStepAttention`` modules (not diffusers' ``Attention`` class) whose processor works
+on ``[batch, seq, head, d_head]`` tensors with ``heads`` query heads over ``kv_heads``
+key/value heads. The processor flattens the heads and calls ``to_out[0]``: its input
+is the concatenation of head outputs, the ``head``/``heads`` sites. ``cross_attn`` gets
+its text as the keyword argument ``encoder_hidden_states``: the packed lyric + timbre +
+caption sequence from ``AceStepConditionEncoder`` after the transformer's
+``condition_embedder`` projection (width ``hidden_size``). That is the ``text`` site.
+
+Classifier-free guidance differs from the core's convention in three ways:
+
+* the pipeline batches ``[cond, uncond]`` (conditional rows first), the unconditional
+  rows carrying the learned ``null_condition_emb``. While this adapter generates, a
+  pre-hook on the transformer swaps the two halves of every batched input and a hook
+  swaps the output back, so every module inside the denoiser sees ``[uncond, cond]``
+  as the core assumes; the pipeline still sees its own layout.
+* guidance runs only for steps inside ``[cfg_interval_start, cfg_interval_end]`` (all
+  steps by default); a step outside runs the conditional rows alone, and ``cover``
+  tasks with ``audio_cover_strength < 1`` call the transformer a second time per step.
+  Both break "one call per step with a fixed row layout", so a guard refuses them.
+* turbo checkpoints are guidance-distilled: the pipeline forces ``guidance_scale=1``,
+  so a request with guidance is refused instead of silently running without an
+  unconditional branch. The guidance itself is APG (momentum-normalised), not plain CFG.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from diffusers import AceStepPipeline
+from diffusers.models.transformers.ace_step_transformer import (
+    AceStepAttention,
+    AceStepTransformer1DModel,
+)
+from torch import nn
+
+from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
+from interp.catalog import SiteCatalog
+from interp.errors import TadaError
+from models.attention import attention_catalog
+from models.hub import load_pipeline, on_meta
+from models.offline import structure_config
+
+#: Keyword arguments of ``AceStepTransformer1DModel.forward`` batched over CFG rows.
+BATCHED_INPUTS = ("hidden_states", "timestep", "timestep_r", "encoder_hidden_states", "context_latents")
+
+
+def ace_step_catalog(transformer: nn.Module) -> SiteCatalog:
+    """Sites of an ACE-Step transformer (registration order is execution order)."""
+    return attention_catalog(transformer, attention_types=(AceStepAttention,))
+
+
+def _swap_halves(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[0] // 2
+    return torch.cat([x[half:], x[:half]])
+
+
+@contextmanager
+def uncond_first(transformer: nn.Module, batch_size: int, guided: bool) -> Iterator[None]:
+    """Make the transformer's insides see ``[uncond, cond]`` rows, and check each call.
+
+    Args:
+        transformer: The ACE-Step transformer.
+        batch_size: Number of samples.
+        guided: Whether every call must carry both CFG branches.
+
+    Raises:
+        TadaError: From inside the generation, if a call's batch is not the expected
+            ``2 * batch_size`` (guided) or ``batch_size`` (unguided) rows.
+    """
+    expected = 2 * batch_size if guided else batch_size
+
+    def before(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        rows = kwargs["hidden_states"].shape[0]
+        if args or rows != expected:
+            raise TadaError(
+                f"ACE-Step called its transformer with {rows} rows where the adapter expects "
+                f"{expected} ({'both CFG branches' if guided else 'conditional rows only'}, "
+                f"one call per step). Steps outside cfg_interval_start/end and cover tasks "
+                f"with audio_cover_strength < 1 break that layout: leave those options at "
+                f"their defaults."
+            )
+        if guided:
+            kwargs = {k: _swap_halves(v) if k in BATCHED_INPUTS else v for k, v in kwargs.items()}
+        return args, kwargs
+
+    def after(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
+        if not guided:
+            return output
+        if isinstance(output, tuple):
+            return (_swap_halves(output[0]), *output[1:])
+        output.sample = _swap_halves(output.sample)
+        return output
+
+    handles = [
+        transformer.register_forward_pre_hook(before, with_kwargs=True),
+        transformer.register_forward_hook(after, with_kwargs=True),
+    ]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def is_turbo(transformer: nn.Module) -> bool:
+    """Whether a transformer is a guidance-distilled turbo checkpoint."""
+    config = transformer.config
+    return bool(getattr(config, "is_turbo", False) or getattr(config, "model_version", None) == "turbo")
+
+
+class AceStepAdapter(ModelAdapter):
+    """ACE-Step 1.5 behind the core's site interface."""
+
+    family = "ace-step"
+
+    def __init__(self, name: str, pipeline: AceStepPipeline | None, transformer=None):  # noqa: ANN001
+        self._transformer = transformer if transformer is not None else pipeline.transformer
+        super().__init__(name, pipeline, ace_step_catalog(self._transformer))
+        if pipeline is not None:
+            pipeline.set_progress_bar_config(disable=True)
+
+    @property
+    def denoiser(self) -> AceStepTransformer1DModel:
+        return self._transformer
+
+    @property
+    def turbo(self) -> bool:
+        """True for guidance-distilled checkpoints (no unconditional branch)."""
+        return is_turbo(self._transformer)
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.pipeline.sample_rate)
+
+    def generate(self, request: GenerationRequest) -> GenerationOutput:
+        self.require_weights("generate")
+        if request.guided and self.turbo:
+            raise TadaError(
+                f"{self.name!r} is a guidance-distilled turbo checkpoint: its pipeline ignores "
+                f"guidance_scale={request.guidance_scale} and runs no unconditional branch. "
+                f"Use guidance_scale=1 (default_request does)."
+            )
+        if request.negative_prompt is not None:
+            raise TadaError(
+                "ACE-Step has no negative prompt: its unconditional branch uses the learned "
+                "null condition embedding. Leave negative_prompt=None."
+            )
+        options = dict(request.options)
+        lyrics = options.pop("lyrics", "")
+        if isinstance(lyrics, str):
+            lyrics = [lyrics] * request.batch_size
+        if request.duration_s is not None:
+            options["audio_duration"] = request.duration_s
+        final: dict[str, torch.Tensor] = {}
+
+        def keep_latents(step: int, timestep: Any, latents: torch.Tensor) -> None:
+            final["latents"] = latents
+
+        with uncond_first(self._transformer, request.batch_size, request.guided):
+            out = self.pipeline(
+                prompt=list(request.prompts),
+                lyrics=list(lyrics),
+                num_inference_steps=request.num_steps,
+                guidance_scale=request.guidance_scale,
+                generator=request.generators(self.device),
+                output_type="pt",
+                callback=keep_latents,
+                callback_steps=1,
+                **options,
+            )
+        return GenerationOutput(final["latents"], out.audios, self.sample_rate)
+
+    def default_request(self, prompts: list[str], seeds: list[int]) -> GenerationRequest:
+        """The paper's ACE-Step settings: 50 steps, CFG 7, 30 s (CFG 1 on turbo checkpoints)."""
+        return GenerationRequest(
+            prompts=tuple(prompts),
+            seeds=tuple(seeds),
+            num_steps=50,
+            guidance_scale=1.0 if self.turbo else 7.0,
+            duration_s=30.0,
+        )
+
+
+class AceStepFamily:
+    """Plugin entry for :mod:`interp.registry`."""
+
+    family = "ace-step"
+    aliases = {"ace-step-1.5": "ACE-Step/acestep-v15-xl-turbo-diffusers"}
+    pipeline_classes = ("AceStepPipeline",)
+
+    def load(self, source: str, weights: bool, device: str, dtype: Any) -> AceStepAdapter:
+        hub_id = self.aliases.get(source, source)
+        if not weights:
+            config = structure_config(self.aliases, source, "transformer")
+            return AceStepAdapter(source, None, on_meta(AceStepTransformer1DModel, config))
+        return AceStepAdapter(source, load_pipeline(AceStepPipeline, hub_id, device, dtype))
+
+
+FAMILY = AceStepFamily()

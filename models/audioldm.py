@@ -1,0 +1,102 @@
+"""Adapter for AudioLDM v1 (diffusers ``AudioLDMPipeline``, deprecated in diffusers).
+
+In diffusers 0.42 the pipeline lives in ``diffusers.pipelines.deprecated.audioldm`` and
+is still exported as ``diffusers.AudioLDMPipeline``. Denoiser ``unet``
+(``UNet2DConditionModel``): the CLAP text embedding enters through the class embedding
+(``class_labels``, concatenated to the time embedding), and the pipeline calls the UNet
+with ``encoder_hidden_states=None``. Every ``attn2`` is built with a context width
+(diffusers marks it ``is_cross_attention``) but receives ``encoder_hidden_states=None``
+and attends to its own input: it is self-attention, and this model has no
+cross-attention and no ``text`` sites. audioldm-s-full-v2 has 32 self-attention modules
+(12 down, 2 mid, 18 up), 8 heads each.
+
+Under guidance the pipeline calls the UNet once per step on ``[uncond, cond]`` rows
+(empty-prompt CLAP embedding first).
+"""
+
+from typing import Any
+
+import torch
+from diffusers import AudioLDMPipeline, UNet2DConditionModel
+from torch import nn
+
+from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
+from interp.catalog import SiteCatalog
+from models.hub import load_pipeline, on_meta
+from models.offline import structure_config
+from models.unet import unet_catalog
+
+
+def audioldm_catalog(unet: nn.Module) -> SiteCatalog:
+    """Sites of an AudioLDM v1 UNet: every attention module is self-attention."""
+    return unet_catalog(unet, lambda path, module: "self")
+
+
+class AudioLDMAdapter(ModelAdapter):
+    """AudioLDM v1 behind the core's site interface."""
+
+    family = "audioldm"
+
+    def __init__(self, name: str, pipeline: AudioLDMPipeline | None, unet: nn.Module | None = None):
+        self._unet = unet if unet is not None else pipeline.unet
+        super().__init__(name, pipeline, audioldm_catalog(self._unet))
+        if pipeline is not None:
+            pipeline.set_progress_bar_config(disable=True)
+
+    @property
+    def denoiser(self) -> UNet2DConditionModel:
+        return self._unet
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.pipeline.vocoder.config.sampling_rate)
+
+    def generate(self, request: GenerationRequest) -> GenerationOutput:
+        self.require_weights("generate")
+        final: dict[str, torch.Tensor] = {}
+
+        def keep_latents(step: int, timestep: Any, latents: torch.Tensor) -> None:
+            final["latents"] = latents
+
+        negative = request.negative_prompt
+        out = self.pipeline(
+            prompt=list(request.prompts),
+            negative_prompt=None if negative is None else [negative] * request.batch_size,
+            num_inference_steps=request.num_steps,
+            guidance_scale=request.guidance_scale,
+            audio_length_in_s=request.duration_s,
+            generator=request.generators(self.device),
+            output_type="pt",
+            callback=keep_latents,
+            callback_steps=1,
+            **dict(request.options),
+        )
+        return GenerationOutput(final["latents"], out.audios, self.sample_rate)
+
+    def default_request(self, prompts: list[str], seeds: list[int]) -> GenerationRequest:
+        """AudioLDM v1 is not in the paper; its AudioLDM2 settings: 100 steps, CFG 4.5, 9 s."""
+        return GenerationRequest(
+            prompts=tuple(prompts),
+            seeds=tuple(seeds),
+            num_steps=100,
+            guidance_scale=4.5,
+            duration_s=9.0,
+        )
+
+
+class AudioLDMFamily:
+    """Plugin entry for :mod:`interp.registry`."""
+
+    family = "audioldm"
+    aliases = {"audioldm-s-full-v2": "cvssp/audioldm-s-full-v2"}
+    pipeline_classes = ("AudioLDMPipeline",)
+
+    def load(self, source: str, weights: bool, device: str, dtype: Any) -> AudioLDMAdapter:
+        hub_id = self.aliases.get(source, source)
+        if not weights:
+            config = structure_config(self.aliases, source, "unet")
+            return AudioLDMAdapter(source, None, on_meta(UNet2DConditionModel, config))
+        return AudioLDMAdapter(source, load_pipeline(AudioLDMPipeline, hub_id, device, dtype))
+
+
+FAMILY = AudioLDMFamily()
