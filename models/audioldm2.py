@@ -27,8 +27,6 @@ from transformers import GPT2LMHeadModel
 
 from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
 from interp.catalog import SiteCatalog
-from interp.errors import SiteError
-from interp.sites import Site
 from models.hub import load_pipeline, on_meta
 from models.offline import structure_config
 from models.unet import unet_catalog
@@ -82,23 +80,20 @@ class AudioLDM2Adapter(ModelAdapter):
     def sample_rate(self) -> int:
         return int(self.pipeline.vocoder.config.sampling_rate)
 
-    def text_source(self, site: Site | str) -> str:
-        """Which text stream feeds a cross-attention site: ``'gpt2'`` or ``'flan-t5'``.
+    def text_source(self, layer: int) -> str:
+        """Which text stream feeds cross-attention layer ``layer``: ``'gpt2'`` or ``'flan-t5'``.
 
         The UNet blocks pass ``encoder_hidden_states`` (GPT-2) to the transformers at
         positions 0 and 1 of each layer group and ``encoder_hidden_states_1`` (T5) to the
         later ones.
+
+        Raises:
+            SiteError: If there is no such cross-attention layer.
         """
-        parsed = self.catalog.validate(site)
-        if parsed.attention != "cross":
-            raise SiteError(
-                f"{parsed.name} is self-attention; only cross-attention sites read a text stream."
-            )
-        path = self.catalog.module("cross", parsed.layer).path
-        parts = path.split(".")
-        block = self._unet.get_submodule(".".join(parts[: parts.index("attentions")]))
-        group = len(block.cross_attention_dim)
-        position = int(parts[parts.index("attentions") + 1]) % group
+        parts = self.catalog.module("cross", layer).path.split(".")
+        at = parts.index("attentions")
+        block = self._unet.get_submodule(".".join(parts[:at]))
+        position = int(parts[at + 1]) % len(block.cross_attention_dim)
         return _STREAMS[0] if position <= 1 else _STREAMS[1]
 
     def generate(self, request: GenerationRequest) -> GenerationOutput:

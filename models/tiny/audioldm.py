@@ -11,7 +11,6 @@ from diffusers import AudioLDMPipeline, DDIMScheduler, UNet2DConditionModel
 from transformers import ClapTextConfig, ClapTextModelWithProjection
 
 from models.tiny.audioldm2 import roberta_word_tokenizer, tiny_mel_vae, tiny_vocoder
-from models.tiny.text import WORDS
 
 
 def tiny_audioldm(seed: int = 0, heads: int = 2) -> AudioLDMPipeline:
@@ -23,6 +22,7 @@ def tiny_audioldm(seed: int = 0, heads: int = 2) -> AudioLDMPipeline:
     """
     torch.manual_seed(seed)
     clap_dim = 16
+    tokenizer = roberta_word_tokenizer()
     unet = UNet2DConditionModel(
         sample_size=8,
         in_channels=4,
@@ -47,7 +47,7 @@ def tiny_audioldm(seed: int = 0, heads: int = 2) -> AudioLDMPipeline:
             intermediate_size=24,
             num_attention_heads=2,
             num_hidden_layers=1,
-            vocab_size=len(WORDS) + 5,
+            vocab_size=len(tokenizer),
             projection_dim=clap_dim,
             max_position_embeddings=40,
         )
@@ -62,7 +62,7 @@ def tiny_audioldm(seed: int = 0, heads: int = 2) -> AudioLDMPipeline:
     pipe = AudioLDMPipeline(
         vae=tiny_mel_vae(),
         text_encoder=text_encoder,
-        tokenizer=roberta_word_tokenizer(),
+        tokenizer=tokenizer,
         unet=unet,
         scheduler=scheduler,
         vocoder=tiny_vocoder(mel_bins=16),

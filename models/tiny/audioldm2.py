@@ -3,8 +3,8 @@
 Every component the pipeline needs is built from constructor arguments: CLAP (text and
 audio towers), FLAN-T5 encoder, GPT-2 language model, projection model, the two-stream
 ``AudioLDM2UNet2DConditionModel``, a mel VAE and a HiFi-GAN vocoder. Tokenizers are
-word-level over :data:`models.tiny.text.WORDS` (Roberta-style for CLAP, T5-style for T5),
-so nothing is downloaded.
+whole-word vocabularies over :data:`models.tiny.text.WORDS` (RoBERTa BPE for CLAP,
+T5 unigram for FLAN-T5) that survive ``save_pretrained``; nothing is downloaded.
 """
 
 import torch
@@ -15,7 +15,6 @@ from diffusers import (
     AutoencoderKL,
     DDIMScheduler,
 )
-from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import (
     ClapAudioConfig,
     ClapConfig,
@@ -29,35 +28,48 @@ from transformers import (
     SpeechT5HifiGanConfig,
     T5Config,
     T5EncoderModel,
+    T5TokenizerFast,
 )
 
-from models.tiny.text import WORDS, word_tokenizer
+from models.tiny.text import WORDS
 
 
 def roberta_word_tokenizer(max_length: int = 16) -> RobertaTokenizerFast:
-    """A word-level tokenizer the AudioLDM pipelines accept as their CLAP tokenizer.
+    """A RoBERTa (byte-level BPE) tokenizer whose merges spell out the words of :data:`WORDS`.
 
-    The pipelines branch on ``isinstance(tokenizer, RobertaTokenizerFast)``, so the
-    word-level model is wrapped in that class (special tokens as in RoBERTa).
+    The AudioLDM pipelines branch on ``isinstance(tokenizer, RobertaTokenizerFast)``.
+    Each word is built letter by letter and then joined to the ``Ġ`` space marker, so a
+    known word is one token; the vocabulary and merges survive ``save_pretrained``.
     """
-    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    vocab = {w: i for i, w in enumerate([*specials, *WORDS])}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    return RobertaTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<s>",
-        eos_token="</s>",
-        sep_token="</s>",
-        cls_token="<s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        mask_token="<mask>",
-        model_max_length=max_length,
-    )
+    space = "\u0120"
+    vocab = {t: i for i, t in enumerate(["<s>", "<pad>", "</s>", "<unk>", "<mask>", space])}
+    merges: list[tuple[str, str]] = []
+
+    def merge(left: str, right: str) -> None:
+        if (left, right) not in merges:
+            merges.append((left, right))
+        vocab.setdefault(left + right, len(vocab))
+
+    for word in WORDS:
+        for i, char in enumerate(word):
+            vocab.setdefault(char, len(vocab))
+            if i:
+                merge(word[:i], char)
+        merge(space, word)
+    return RobertaTokenizerFast(vocab=vocab, merges=merges, model_max_length=max_length, unk_token="<unk>")
 
 
-def tiny_clap(text_dim: int = 16, vocab_size: int = len(WORDS) + 5) -> ClapModel:
+def t5_word_tokenizer(max_length: int = 16) -> T5TokenizerFast:
+    """A T5 (unigram) tokenizer whose pieces are the whole words of :data:`WORDS`.
+
+    Unlike a word-level model wrapped in the T5 class, it survives ``save_pretrained``
+    and ``from_pretrained``, so tiny pipelines can be loaded from a local directory.
+    """
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), *(("\u2581" + w, -1.0) for w in WORDS)]
+    return T5TokenizerFast(vocab=vocab, extra_ids=0, model_max_length=max_length)
+
+
+def tiny_clap(vocab_size: int, text_dim: int = 16) -> ClapModel:
     """A tiny CLAP model (the pipelines use its text tower; scoring also its audio tower)."""
     text = ClapTextConfig(
         bos_token_id=0,
@@ -162,12 +174,15 @@ def tiny_audioldm2(
         set_alpha_to_one=False,
     )
     clap_dim = 16
-    text_encoder = tiny_clap(clap_dim)
+    tokenizer = roberta_word_tokenizer()
+    text_encoder = tiny_clap(len(tokenizer), clap_dim)
     text_encoder_2 = T5EncoderModel(
         T5Config(vocab_size=len(WORDS) + 3, d_model=t5_dim, d_ff=32, d_kv=8, num_heads=2, num_layers=1)
     )
     language_model = GPT2LMHeadModel(
-        GPT2Config(n_embd=gpt2_dim, n_head=2, n_layer=1, vocab_size=8, n_ctx=64, n_positions=64)
+        GPT2Config(
+            n_embd=gpt2_dim, n_head=2, n_layer=1, vocab_size=8, n_positions=64, bos_token_id=0, eos_token_id=0
+        )
     )
     language_model.config.max_new_tokens = 4
     projection = AudioLDM2ProjectionModel(
@@ -179,8 +194,8 @@ def tiny_audioldm2(
         text_encoder_2=text_encoder_2,
         projection_model=projection,
         language_model=language_model,
-        tokenizer=roberta_word_tokenizer(),
-        tokenizer_2=word_tokenizer(t5=True),
+        tokenizer=tokenizer,
+        tokenizer_2=t5_word_tokenizer(),
         feature_extractor=ClapFeatureExtractor(),
         unet=unet,
         scheduler=scheduler,
