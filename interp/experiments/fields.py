@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, TypeAlias
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -52,6 +53,12 @@ def _check_site(value: str) -> str:
 
 
 def _check_steps(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (str, int, list)):
+        raise PydanticCustomError(
+            "steps_syntax",
+            "steps must be 'all', an index like 3, a range like '0:10' or '5:', or a list "
+            "like [0, 2, 4]",
+        )
     try:
         Steps.parse(value)
     except SelectionError as error:
@@ -63,7 +70,7 @@ def _check_steps(value: Any) -> Any:
 SiteStr: TypeAlias = Annotated[str, AfterValidator(_check_site), SITE]
 
 #: Denoising steps: ``'all'``, an index, a range ``'a:b'`` / ``'a:'``, or a list.
-StepWindow: TypeAlias = Annotated[str | int | list[int], AfterValidator(_check_steps), STEPS]
+StepWindow: TypeAlias = Annotated[str | int | list[int], BeforeValidator(_check_steps), STEPS]
 
 #: A classifier-free-guidance branch.
 BranchName: TypeAlias = Annotated[Literal["cond", "uncond", "both"], BRANCH]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from interp.errors import TadaError
 from interp.experiments.fields import StrictModel
@@ -49,10 +49,29 @@ class PromptItem(StrictModel):
     )
 
 
+def _entry_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, (dict, PromptItem)):
+        return "item"
+    return None
+
+
+#: One inline prompt: a string, or a mapping ``{prompt, concept, fields}``.
+PromptEntry = Annotated[
+    Annotated[str, Tag("text")] | Annotated[PromptItem, Tag("item")],
+    Discriminator(
+        _entry_kind,
+        custom_error_type="prompt_entry",
+        custom_error_message="a prompt must be a string or a mapping {prompt, concept, fields}",
+    ),
+]
+
+
 class InlinePrompts(StrictModel):
     """Prompts written in the spec: ``{inline: [...], concept: ...}``."""
 
-    inline: list[str | PromptItem] = Field(
+    inline: list[PromptEntry] = Field(
         min_length=1, description="Prompt strings, or mappings {prompt, concept, fields}."
     )
     concept: str | None = Field(
@@ -87,7 +106,7 @@ class FilePrompts(StrictModel):
 
     @field_validator("file")
     @classmethod
-    def _exists(cls, value: str, info: ValidationInfo) -> str:
+    def _exists(cls, value: str, info: Any) -> str:  # info: pydantic ValidationInfo
         path = _path(value, info.context)
         if not path.is_file():
             raise ValueError(
@@ -182,7 +201,7 @@ def _prompt_set_kind(value: Any) -> str | None:
 
 #: A prompt set: a plain list, ``{inline: ...}``, ``{file: ...}`` or ``{template: ...}``.
 PromptSet = Annotated[
-    Annotated[list[str | PromptItem], Tag("list")]
+    Annotated[list[PromptEntry], Tag("list")]
     | Annotated[InlinePrompts, Tag("inline")]
     | Annotated[FilePrompts, Tag("file")]
     | Annotated[TemplatePrompts, Tag("template")],
@@ -196,7 +215,7 @@ PromptSet = Annotated[
     ),
 ]
 
-PROMPT_SET_TAGS = ("list", "inline", "file", "template")
+PROMPT_SET_TAGS = ("list", "inline", "file", "template", "text", "item")
 
 
 def resolve_prompt_set(value: Any, base_dir: Path) -> list[Prompt]:

@@ -9,7 +9,6 @@ rerunning skips every unit whose file exists with a matching fingerprint.
 
 import hashlib
 import json
-import math
 import os
 import re
 import tempfile
@@ -163,12 +162,6 @@ def write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda temp: temp.write_text(text, encoding="utf-8"))
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
-    return value
-
-
 class UnitStore:
     """The ``units/`` directory of a run."""
 
@@ -191,7 +184,7 @@ class UnitStore:
 
     def save(self, step: str, result: UnitResult) -> None:
         """Write a finished unit atomically."""
-        text = json.dumps(result.as_dict(), indent=1, sort_keys=True, default=_json_safe)
+        text = json.dumps(result.as_dict(), indent=1, sort_keys=True)
         write_text(self.path(step, result.id), text + "\n")
 
     def clean_temporaries(self) -> int:

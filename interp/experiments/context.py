@@ -1,0 +1,200 @@
+"""What a method sees while it plans, runs and summarises its step.
+
+:class:`StepContext` gives methods the model (loaded lazily, only when a unit actually
+runs), the step's resolved prompts, generation settings and metrics, a runner for
+traced generations, and helpers that write artifacts atomically into the run directory
+with relative paths for the report.
+"""
+
+import io
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from interp.experiments.checks import CheckContext
+from interp.experiments.metrics import MetricContext, MetricSpec, compute
+from interp.experiments.methods import MethodSpec
+from interp.experiments.prompts import Prompt
+from interp.experiments.spec import ExperimentSpec, GenerationSpec
+from interp.experiments.units import Row, Unit, UnitResult, atomic_write
+
+__all__ = ["CheckContext", "StepContext"]
+
+
+def _safe(name: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "._-=+" else "_" for c in name)
+    return keep.strip("._") or "artifact"
+
+
+@dataclass
+class StepContext:
+    """The run-time context of one step.
+
+    Attributes:
+        spec: The whole experiment.
+        step: This step's settings, with references to earlier steps resolved.
+        out_dir: The run directory.
+        generation: The step's effective generation settings.
+        prompts: The step's resolved prompts.
+        metrics: The step's metrics.
+        previous: Summaries of the earlier steps, by step name.
+        results: The finished units (complete when ``finalize`` runs).
+        unit: The unit being run, if any.
+    """
+
+    spec: ExperimentSpec
+    step: MethodSpec
+    out_dir: Path
+    generation: GenerationSpec
+    prompts: list[Prompt]
+    metrics: list[MetricSpec]
+    previous: dict[str, dict[str, Any]] = field(default_factory=dict)
+    results: list[UnitResult] = field(default_factory=list)
+    unit: Unit | None = None
+    base_dir: Path = field(default_factory=Path.cwd)
+    _artifacts: list[str] = field(default_factory=list)
+    _step_artifacts: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        """The step's name."""
+        return self.step.name
+
+    # -- the model -----------------------------------------------------------------
+
+    @property
+    def adapter(self) -> Any:
+        """The model with weights, loaded on first use (cached per process)."""
+        from interp.experiments import model as models
+
+        m = self.spec.model
+        return models.load(m.name, weights=True, device=m.device, dtype=m.dtype, base_dir=self.base_dir)
+
+    @property
+    def catalog(self) -> Any:
+        """The model's site catalog, from a structure-only build (no weights needed)."""
+        from interp.experiments import model as models
+
+        return models.load(self.spec.model.name, weights=False, base_dir=self.base_dir).catalog
+
+    def request(
+        self, prompts: Sequence[str], seeds: Sequence[int] | None = None, **changes: Any
+    ) -> Any:
+        """A :class:`~interp.adapter.GenerationRequest` with the step's settings.
+
+        Args:
+            prompts: One prompt per sample.
+            seeds: One seed per sample (default: the step's seeds, if they match).
+            **changes: Overrides of ``num_steps``, ``guidance_scale``, ... .
+        """
+        from interp.adapter import GenerationRequest
+
+        g = self.generation
+        values: dict[str, Any] = {
+            "prompts": tuple(prompts),
+            "seeds": tuple(g.seeds if seeds is None else seeds),
+            "num_steps": g.steps,
+            "guidance_scale": g.guidance,
+            "negative_prompt": g.negative_prompt,
+            "duration_s": g.duration_s,
+        }
+        values.update(changes)
+        return GenerationRequest(**values)
+
+    def generate(self, request: Any, edits: Sequence[Any] = (), reads: Sequence[Any] = ()) -> Any:
+        """Run one traced generation with :func:`interp.runner.run`."""
+        from interp.runner import run
+
+        return run(self.adapter, request, list(edits), list(reads))
+
+    def score(
+        self,
+        output: Any,
+        request: Any,
+        prompts: Sequence[Prompt],
+        reference: Callable[[], Any] | None = None,
+    ) -> dict[str, list[float]]:
+        """The step's metrics for a generation: metric column -> one float per sample.
+
+        Args:
+            output: The :class:`~interp.adapter.GenerationOutput` to score.
+            request: The request that produced it.
+            prompts: The resolved prompts of its samples.
+            reference: Computes the reference output (for ``latent_distance``).
+        """
+        context = MetricContext(request=request, prompts=list(prompts), reference_fn=reference)
+        return compute(self.metrics, output, context)
+
+    # -- artifacts -----------------------------------------------------------------
+
+    def _artifact(self, folder: str, name: str, suffix: str) -> tuple[Path, str]:
+        relative = f"{folder}/{_safe(self.name)}/{_safe(name)}{suffix}"
+        return self.out_dir / relative, relative
+
+    def _record(self, relative: str) -> str:
+        (self._artifacts if self.unit is not None else self._step_artifacts).append(relative)
+        return relative
+
+    def save_audio(self, name: str, audio: Any, sample_rate: int) -> str:
+        """Write a waveform (``[samples]`` or ``[channels, samples]``) as 16-bit WAV.
+
+        Returns:
+            Its path relative to the run directory.
+        """
+        import numpy as np
+        import soundfile
+
+        array = audio.detach().float().cpu().numpy() if hasattr(audio, "detach") else np.asarray(audio)
+        array = np.clip(array, -1.0, 1.0)
+        if array.ndim == 2:
+            array = array.T
+        path, relative = self._artifact("audio", name, ".wav")
+        atomic_write(
+            path, lambda temp: soundfile.write(temp, array, int(sample_rate), subtype="PCM_16", format="WAV")
+        )
+        return self._record(relative)
+
+    def save_array(self, name: str, array: Any) -> str:
+        """Write a tensor or array as ``.npy``; returns its relative path."""
+        import numpy as np
+
+        value = array.detach().cpu().numpy() if hasattr(array, "detach") else np.asarray(array)
+        path, relative = self._artifact("arrays", name, ".npy")
+
+        def write(temp: Path) -> None:
+            buffer = io.BytesIO()
+            np.save(buffer, value, allow_pickle=False)
+            temp.write_bytes(buffer.getvalue())
+
+        atomic_write(path, write)
+        return self._record(relative)
+
+    def save_json(self, name: str, data: Any) -> str:
+        """Write JSON-ready data; returns its relative path."""
+        path, relative = self._artifact("data", name, ".json")
+        text = json.dumps(data, indent=1, sort_keys=True)
+        atomic_write(path, lambda temp: temp.write_text(text + "\n", encoding="utf-8"))
+        return self._record(relative)
+
+    def save_plot(self, figure: Any, name: str) -> str:
+        """Save a matplotlib figure as PNG (and close it); returns its relative path."""
+        import matplotlib.pyplot as plt
+
+        relative = f"plots/{_safe(self.name)}-{_safe(name)}.png"
+        path = self.out_dir / relative
+
+        def write(temp: Path) -> None:
+            figure.savefig(temp, format="png", dpi=100, metadata={"Software": None})
+
+        atomic_write(path, write)
+        plt.close(figure)
+        return self._record(relative)
+
+    # -- finished units --------------------------------------------------------------
+
+    @property
+    def rows(self) -> list[Row]:
+        """All rows of the finished units, in plan order."""
+        return [row for result in self.results for row in result.rows]

@@ -1,0 +1,249 @@
+"""Running an experiment: plan units, run the missing ones, write the results.
+
+The run directory holds::
+
+    spec.yaml        the resolved spec (defaults filled in)
+    units/           one JSON file per finished unit, written atomically
+    results.csv      the tidy table, built from the unit files
+    summary.json     each step's summary
+    plots/ audio/    PNG and WAV artifacts
+    index.html       the report
+
+Rerunning on a directory skips every unit whose file exists with the same fingerprint
+(a hash of everything that determines it), so an interrupted run resumes where it
+stopped and a finished one only rebuilds the table and report.
+"""
+
+import json
+import sys
+import zlib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from interp.errors import TadaError
+from interp.experiments.checks import CheckContext, check_marked, step_prompt_set
+from interp.experiments.context import StepContext
+from interp.experiments.fields import Ref
+from interp.experiments.issues import Issue, SpecError, from_validation_error
+from interp.experiments.loading import LoadedSpec, load_spec
+from interp.experiments.methods import MethodSpec
+from interp.experiments.model import source_of
+from interp.experiments.report import write_report
+from interp.experiments.results import Results
+from interp.experiments.spec import ExperimentSpec
+from interp.experiments.table import write_table
+from interp.experiments.units import Row, UnitResult, UnitStore, fingerprint, write_text
+from interp.experiments.yamlio import dump
+
+
+def output_dir(loaded: LoadedSpec, out: str | Path | None) -> Path:
+    """Where results go: ``out``, else the spec's ``output``, else ``runs/<name>``."""
+    if out is not None:
+        return Path(out)
+    if loaded.spec.output:
+        return Path(loaded.spec.output)
+    return Path("runs") / loaded.spec.name
+
+
+def resolved_spec(loaded: LoadedSpec) -> dict[str, Any]:
+    """The spec with defaults filled in and prompt sets expanded inline: re-runnable."""
+    data = loaded.spec.model_dump(mode="json", by_alias=True)
+    data["prompts"] = {
+        name: {"inline": [{"prompt": p.text, "concept": p.concept, "fields": p.fields} for p in prompts]}
+        for name, prompts in loaded.prompts.items()
+    }
+    data["model"]["name"] = source_of(loaded.spec.model.name, loaded.base_dir)
+    return data
+
+
+def _substitute(value: Any, summaries: dict[str, dict[str, Any]], field: str) -> Any:
+    if isinstance(value, Ref):
+        key = value.key or field
+        summary = summaries[value.from_]
+        if key not in summary:
+            raise TadaError(
+                f"Step {value.from_!r} finished without a result {key!r} in its summary "
+                f"(it has {sorted(summary)}); set 'key:' in the reference to one of those."
+            )
+        return summary[key]
+    if isinstance(value, BaseModel):
+        return {
+            (info.alias or name): _substitute(getattr(value, name), summaries, name)
+            for name, info in type(value).model_fields.items()
+        }
+    if isinstance(value, list):
+        return [_substitute(v, summaries, field) for v in value]
+    if isinstance(value, dict):
+        return {k: _substitute(v, summaries, field) for k, v in value.items()}
+    return value
+
+
+def _resolve_step(
+    step: MethodSpec, index: int, summaries: dict[str, dict[str, Any]], loaded: LoadedSpec
+) -> MethodSpec:
+    data = _substitute(step, summaries, "")
+    try:
+        return type(step).model_validate(data, context={"base_dir": loaded.base_dir})
+    except ValidationError as error:
+        issues = [
+            Issue(f"steps[{index}].{i.path}", f"after resolving references: {i.message}", i.value)
+            for i in from_validation_error(error, type(step))
+        ]
+        raise SpecError(issues, loaded.source) from None
+
+
+def _unit_seed(step: str, unit_id: str) -> int:
+    return zlib.crc32(f"{step}/{unit_id}".encode())
+
+
+class _Progress:
+    def __init__(self, enabled: bool, name: str, total: int, done: int):
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=total, initial=done, desc=name, unit="unit", file=sys.stderr,
+                dynamic_ncols=True,
+            )  # fmt: skip
+
+    def update(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _run_step(
+    loaded: LoadedSpec,
+    index: int,
+    out_dir: Path,
+    store: UnitStore,
+    summaries: dict[str, dict[str, Any]],
+    progress: bool,
+) -> tuple[dict[str, Any], list[UnitResult]]:
+    spec = loaded.spec
+    step = _resolve_step(spec.steps[index], index, summaries, loaded)
+    generation = spec.generation.merged(step.generation)
+    prompts = loaded.prompts[step_prompt_set(spec, step)]
+    metrics = step.metrics if step.metrics is not None else spec.metrics
+    ctx = StepContext(
+        spec=spec, step=step, out_dir=out_dir, generation=generation, prompts=prompts,
+        metrics=list(metrics), previous=dict(summaries), base_dir=loaded.base_dir,
+    )  # fmt: skip
+    check = CheckContext(spec=spec, step=step, path=f"steps[{index}]", generation=generation,
+                         catalog=ctx.catalog)  # fmt: skip
+    check_marked(check)
+    if check.issues:
+        raise SpecError(check.issues, loaded.source)
+    units = step.plan(ctx)
+    ids = [u.id for u in units]
+    if len(set(ids)) != len(ids):
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        raise TadaError(f"Method {step.method!r} planned duplicate unit ids {duplicates[:5]}.")
+    base = fingerprint(
+        step.model_dump(mode="json", by_alias=True),
+        spec.model.model_dump(mode="json"),
+        generation.model_dump(mode="json"),
+        [p.as_dict() for p in prompts],
+        [m.model_dump(mode="json") for m in metrics],
+    )
+    prints = {u.id: fingerprint(base, u.id, u.params) for u in units}
+    finished = {u.id: store.load(step.name, u.id, prints[u.id]) for u in units}
+    bar = _Progress(progress, step.name, len(units), sum(r is not None for r in finished.values()))
+    try:
+        for unit in units:
+            if finished[unit.id] is not None:
+                continue
+            finished[unit.id] = _run_unit(step, unit, ctx, prints[unit.id], store)
+            bar.update()
+    finally:
+        bar.close()
+    ctx.results = [finished[u.id] for u in units]  # type: ignore[misc]
+    ctx.unit = None
+    summary = step.finalize(ctx)
+    try:
+        json.dumps(summary, sort_keys=True)
+    except (TypeError, ValueError) as error:
+        raise TadaError(
+            f"Method {step.method!r} returned a summary that is not plain JSON ({error})."
+        ) from None
+    outcome = {
+        "name": step.name, "method": step.method, "units": len(units),
+        "summary": summary,
+        "files": list(dict.fromkeys([*ctx._step_artifacts, *(a for r in ctx.results for a in r.artifacts)])),
+    }  # fmt: skip
+    return outcome, ctx.results
+
+
+def _run_unit(step: MethodSpec, unit: Any, ctx: StepContext, print_: str, store: UnitStore) -> UnitResult:
+    import torch
+
+    ctx.unit = unit
+    ctx._artifacts = []
+    torch.manual_seed(_unit_seed(step.name, unit.id))
+    rows = step.run_unit(unit, ctx)
+    if not isinstance(rows, list) or not all(isinstance(r, Row) for r in rows):
+        raise TadaError(
+            f"Method {step.method!r}: run_unit must return a list of Row, got "
+            f"{type(rows).__name__}."
+        )
+    for row in rows:
+        row.step, row.method, row.unit = step.name, step.method, unit.id
+    result = UnitResult(unit.id, rows, list(ctx._artifacts), fingerprint=print_)
+    store.save(step.name, result)
+    return result
+
+
+def run(
+    spec: "str | Path | dict[str, Any] | ExperimentSpec",
+    out: str | Path | None = None,
+    *,
+    progress: bool = True,
+) -> Results:
+    """Run an experiment (or finish an interrupted one) and return its results.
+
+    Args:
+        spec: A YAML path, a mapping, or an :class:`ExperimentSpec`.
+        out: Results directory (default: the spec's ``output`` or ``runs/<name>``).
+        progress: Show tqdm progress bars (units done / total, ETA).
+
+    Raises:
+        SpecError: If the spec is invalid (nothing runs).
+        TadaError: If the model cannot be loaded or a method fails cleanly.
+    """
+    loaded = load_spec(spec)
+    if not loaded.spec.model.weights:
+        raise TadaError(
+            f"The spec sets model.weights: false, which builds {loaded.spec.model.name!r} "
+            f"without weights (validation only); set weights: true to run it."
+        )
+    out_dir = output_dir(loaded, out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    store = UnitStore(out_dir)
+    store.clean_temporaries()
+    write_text(out_dir / "spec.yaml", dump(resolved_spec(loaded)))
+    summaries: dict[str, dict[str, Any]] = {}
+    outcomes: list[dict[str, Any]] = []
+    unit_results: list[UnitResult] = []
+    for index, step in enumerate(loaded.spec.steps):
+        outcome, finished = _run_step(loaded, index, out_dir, store, summaries, progress)
+        summaries[step.name] = outcome["summary"]
+        outcomes.append(outcome)
+        unit_results.extend(finished)
+    rows = write_table(out_dir / "results.csv", [row for r in unit_results for row in r.rows])
+    summary = {
+        "experiment": loaded.spec.name,
+        "description": loaded.spec.description,
+        "model": loaded.spec.model.name,
+        "rows": rows,
+        "steps": outcomes,
+        "files": {"spec": "spec.yaml", "table": "results.csv", "report": "index.html"},
+    }
+    write_text(out_dir / "summary.json", json.dumps(summary, indent=1, sort_keys=True) + "\n")
+    write_report(out_dir)
+    return Results(out_dir)

@@ -1,0 +1,178 @@
+"""The experiment spec: pydantic models of a YAML experiment file.
+
+Top level::
+
+    name: tiny-demo
+    model: {name: tiny-stable-audio, device: cpu}
+    generation: {steps: 4, guidance: 3.0, duration_s: 4.0, seeds: [0, 1]}
+    prompts: {default: ["a sad violin song", "a happy trumpet song"]}
+    metrics: [rms]
+    steps:
+      - {name: baseline, method: generate}
+
+``steps`` is a list of method steps, a union discriminated on ``method`` and built from
+the method registry (:mod:`interp.experiments.methods`) each time it changes, so
+plug-in methods validate like built-in ones.
+"""
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, GetCoreSchemaHandler, SerializeAsAny, field_validator, model_validator
+
+from interp.experiments import methods as registry
+from interp.experiments.fields import StrictModel
+from interp.experiments.methods import GenerationOverride, MethodSpec
+from interp.experiments.metrics import MetricSpec
+from interp.experiments.prompts import PromptSet
+
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+class ModelSpec(StrictModel):
+    """Which model to load and where."""
+
+    name: str = Field(
+        description="Short model name (e.g. 'tiny-stable-audio', 'stable-audio-open-1.0'), "
+        "hub id, or local diffusers directory (relative to the spec file)."
+    )
+    device: str = Field(
+        default="cpu",
+        pattern=r"^(cpu|mps|cuda(:\d+)?)$",
+        description="Torch device: 'cpu', 'cuda', 'cuda:N' or 'mps'.",
+    )
+    dtype: Literal["float32", "float16", "bfloat16"] | None = Field(
+        default=None, description="Weight dtype (default: the checkpoint's)."
+    )
+    weights: bool = Field(
+        default=True,
+        description="false builds the architecture on the meta device (validation and "
+        "structure only; such a spec cannot run).",
+    )
+
+
+class GenerationSpec(StrictModel):
+    """Generation settings shared by all steps (each step may override them)."""
+
+    steps: int = Field(default=25, ge=1, description="Number of denoising steps.")
+    guidance: float = Field(default=4.0, ge=0, description="CFG scale; <= 1 disables guidance.")
+    duration_s: float | None = Field(
+        default=None, gt=0, description="Audio length in seconds (default: the model's)."
+    )
+    seeds: list[int] = Field(
+        default_factory=lambda: [0], min_length=1, description="Seeds; each prompt runs once per seed."
+    )
+    negative_prompt: str | None = Field(
+        default=None, description="Prompt of the unconditional branch (needs guidance > 1)."
+    )
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, seeds: list[int]) -> list[int]:
+        duplicates = sorted({s for s in seeds if seeds.count(s) > 1})
+        if duplicates:
+            raise ValueError(f"seeds must be distinct; {duplicates} appear more than once")
+        return seeds
+
+    @model_validator(mode="after")
+    def _negative_needs_guidance(self) -> "GenerationSpec":
+        if self.negative_prompt is not None and self.guidance <= 1:
+            raise ValueError(
+                f"negative_prompt is set but guidance is {self.guidance} (<= 1 disables "
+                f"classifier-free guidance, so the negative prompt would be ignored); raise "
+                f"guidance or remove negative_prompt"
+            )
+        return self
+
+    def merged(self, override: GenerationOverride | None) -> "GenerationSpec":
+        """These settings with a step's overrides applied (validated again)."""
+        if override is None:
+            return self
+        data = self.model_dump()
+        data.update(override.model_dump(exclude_unset=True))
+        return GenerationSpec.model_validate(data)
+
+
+class AnyMethod:
+    """Type marker: any registered method's settings, discriminated on ``method``."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> Any:
+        members = tuple(registry.registered().values())
+        if not members:
+            return handler.generate_schema(MethodSpec)
+        union = members[0] if len(members) == 1 else _union(members)
+        return handler.generate_schema(Annotated[union, Field(discriminator="method")])
+
+
+def _union(members: tuple[type, ...]) -> Any:
+    from typing import Union
+
+    return Union[members]  # noqa: UP007 - a runtime tuple of classes
+
+
+class ExperimentSpec(StrictModel):
+    """A whole experiment: model, generation settings, prompts, metrics and steps."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Experiment name; the default output directory is runs/<name>.",
+    )
+    description: str = Field(default="", description="Free text shown in the report.")
+    model: ModelSpec = Field(description="The model.")
+    generation: GenerationSpec = Field(
+        default_factory=GenerationSpec, description="Generation settings."
+    )
+    prompts: dict[str, PromptSet] = Field(
+        description="Named prompt sets; a bare list means {default: <list>}."
+    )
+    metrics: list[MetricSpec] = Field(
+        default_factory=lambda: [MetricSpec(name="rms")],
+        description="Metrics computed by every step that generates audio.",
+    )
+    output: str | None = Field(
+        default=None,
+        description="Results directory, relative to the working directory "
+        "(default: runs/<name>; `tada run --out` overrides it).",
+    )
+    steps: list[SerializeAsAny[AnyMethod]] = Field(
+        min_length=1, description="Method steps, run in order."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_prompt_list(cls, value: Any) -> Any:
+        if isinstance(value, dict) and isinstance(value.get("prompts"), list):
+            return {**value, "prompts": {"default": value["prompts"]}}
+        return value
+
+    @field_validator("prompts")
+    @classmethod
+    def _some_prompts(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if not value:
+            raise ValueError("give at least one prompt set")
+        return value
+
+    @field_validator("metrics")
+    @classmethod
+    def _distinct_metric_columns(cls, value: list[MetricSpec]) -> list[MetricSpec]:
+        columns = [m.column for m in value]
+        duplicates = sorted({c for c in columns if columns.count(c) > 1})
+        if duplicates:
+            raise ValueError(
+                f"metric(s) {duplicates} listed twice; give repeated metrics distinct labels"
+            )
+        return value
+
+    def step(self, name: str) -> MethodSpec:
+        """The step called ``name``."""
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(name)
+
+
+def _rebuild() -> None:
+    ExperimentSpec.model_rebuild(force=True)
+
+
+registry.on_change(_rebuild)
