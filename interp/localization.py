@@ -1,0 +1,193 @@
+"""Locate the attention heads that carry a concept.
+
+For one concept (a set of counterfactual prompt pairs):
+
+1. rank candidate heads by the size of their single-head denoising patching effect (exact patching,
+   or attribution patching when there are too many heads to patch one by one);
+2. patch growing prefixes of that ranking together and keep the smallest prefix that
+   restores ``fraction`` (default 80%) of the clean-corrupted gap: the *located subset*,
+   verified by actually patching it;
+3. check that the subset is necessary: patching corrupted activations into the clean
+   run at those heads (noising) should remove the concept;
+4. for comparison with the paper, patch each cross-attention layer's text input and
+   report TADA's normalized layer impact I(l).
+
+Across concepts, :func:`overlap_matrix` compares the located subsets.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from interp.adapter import GenerationRequest, ModelAdapter
+from interp.attribution import attribute
+from interp.errors import TadaError
+from interp.metrics import Effect, Metric
+from interp.patching import Variant, single_site_variants, sweep
+from interp.prompts import PromptPair
+from interp.selection import Branch, StepsLike
+from interp.sites import Site, as_site
+
+
+@dataclass
+class Localization:
+    """Where one concept lives.
+
+    Attributes:
+        concept: The concept's name.
+        head_effects: Head site name -> normalized denoising effect (ranking score).
+        ranking: Head site names by decreasing effect.
+        prefix_effects: Effect of patching the top-k heads together, for k = 1..K.
+        subset: The located heads (smallest prefix reaching ``fraction``).
+        reached: Whether ``fraction`` was reached within the prefixes tried.
+        restored: Effect of patching the subset (denoising).
+        necessity: Effect of noising the subset in the clean run (1: concept removed).
+        layer_effects: Cross layer -> effect of patching its text input.
+        layer_impact: TADA's normalized impact I(l) (non-negative, sums to 1).
+    """
+
+    concept: str
+    head_effects: dict[str, Effect] = field(default_factory=dict)
+    ranking: list[str] = field(default_factory=list)
+    prefix_effects: list[Effect] = field(default_factory=list)
+    subset: list[str] = field(default_factory=list)
+    reached: bool = False
+    restored: Effect | None = None
+    necessity: Effect | None = None
+    layer_effects: dict[int, Effect] = field(default_factory=dict)
+    layer_impact: dict[int, float] = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        """A JSON-ready summary."""
+        return {
+            "concept": self.concept,
+            "subset": self.subset,
+            "reached": self.reached,
+            "restored": None if self.restored is None else self.restored.as_dict(),
+            "necessity": None if self.necessity is None else self.necessity.as_dict(),
+            "top_heads": [
+                {"site": s, **self.head_effects[s].as_dict()} for s in self.ranking[:10]
+            ],
+            "layer_impact": {str(k): v for k, v in self.layer_impact.items()},
+        }
+
+
+def layer_impact(effects: dict[int, float]) -> dict[int, float]:
+    """TADA's normalized impact: positive effects scaled to sum to one."""
+    positive = {k: max(v, 0.0) for k, v in effects.items()}
+    total = sum(positive.values())
+    return {k: (v / total if total > 0 else 0.0) for k, v in positive.items()}
+
+
+def locate(
+    adapter: ModelAdapter,
+    base: GenerationRequest,
+    pairs: Sequence[PromptPair],
+    seeds: Sequence[int],
+    metric: Metric,
+    *,
+    candidates: Sequence[Site | str] | None = None,
+    ranking: Literal["patching", "attribution"] = "patching",
+    fraction: float = 0.8,
+    max_heads: int = 16,
+    steps: StepsLike = None,
+    branch: Branch | str = Branch.COND,
+    layers: bool = True,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> Localization:
+    """Locate the smallest head subset that restores ``fraction`` of a concept.
+
+    Args:
+        adapter: The model.
+        base: Generation settings.
+        pairs: Counterfactual pairs of one concept.
+        seeds: Seeds for every pair.
+        metric: Higher = closer to the clean run (e.g. a concept scorer contrast).
+        candidates: Head sites to consider (default: every cross-attention head).
+        ranking: ``patching`` (exact, one variant per head) or ``attribution``.
+        fraction: Share of the clean-corrupted gap the subset must restore.
+        max_heads: Largest subset size tried.
+        steps: Denoising steps to patch (default all).
+        branch: CFG branch to patch (default conditional).
+        layers: Also measure the per-layer text-input impact (TADA's sites).
+        batch_size: Variants per batched forward.
+    """
+    if not 0 < fraction <= 1:
+        raise TadaError(f"fraction must be in (0, 1], got {fraction}.")
+    concepts = {p.concept for p in pairs}
+    if len(concepts) != 1:
+        raise TadaError(f"locate() takes pairs of one concept, got {sorted(concepts)}.")
+    heads = [as_site(s) for s in (candidates or adapter.catalog.where(attention="cross"))]
+    if any(s.component != "head" for s in heads):
+        raise TadaError("locate() candidates must be head sites such as 'cross.3.head.1'.")
+    common = dict(steps=steps, branch=branch, batch_size=batch_size, progress=progress)
+    result = Localization(concept=concepts.pop())
+
+    if ranking == "patching":
+        single = sweep(adapter, base, pairs, seeds, single_site_variants(heads), metric, **common)
+        result.head_effects = single.effects()
+        scores = {k: e.mean for k, e in result.head_effects.items()}
+    else:
+        estimates = attribute(adapter, base, pairs, seeds, heads, steps=steps, progress=progress)
+        scores = estimates.scores
+        result.head_effects = {k: Effect(v, float("nan"), float("nan"), 0) for k, v in scores.items()}
+    # importance = size of the effect, whatever its sign (a head that pushes away from
+    # the clean run matters too); ties keep execution order
+    result.ranking = sorted(scores, key=lambda k: (-abs(np.nan_to_num(scores[k], nan=0.0)), k))
+
+    top = result.ranking[: max(1, min(max_heads, len(result.ranking)))]
+    prefixes = [Variant.of(top[: k + 1], label=f"top{k + 1}") for k in range(len(top))]
+    prefix_sweep = sweep(adapter, base, pairs, seeds, prefixes, metric, **common)
+    prefix_effects = prefix_sweep.effects()
+    result.prefix_effects = [prefix_effects[v.label] for v in prefixes]
+    chosen = next(
+        (k for k, e in enumerate(result.prefix_effects) if e.mean >= fraction), None
+    )
+    result.reached = chosen is not None
+    if chosen is None:
+        chosen = int(np.nanargmax([e.mean for e in result.prefix_effects]))
+    result.subset = top[: chosen + 1]
+    result.restored = result.prefix_effects[chosen]
+
+    subset = [Variant.of(result.subset, label="subset")]
+    noising = sweep(adapter, base, pairs, seeds, subset, metric, direction="noising", **common)
+    result.necessity = noising.effects()["subset"]
+
+    if layers:
+        texts = adapter.catalog.where(attention="cross", component="text")
+        layer_sweep = sweep(adapter, base, pairs, seeds, single_site_variants(texts), metric, **common)
+        effects = layer_sweep.effects()
+        result.layer_effects = {s.layer: effects[s.name] for s in texts}
+        result.layer_impact = layer_impact({k: e.mean for k, e in result.layer_effects.items()})
+    return result
+
+
+def overlap_matrix(subsets: dict[str, Sequence[str]]) -> tuple[list[str], np.ndarray]:
+    """Jaccard overlap of located head subsets between concepts.
+
+    Returns the concept order and a square matrix (1 on the diagonal).
+    """
+    names = list(subsets)
+    sets = [set(subsets[n]) for n in names]
+    matrix = np.zeros((len(names), len(names)))
+    for i, a in enumerate(sets):
+        for j, b in enumerate(sets):
+            union = a | b
+            matrix[i, j] = len(a & b) / len(union) if union else 0.0
+    return names, matrix
+
+
+def shared_and_specific(subsets: dict[str, Sequence[str]]) -> dict[str, list[str]]:
+    """Heads located for more than one concept (``shared``) and, per concept, heads
+    located for it alone."""
+    counts: dict[str, int] = {}
+    for heads in subsets.values():
+        for h in set(heads):
+            counts[h] = counts.get(h, 0) + 1
+    out = {"shared": sorted(h for h, c in counts.items() if c > 1)}
+    for concept, heads in subsets.items():
+        out[concept] = sorted(h for h in set(heads) if counts[h] == 1)
+    return out

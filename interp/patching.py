@@ -1,0 +1,240 @@
+"""Activation patching and ablation sweeps, batched over variants.
+
+For each (prompt pair, seed) unit, the source run's activations are cached once, then
+every *variant* (a set of sites patched together) is run as one row of a batched
+generation: ``batch_size`` variants share one forward pass, and every row gets the same
+seed, so all rows start from the same noise and see the same scheduler noise.
+
+* ``denoising`` patches clean activations into the corrupted run: is this site enough
+  to restore the concept? effect = (m_patched - m_corrupted) / (m_clean - m_corrupted).
+* ``noising`` patches corrupted activations into the clean run: is it necessary?
+  effect = (m_clean - m_patched) / (m_clean - m_corrupted).
+* ablation zeroes (or mean-replaces) the sites in the clean run; effect as for noising.
+"""
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from interp.adapter import GenerationRequest, ModelAdapter
+from interp.edits import Edit, Read, Replace, Zero
+from interp.errors import TadaError
+from interp.metrics import Effect, Metric, Reference, normalized_effect
+from interp.prompts import PromptPair
+from interp.runner import run
+from interp.selection import Branch, Steps, StepsLike
+from interp.sites import Site, as_site
+
+Direction = Literal["denoising", "noising", "ablation"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A set of sites intervened on together, with a label for tables and plots."""
+
+    label: str
+    sites: tuple[Site, ...]
+
+    @classmethod
+    def of(cls, sites: Sequence[Site | str], label: str | None = None) -> "Variant":
+        parsed = tuple(as_site(s) for s in sites)
+        return cls(label or "+".join(s.name for s in parsed), parsed)
+
+
+def single_site_variants(sites: Sequence[Site | str]) -> list[Variant]:
+    """One variant per site."""
+    return [Variant.of([s]) for s in sites]
+
+
+@dataclass
+class SweepResult:
+    """Metric values of every (unit, variant), plus the unpatched baselines.
+
+    Attributes:
+        direction: ``denoising``, ``noising`` or ``ablation``.
+        metric: Name of the metric.
+        rows: One dict per (pair, seed, variant): concept, pair, seed, variant,
+            value, clean, corrupted.
+    """
+
+    direction: str
+    metric: str
+    rows: list[dict] = field(default_factory=list)
+
+    def effects(self, n_boot: int = 1000) -> dict[str, Effect]:
+        """Normalized effect with bootstrap CI per variant label."""
+        grouped: dict[str, list[dict]] = defaultdict(list)
+        for row in self.rows:
+            grouped[row["variant"]].append(row)
+        out = {}
+        for label, rows in grouped.items():
+            value = [r["value"] for r in rows]
+            clean = [r["clean"] for r in rows]
+            corrupted = [r["corrupted"] for r in rows]
+            removal = self.direction != "denoising"  # noising / ablation remove the concept
+            out[label] = normalized_effect(value, clean, corrupted, n_boot, removal=removal)
+        return out
+
+    def table(self, n_boot: int = 1000) -> list[dict]:
+        """One row per variant: label, effect, CI, number of units."""
+        return [{"variant": k, **e.as_dict()} for k, e in self.effects(n_boot).items()]
+
+
+def _stage_site(site: Site) -> Site:
+    """The site whose read caches what ``site`` needs (a head lives in ``heads``)."""
+    if site.component == "head":
+        return Site(site.attention, site.layer, "heads")
+    return site
+
+
+def _cached_value(cache: dict[str, Tensor], steps: tuple[int, ...], site: Site, sample: int,
+                  rows_per_sample: int, n_samples: int) -> dict[int, Tensor]:
+    """Per-step slice of the source activation for ``site`` and one source sample."""
+    stacked = cache[_stage_site(site).name]  # [step, rows, ...]
+    # rows of the read are ordered branch-major: (uncond samples..., cond samples...)
+    rows = [sample + r * n_samples for r in range(rows_per_sample)]
+    values = stacked[:, rows]
+    if site.component == "head":
+        values = values[:, :, :, site.head]
+    return {step: values[i] for i, step in enumerate(steps)}
+
+
+def sweep(
+    adapter: ModelAdapter,
+    base: GenerationRequest,
+    pairs: Sequence[PromptPair],
+    seeds: Sequence[int],
+    variants: Sequence[Variant],
+    metric: Metric,
+    *,
+    direction: Direction = "denoising",
+    steps: StepsLike = None,
+    branch: Branch | str = Branch.COND,
+    ablation: Literal["zero", "mean"] = "zero",
+    mean_activations: dict[str, Tensor] | None = None,
+    batch_size: int = 8,
+    progress: bool = True,
+    on_unit: Callable[[dict], None] | None = None,
+) -> SweepResult:
+    """Patch or ablate each variant for every (pair, seed) unit.
+
+    Args:
+        adapter: The model.
+        base: Generation settings (its prompts and seeds are replaced per unit).
+        pairs: Counterfactual prompt pairs.
+        seeds: Seeds; every pair is run with every seed.
+        variants: Site sets to intervene on (each patched together).
+        metric: One number per sample, higher = closer to the clean run.
+        direction: ``denoising`` (clean into corrupted), ``noising`` (corrupted into
+            clean) or ``ablation`` (zero / mean in the clean run).
+        steps: Denoising steps at which to intervene (default all).
+        branch: CFG branch to intervene on (default conditional).
+        ablation: ``zero`` or ``mean`` (needs ``mean_activations``: site name ->
+            per-step tensor ``[step, rows, ...]`` from :func:`mean_activations`).
+        batch_size: Variants per batched forward pass (1 = sequential).
+        progress: Show a progress bar.
+        on_unit: Called with each finished row (for incremental saving).
+    """
+    if batch_size < 1:
+        raise TadaError(f"batch_size must be >= 1, got {batch_size}.")
+    if not variants:
+        raise TadaError("Nothing to sweep: give at least one variant (site set).")
+    step_sel = Steps.parse(steps)
+    branch = Branch.parse(branch)
+    resolved = step_sel.resolve(base.num_steps)
+    for v in variants:
+        adapter.catalog.parse_many(v.sites)
+    if direction == "ablation" and ablation == "mean" and mean_activations is None:
+        raise TadaError("Mean ablation needs mean_activations (see interp.patching.mean_activations).")
+    needed = sorted({_stage_site(s).name for v in variants for s in v.sites})
+    rows_per_sample = 2 if (branch is Branch.BOTH and base.guided) else 1
+    result = SweepResult(direction, metric.name)
+    chunks = [variants[i : i + batch_size] for i in range(0, len(variants), batch_size)]
+    bar = tqdm(total=len(pairs) * len(seeds) * len(chunks), disable=not progress,
+               desc=f"{direction} x{len(variants)} variants", unit="batch")
+    for pair_index, pair in enumerate(pairs):
+        for seed in seeds:
+            both = replace(base, prompts=(pair.clean, pair.corrupted), seeds=(seed, seed))
+            baseline = run(
+                adapter, both,
+                reads=[Read(name, steps=step_sel, branch=branch) for name in needed],
+            )
+            ref = Reference(_select(baseline.output, 0), _select(baseline.output, 1), pair)
+            source = 0 if direction == "denoising" else 1
+            target = 1 - source if direction != "ablation" else 0
+            target_prompt = (pair.clean, pair.corrupted)[target]
+            m_source = float(metric(_select(baseline.output, source), ref)[0]) if direction != "ablation" \
+                else float(metric(ref.corrupted, ref)[0])
+            for chunk in chunks:
+                # row 0 is an unpatched control: the target run computed in the same batch
+                # shape as its variants, so a site without effect reads exactly zero.
+                edits = []
+                for i, variant in enumerate(chunk, start=1):
+                    for site in variant.sites:
+                        if direction == "ablation":
+                            op = Zero() if ablation == "zero" else Replace(
+                                _cached_value(mean_activations, resolved, site, 0, rows_per_sample, 1)
+                            )
+                        else:
+                            op = Replace(_cached_value(
+                                baseline.reads, resolved, site, source, rows_per_sample, 2
+                            ))
+                        edits.append(Edit(site, op, steps=step_sel, branch=branch, samples=(i,)))
+                n = len(chunk) + 1
+                request = replace(base, prompts=(target_prompt,) * n, seeds=(seed,) * n)
+                values = metric(run(adapter, request, edits=edits).output, ref)
+                m_target = float(values[0])
+                m_clean, m_corrupted = (m_source, m_target) if direction == "denoising" \
+                    else (m_target, m_source)
+                for i, variant in enumerate(chunk, start=1):
+                    row = {
+                        "concept": pair.concept, "pair": pair_index, "seed": seed,
+                        "variant": variant.label, "value": float(values[i]),
+                        "clean": m_clean, "corrupted": m_corrupted,
+                    }
+                    result.rows.append(row)
+                    if on_unit is not None:
+                        on_unit(row)
+                bar.update(1)
+    bar.close()
+    return result
+
+
+def _select(output, index: int):  # noqa: ANN001, ANN202
+    """One sample of a batched GenerationOutput, keeping the batch axis."""
+    from interp.adapter import GenerationOutput
+
+    audio = None if output.audio is None else output.audio[index : index + 1]
+    return GenerationOutput(output.latents[index : index + 1], audio, output.sample_rate)
+
+
+def mean_activations(
+    adapter: ModelAdapter,
+    base: GenerationRequest,
+    prompts: Sequence[str],
+    seeds: Sequence[int],
+    sites: Sequence[Site | str],
+    *,
+    steps: StepsLike = None,
+    branch: Branch | str = Branch.COND,
+) -> dict[str, Tensor]:
+    """Mean activation over a reference prompt set, per step, for mean-ablation.
+
+    Returns site-stage name -> ``[step, rows_per_sample, ...]`` (the mean over samples).
+    """
+    branch = Branch.parse(branch)
+    stage_names = sorted({_stage_site(as_site(s)).name for s in sites})
+    request = replace(base, prompts=tuple(prompts), seeds=tuple(seeds))
+    result = run(adapter, request, reads=[Read(n, steps=steps, branch=branch) for n in stage_names])
+    n = len(prompts)
+    out = {}
+    for name, stacked in result.reads.items():
+        rows_per_sample = stacked.shape[1] // n
+        per = stacked.reshape(stacked.shape[0], rows_per_sample, n, *stacked.shape[2:])
+        out[name] = per.mean(dim=2)
+    return out

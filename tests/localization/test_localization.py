@@ -1,0 +1,35 @@
+"""Locating minimal head subsets, their necessity, layer impact and overlaps."""
+
+import numpy as np
+import pytest
+
+from interp.localization import layer_impact, locate, overlap_matrix, shared_and_specific
+from interp.metrics import LatentSimilarity
+from tests.localization.conftest import PLANTED
+
+
+@pytest.mark.parametrize("ranking", ["patching", "attribution"])
+def test_located_subset_equals_the_planted_set(planted_model, base, pairs, ranking):
+    result = locate(planted_model, base, pairs[:1], [0, 1], LatentSimilarity(), ranking=ranking,
+                    fraction=0.95, progress=False)
+    assert result.reached
+    assert set(result.subset) == PLANTED
+    assert result.restored.mean == pytest.approx(1.0, abs=1e-3)
+    assert result.necessity.mean == pytest.approx(1.0, abs=1e-3)
+    assert result.prefix_effects[0].mean < 0.95  # one planted head is not enough
+    assert sum(result.layer_impact.values()) == pytest.approx(1.0)
+
+
+def test_layer_impact_normalizes_positive_effects():
+    assert layer_impact({0: 0.5, 1: 0.25, 2: -0.1}) == {0: 2 / 3, 1: 1 / 3, 2: 0.0}
+    assert layer_impact({0: -1.0}) == {0: 0.0}
+
+
+def test_overlap_matrix_and_shared_heads():
+    subsets = {"mood": ["cross.0.head.1", "cross.1.head.3"], "tempo": ["cross.0.head.1"], "vocals": []}
+    names, matrix = overlap_matrix(subsets)
+    assert names == ["mood", "tempo", "vocals"]
+    np.testing.assert_allclose(matrix[0, 1], 0.5)
+    assert matrix[0, 0] == 1.0 and matrix[2, 2] == 0.0
+    split = shared_and_specific(subsets)
+    assert split["shared"] == ["cross.0.head.1"] and split["mood"] == ["cross.1.head.3"]
