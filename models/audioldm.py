@@ -24,7 +24,7 @@ from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
 from interp.catalog import SiteCatalog
 from models.hub import load_pipeline, on_meta
 from models.offline import structure_config
-from models.unet import unet_catalog
+from models.unet import one_waveform_per_prompt, unet_catalog
 
 
 def audioldm_catalog(unet: nn.Module) -> SiteCatalog:
@@ -53,6 +53,7 @@ class AudioLDMAdapter(ModelAdapter):
 
     def generate(self, request: GenerationRequest) -> GenerationOutput:
         self.require_weights("generate")
+        one_waveform_per_prompt(request)
         final: dict[str, torch.Tensor] = {}
 
         def keep_latents(step: int, timestep: Any, latents: torch.Tensor) -> None:

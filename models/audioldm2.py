@@ -29,7 +29,7 @@ from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
 from interp.catalog import SiteCatalog
 from models.hub import load_pipeline, on_meta
 from models.offline import structure_config
-from models.unet import unet_catalog
+from models.unet import one_waveform_per_prompt, unet_catalog
 
 _STREAMS = ("gpt2", "flan-t5")
 
@@ -98,6 +98,7 @@ class AudioLDM2Adapter(ModelAdapter):
 
     def generate(self, request: GenerationRequest) -> GenerationOutput:
         self.require_weights("generate")
+        one_waveform_per_prompt(request)
         final: dict[str, torch.Tensor] = {}
 
         def keep_latents(step: int, timestep: Any, latents: torch.Tensor) -> None:

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from diffusers.models.attention_processor import Attention
 from torch import nn
 
+from interp.adapter import GenerationRequest
 from interp.catalog import SiteCatalog
-from interp.errors import UnsupportedModelError
+from interp.errors import TadaError, UnsupportedModelError
 from models.attention import describe
 
 _STAGE_RANK = {"down_blocks": 0, "mid_block": 1, "up_blocks": 2}
@@ -56,3 +57,18 @@ def unet_catalog(unet: nn.Module, kind_of: Callable[[str, Attention], str]) -> S
         modules.append(describe(path, module, kind, counters[kind]))
         counters[kind] += 1
     return SiteCatalog(modules)
+
+
+def one_waveform_per_prompt(request: GenerationRequest) -> None:
+    """Refuse ``num_waveforms_per_prompt > 1`` for the AudioLDM pipelines.
+
+    Several waveforms per prompt add denoiser rows the core does not know about (its
+    row layout is one row per prompt and branch), and the pipelines then reorder the
+    outputs by CLAP score.
+    """
+    count = dict(request.options).get("num_waveforms_per_prompt", 1)
+    if count != 1:
+        raise TadaError(
+            f"num_waveforms_per_prompt={count} is not supported: repeat the prompt with "
+            f"different seeds instead (one row per prompt keeps reads and edits aligned)."
+        )

@@ -5,7 +5,7 @@ import torch
 from transformers import GPT2Model
 
 from interp.adapter import GenerationRequest
-from interp.errors import SiteError
+from interp.errors import SiteError, TadaError
 from interp.registry import load_model
 from models.audioldm2 import AudioLDM2Adapter, audioldm2_catalog, with_generation_head
 from models.tiny.audioldm2 import tiny_audioldm2
@@ -82,6 +82,13 @@ def test_step_and_branch_selection(adapter, request_):
 
 def test_head_write_equals_a_plain_hook_edit(adapter, request_):
     contract.check_write_equals_plain_hook(adapter, request_, "cross", 1, head=0)
+
+
+def test_several_waveforms_per_prompt_are_refused(adapter, request_):
+    from dataclasses import replace
+
+    with pytest.raises(TadaError, match="num_waveforms_per_prompt=2"):
+        adapter.generate(replace(request_, options=(("num_waveforms_per_prompt", 2),)))
 
 
 def hub_like(pipe):
