@@ -163,6 +163,11 @@ class ModelAdapter(ABC):
                 f"weights (structure only). Load it with weights to run generations."
             )
 
+    def concept_scorer(self) -> Any:
+        """A :class:`interp.metrics.ConceptScorer` for this model's outputs, if the model
+        ships one (SynthMusic does); ``None`` otherwise."""
+        return None
+
     def default_request(self, prompts: list[str], seeds: list[int]) -> GenerationRequest:
         """A request with this model's usual generation settings."""
         return GenerationRequest(prompts=tuple(prompts), seeds=tuple(seeds))
