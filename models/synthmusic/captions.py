@@ -17,7 +17,6 @@ Held-out combinations (:data:`HELD_OUT`) never occur in the train split; the tes
 draws from all 216 combinations.
 """
 
-from __future__ import annotations
 
 import re
 

@@ -6,7 +6,6 @@ seed, then rendered with that seed. Train seeds start at 0, test seeds at
 :data:`TEST_SEED_OFFSET`, so the two never share a clip.
 """
 
-from __future__ import annotations
 
 import multiprocessing as mp
 import os

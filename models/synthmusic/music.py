@@ -17,7 +17,6 @@ drawn from per-part random streams seeded by ``seed`` alone, so changing one con
 with the same seed changes only that part of the music.
 """
 
-from __future__ import annotations
 
 import dataclasses
 import itertools
@@ -123,7 +122,7 @@ def random_values(rng: np.random.Generator) -> ConceptValues:
     return ConceptValues(*(vals[int(rng.integers(len(vals)))] for vals in CONCEPTS.values()))
 
 
-def midi_to_hz(midi: float | np.ndarray) -> float | np.ndarray:
+def midi_to_hz(midi: float | int | np.number | np.ndarray) -> float | np.number | np.ndarray:
     """Converts MIDI note numbers to Hz (A4 = 69 = 440 Hz)."""
     return 440.0 * 2.0 ** ((np.asarray(midi, dtype=np.float64) - 69.0) / 12.0)
 
@@ -163,7 +162,7 @@ def _wavetable(harmonics: np.ndarray, amps: np.ndarray, phase: np.ndarray) -> np
     return table[i] * (1.0 - frac) + table[i + 1] * frac
 
 
-def _instrument_tone(instrument: str, freq: float, n: int, rng: np.random.Generator) -> np.ndarray:
+def instrument_tone(instrument: str, freq: float, n: int, rng: np.random.Generator) -> np.ndarray:
     """One note of an instrument: additive harmonics shaped by its envelope.
 
     Harmonics above 7.6 kHz are dropped (no aliasing at 16 kHz).
@@ -238,7 +237,7 @@ def _harmony(values: ConceptValues, root: int, seed: int) -> tuple[np.ndarray, n
     for i, start in enumerate(beats[::2]):
         dur = min(2 * period, DURATION_S - start)
         for midi in triad:
-            note = _instrument_tone(values.instrument, float(midi_to_hz(midi)), int(dur * SAMPLE_RATE), tone_rng)
+            note = instrument_tone(values.instrument, float(midi_to_hz(midi)), int(dur * SAMPLE_RATE), tone_rng)
             _add(out, start, note, 0.32)
     # Melody: scale degrees favouring the chord tones (degree 2 = the third) one octave up.
     degrees = melody_rng.choice([0, 2, 4, 2, 1, 3, 5, 2, 4, 6], size=len(beats))
@@ -246,7 +245,7 @@ def _harmony(values: ConceptValues, root: int, seed: int) -> tuple[np.ndarray, n
     melody = np.array([base + octave + scale[d] for d in degrees])
     for start, midi in zip(beats, melody):
         dur = min(period * 0.95, DURATION_S - start)
-        note = _instrument_tone(values.instrument, float(midi_to_hz(midi)), int(dur * SAMPLE_RATE), tone_rng)
+        note = instrument_tone(values.instrument, float(midi_to_hz(midi)), int(dur * SAMPLE_RATE), tone_rng)
         _add(out, start, note, 0.45)
     return out, melody
 
@@ -314,6 +313,31 @@ def _vocals(values: ConceptValues, root: int, seed: int) -> np.ndarray:
     return out
 
 
+def key_root(seed: int) -> int:
+    """Pitch class (0 = C, ... 11 = B) added to every note of the clip with this seed."""
+    return int(_rng(seed, _STREAM_KEY).integers(12))
+
+
+def tonic_pitch_class(values: ConceptValues, seed: int) -> int:
+    """Pitch class (0 = C) of the key's tonic for this clip (depends on instrument register and seed)."""
+    return (_REGISTER[values.instrument] + key_root(seed)) % 12
+
+
+def render_parts(values: ConceptValues, seed: int) -> dict[str, np.ndarray]:
+    """The parts of a clip before mixing, each float64 ``[NUM_SAMPLES]`` with peak 1.
+
+    Returns:
+        ``{"music": chord and melody, "drums": ..., "vocals": ...}``; absent parts are zeros.
+    """
+    if not isinstance(values, ConceptValues):
+        raise TypeError(f"values must be a ConceptValues, got {type(values).__name__}")
+    root = key_root(seed)
+    parts = {"music": _harmony(values, root, seed)[0],
+             "drums": _drums(values.tempo, seed) if values.drums == "yes" else np.zeros(NUM_SAMPLES),
+             "vocals": _vocals(values, root, seed) if values.vocals != "none" else np.zeros(NUM_SAMPLES)}
+    return {k: v / (np.abs(v).max() + 1e-9) for k, v in parts.items()}
+
+
 def render(values: ConceptValues, seed: int) -> np.ndarray:
     """Renders one clip.
 
@@ -324,26 +348,17 @@ def render(values: ConceptValues, seed: int) -> np.ndarray:
     Returns:
         float32 array of shape ``[NUM_SAMPLES]`` with peak amplitude 0.9.
     """
-    if not isinstance(values, ConceptValues):
-        raise TypeError(f"values must be a ConceptValues, got {type(values).__name__}")
-    key_rng = _rng(seed, _STREAM_KEY)
-    root = int(key_rng.integers(12))
-    mix_rng = _rng(seed, _STREAM_MIX)
-    gains = mix_rng.uniform(0.8, 1.2, size=3)
-    music, _ = _harmony(values, root, seed)
-    music = music / (np.abs(music).max() + 1e-9)
-    out = gains[0] * music
+    parts = render_parts(values, seed)
+    gains = _rng(seed, _STREAM_MIX).uniform(0.8, 1.2, size=3)
+    out = gains[0] * parts["music"]
     if values.drums == "yes":
-        drums = _drums(values.tempo, seed)
-        out = out + gains[1] * 0.8 * drums / (np.abs(drums).max() + 1e-9)
+        out = out + gains[1] * 0.8 * parts["drums"]
     if values.vocals != "none":
-        voc = _vocals(values, root, seed)
-        out = out + gains[2] * 0.9 * voc / (np.abs(voc).max() + 1e-9)
+        out = out + gains[2] * 0.9 * parts["vocals"]
     out = 0.9 * out / (np.abs(out).max() + 1e-9)
     return out.astype(np.float32)
 
 
 def melody_notes(values: ConceptValues, seed: int) -> np.ndarray:
     """The MIDI melody notes :func:`render` plays for ``(values, seed)`` (for tests and docs)."""
-    root = int(_rng(seed, _STREAM_KEY).integers(12))
-    return _harmony(values, root, seed)[1]
+    return _harmony(values, key_root(seed), seed)[1]

@@ -9,7 +9,6 @@ The inverse (:func:`to_audio`) undoes the affine and log maps, takes the least-s
 (pseudo-inverse) linear-frequency magnitude, and runs Griffin-Lim to get a waveform.
 """
 
-from __future__ import annotations
 
 import functools
 from pathlib import Path
