@@ -1,4 +1,7 @@
-"""Figures of localization results: head x layer heatmaps, layer impact, overlaps."""
+"""Figures of localization results: head x layer heatmaps, layer impact, overlaps.
+
+Each function returns a matplotlib figure; :func:`save_figure` writes one as PNG.
+"""
 
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,11 +27,12 @@ def head_grid(effects: dict[str, float]) -> tuple[np.ndarray, list[int]]:
     return grid, layers
 
 
-def plot_head_heatmap(result: Localization, path: str | Path) -> Path:
+def plot_head_heatmap(result: Localization):  # noqa: ANN201 - a matplotlib Figure
     """Heatmap of single-head patching effects with the located subset outlined."""
     effects = {k: e.mean for k, e in result.head_effects.items()}
     grid, layers = head_grid(effects)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.5 * grid.shape[1], 1.0 + 0.4 * grid.shape[0]))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.5 + 0.45 * grid.shape[1]),
+                                    max(2.8, 1.4 + 0.35 * grid.shape[0])))
     bound = np.nanmax(np.abs(grid)) or 1.0
     image = ax.imshow(grid, cmap="RdBu_r", vmin=-bound, vmax=bound, aspect="auto")
     for name in result.subset:
@@ -38,12 +42,13 @@ def plot_head_heatmap(result: Localization, path: str | Path) -> Path:
     ax.set_xticks(range(grid.shape[1]))
     ax.set_yticks(range(len(layers)), [f"cross {layer}" for layer in layers])
     ax.set_xlabel("head")
-    ax.set_title(f"{result.concept}: patching effect per head (boxed: located subset)")
+    ax.set_title(f"{result.concept}: patching effect per head\n(boxed: located subset)", fontsize=10)
     fig.colorbar(image, ax=ax, label="normalized effect")
-    return _save(fig, path)
+    fig.tight_layout()
+    return fig
 
 
-def plot_layer_impact(results: Sequence[Localization], path: str | Path) -> Path:
+def plot_layer_impact(results: Sequence[Localization]):  # noqa: ANN201
     """TADA's layer impact I(l) per concept, and its mean over concepts."""
     layers = sorted({layer for r in results for layer in r.layer_impact})
     fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(layers) + 2), 3))
@@ -57,10 +62,11 @@ def plot_layer_impact(results: Sequence[Localization], path: str | Path) -> Path
     ax.set_xlabel("cross-attention layer (text input patched)")
     ax.set_ylabel("impact I(l)")
     ax.legend(fontsize="small", ncol=2)
-    return _save(fig, path)
+    fig.tight_layout()
+    return fig
 
 
-def plot_overlap(names: list[str], matrix: np.ndarray, path: str | Path) -> Path:
+def plot_overlap(names: list[str], matrix: np.ndarray):  # noqa: ANN201
     """Jaccard overlap of located head subsets between concepts."""
     fig, ax = plt.subplots(figsize=(1.5 + 0.6 * len(names), 1.2 + 0.6 * len(names)))
     image = ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis")
@@ -72,10 +78,11 @@ def plot_overlap(names: list[str], matrix: np.ndarray, path: str | Path) -> Path
                     color="white" if matrix[i, j] < 0.5 else "black", fontsize=8)
     ax.set_title("overlap of located heads (Jaccard)")
     fig.colorbar(image, ax=ax)
-    return _save(fig, path)
+    fig.tight_layout()
+    return fig
 
 
-def plot_prefix_curve(result: Localization, path: str | Path, fraction: float = 0.8) -> Path:
+def plot_prefix_curve(result: Localization, fraction: float = 0.8):  # noqa: ANN201
     """Effect of patching the top-k heads together, with the target fraction."""
     ks = np.arange(1, len(result.prefix_effects) + 1)
     means = [e.mean for e in result.prefix_effects]
@@ -90,13 +97,14 @@ def plot_prefix_curve(result: Localization, path: str | Path, fraction: float = 
     ax.set_ylabel("normalized effect")
     ax.set_title(result.concept)
     ax.legend(fontsize="small")
-    return _save(fig, path)
+    fig.tight_layout()
+    return fig
 
 
-def _save(fig, path: str | Path) -> Path:  # noqa: ANN001
+def save_figure(fig, path: str | Path) -> Path:  # noqa: ANN001
+    """Write a figure as PNG and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

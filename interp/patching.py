@@ -238,3 +238,37 @@ def mean_activations(
         per = stacked.reshape(stacked.shape[0], rows_per_sample, n, *stacked.shape[2:])
         out[name] = per.mean(dim=2)
     return out
+
+
+def patched_generation(
+    adapter: ModelAdapter,
+    base: GenerationRequest,
+    pair: PromptPair,
+    seed: int,
+    sites: Sequence[Site | str],
+    *,
+    direction: Direction = "denoising",
+    steps: StepsLike = None,
+    branch: Branch | str = Branch.COND,
+):  # noqa: ANN201 - returns three GenerationOutputs
+    """The clean, corrupted and patched generations of one pair and seed (to listen to).
+
+    Returns:
+        ``(clean, corrupted, patched)`` outputs, each with a batch of one.
+    """
+    variant = Variant.of(sites, "patched")
+    step_sel, branch = Steps.parse(steps), Branch.parse(branch)
+    needed = sorted({_stage_site(s).name for s in variant.sites})
+    both = replace(base, prompts=(pair.clean, pair.corrupted), seeds=(seed, seed))
+    baseline = run(adapter, both, reads=[Read(n, steps=step_sel, branch=branch) for n in needed])
+    resolved = step_sel.resolve(base.num_steps)
+    rows_per_sample = 2 if (branch is Branch.BOTH and base.guided) else 1
+    source = 0 if direction == "denoising" else 1
+    edits = [
+        Edit(s, Replace(_cached_value(baseline.reads, resolved, s, source, rows_per_sample, 2)),
+             steps=step_sel, branch=branch)
+        for s in variant.sites
+    ]
+    target = pair.corrupted if direction == "denoising" else pair.clean
+    patched = run(adapter, replace(base, prompts=(target,), seeds=(seed,)), edits=edits).output
+    return _select(baseline.output, 0), _select(baseline.output, 1), patched

@@ -1,0 +1,244 @@
+"""Localization methods for experiment files: ``patch``, ``attribute`` and ``locate``.
+
+Each runs one unit per concept (so an interrupted run resumes per concept) and writes a
+tidy row per measured effect, plots and audio. Example::
+
+    - name: locate
+      method: locate
+      pairs: {source: synthmusic, concepts: [mood, tempo], per_concept: 6}
+      fraction: 0.8
+"""
+
+import json
+from typing import Any, Literal
+
+from pydantic import Field
+
+from interp.experiments.context import StepContext
+from interp.experiments.fields import SiteStr
+from interp.experiments.methods import MethodSpec, register_method
+from interp.experiments.units import Row, Unit
+from interp.methods.common import PatchingSettings, build_metric, by_concept, step_pairs
+
+
+def _units(settings: Any, ctx: StepContext) -> list[Unit]:
+    groups = by_concept(step_pairs(settings, ctx))
+    return [Unit(f"c-{concept}", {"concept": concept}) for concept in groups]
+
+
+def _candidates(settings: Any, ctx: StepContext, component: str = "head") -> list[Any]:
+    catalog = ctx.adapter.catalog
+    if getattr(settings, "sites", None):
+        return catalog.parse_many(settings.sites)
+    return catalog.where(attention="cross", layer=settings.layers, component=component)
+
+
+def _effect_rows(metric: str, concept: str, effects: dict, settings: Any, **labels: Any) -> list[Row]:
+    return [
+        Row(metric, e.mean, concept=concept, site=site, steps=str(settings.patch_steps),
+            branch=settings.branch, labels={"ci_low": e.ci_low, "ci_high": e.ci_high, "n": e.n, **labels})
+        for site, e in effects.items()
+    ]
+
+
+@register_method
+class Patch(PatchingSettings, MethodSpec):
+    """Activation patching of each site (or layer) separately, per concept."""
+
+    summary_line = "activation patching of sites, one at a time (denoising or noising)"
+    exports = ("effects",)
+
+    method: Literal["patch"] = Field(description="Patch sites one at a time.")
+    sites: list[SiteStr] | None = Field(default=None, description="Sites to patch; default: "
+                                        "every site of `component` in the chosen layers.")
+    component: Literal["head", "heads", "out", "text"] = Field(
+        default="head", description="Component swept when `sites` is not given ('text': "
+        "TADA's per-layer text input).")
+    layers: list[int] | None = Field(default=None, description="Cross layers (default all).")
+    direction: Literal["denoising", "noising", "ablation"] = Field(
+        default="denoising", description="Clean into corrupted, corrupted into clean, or zero.")
+
+    def plan(self, ctx: StepContext) -> list[Unit]:
+        return _units(self, ctx)
+
+    def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
+        from interp.patching import single_site_variants, sweep
+
+        concept = unit.params["concept"]
+        pairs = by_concept(step_pairs(self, ctx))[concept]
+        adapter = ctx.adapter
+        result = sweep(adapter, ctx.request(["-"], [0]), pairs, list(ctx.generation.seeds),
+                       single_site_variants(_candidates(self, ctx, self.component)),
+                       build_metric(self.metric, adapter), direction=self.direction,
+                       steps=self.patch_steps, branch=self.branch, batch_size=self.batch_size)
+        return _effect_rows(f"{self.direction}_effect", concept, result.effects(), self)
+
+    def finalize(self, ctx: StepContext) -> dict[str, Any]:
+        import matplotlib.pyplot as plt
+
+        import interp.localization_plots  # noqa: F401 - selects the Agg backend
+
+        effects: dict[str, dict[str, float]] = {}
+        for row in ctx.rows:
+            effects.setdefault(row.concept, {})[row.site] = row.value
+        for concept, values in effects.items():
+            fig, ax = plt.subplots(figsize=(max(4, 0.25 * len(values)), 3))
+            ax.bar(range(len(values)), list(values.values()))
+            ax.set_xticks(range(len(values)), list(values), rotation=90, fontsize=6)
+            ax.set_ylabel("normalized effect")
+            ax.set_title(f"{concept}: {self.direction} patching")
+            fig.tight_layout()
+            ctx.save_plot(fig, f"effects-{concept}")
+        return {"effects": effects}
+
+
+@register_method
+class Attribute(PatchingSettings, MethodSpec):
+    """Attribution patching of every head at once, checked against exact patching."""
+
+    summary_line = "attribution patching of all heads, with its rank agreement to exact patching"
+    exports = ("scores", "spearman")
+
+    method: Literal["attribute"] = Field(description="Gradient-based estimates for all heads.")
+    layers: list[int] | None = Field(default=None, description="Cross layers (default all).")
+    check_heads: int = Field(default=8, ge=0, description="Heads patched exactly to report "
+                             "the Spearman correlation of the estimates (0: skip).")
+
+    def plan(self, ctx: StepContext) -> list[Unit]:
+        return _units(self, ctx)
+
+    def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
+        from interp.attribution import attribute, rank_agreement
+        from interp.patching import single_site_variants, sweep
+
+        concept = unit.params["concept"]
+        pairs = by_concept(step_pairs(self, ctx))[concept]
+        adapter, seeds = ctx.adapter, list(ctx.generation.seeds)
+        base = ctx.request(["-"], [0])
+        heads = _candidates(self, ctx)
+        estimates = attribute(adapter, base, pairs, seeds, heads, steps=self.patch_steps)
+        rows = [Row("attribution", v, concept=concept, site=k, steps=str(self.patch_steps),
+                    branch="cond") for k, v in estimates.scores.items()]
+        if self.check_heads >= 3:
+            ranked = estimates.ranking()
+            half = self.check_heads // 2
+            # the top of the ranking plus an even spread over the rest
+            rest = ranked[half:]
+            stride = max(1, len(rest) // max(1, self.check_heads - half))
+            sample = ranked[:half] + rest[::stride][: self.check_heads - half]
+            exact = sweep(adapter, base, pairs, seeds, single_site_variants(sample),
+                          build_metric(self.metric, adapter), steps=self.patch_steps,
+                          branch="cond", batch_size=self.batch_size).effects()
+            rho = rank_agreement(estimates.scores, {k: e.mean for k, e in exact.items()})
+            rows.append(Row("spearman_vs_exact", rho, concept=concept,
+                            labels={"heads_checked": len(sample)}))
+        return rows
+
+    def finalize(self, ctx: StepContext) -> dict[str, Any]:
+        scores: dict[str, dict[str, float]] = {}
+        spearman: dict[str, float] = {}
+        for row in ctx.rows:
+            if row.metric == "attribution":
+                scores.setdefault(row.concept, {})[row.site] = row.value
+            else:
+                spearman[row.concept] = row.value
+        return {"scores": scores, "spearman": spearman}
+
+
+@register_method
+class Locate(PatchingSettings, MethodSpec):
+    """Locate, per concept, the smallest head subset that restores the concept."""
+
+    summary_line = "locate minimal concept-carrying head subsets (patching, necessity, I(l))"
+    exports = ("subsets", "heads", "layer_impact")
+
+    method: Literal["locate"] = Field(description="Locate concept heads.")
+    layers: list[int] | None = Field(default=None, description="Cross layers (default all).")
+    ranking: Literal["patching", "attribution"] = Field(
+        default="patching", description="How heads are ranked before the greedy search.")
+    fraction: float = Field(default=0.8, gt=0, le=1, description="Share of the clean-corrupted "
+                            "gap the subset must restore.")
+    max_heads: int = Field(default=16, ge=1, description="Largest subset tried.")
+    layer_impact: bool = Field(default=True, description="Also patch each layer's text "
+                               "input (TADA's sites) and report I(l).")
+    audio: bool = Field(default=True, description="Save clean / corrupted / patched audio "
+                        "of the first pair.")
+
+    def plan(self, ctx: StepContext) -> list[Unit]:
+        return _units(self, ctx)
+
+    def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
+        from interp.localization import locate
+        from interp.localization_plots import plot_head_heatmap, plot_prefix_curve
+        from interp.patching import patched_generation
+
+        concept = unit.params["concept"]
+        pairs = by_concept(step_pairs(self, ctx))[concept]
+        adapter, seeds = ctx.adapter, list(ctx.generation.seeds)
+        base = ctx.request(["-"], [0])
+        result = locate(adapter, base, pairs, seeds, build_metric(self.metric, adapter),
+                        candidates=_candidates(self, ctx), ranking=self.ranking,
+                        fraction=self.fraction, max_heads=self.max_heads, steps=self.patch_steps,
+                        branch=self.branch, layers=self.layer_impact, batch_size=self.batch_size)
+        ctx.save_json(f"localization-{concept}", result.summary())
+        ctx.save_plot(plot_head_heatmap(result), f"heads-{concept}")
+        ctx.save_plot(plot_prefix_curve(result, self.fraction), f"prefix-{concept}")
+        if self.audio and result.subset:
+            outs = patched_generation(adapter, base, pairs[0], seeds[0], result.subset,
+                                      steps=self.patch_steps, branch=self.branch)
+            for label, out in zip(("clean", "corrupted", "patched"), outs):
+                if out.audio is not None:
+                    ctx.save_audio(f"{concept}-{label}", out.audio[0], out.sample_rate)
+        rows = _effect_rows("head_effect", concept, result.head_effects, self)
+        for row in rows:
+            row.labels["in_subset"] = row.site in result.subset
+        rows += [
+            Row("prefix_effect", e.mean, concept=concept, labels={"k": k + 1, "ci_low": e.ci_low,
+                "ci_high": e.ci_high}) for k, e in enumerate(result.prefix_effects)
+        ]
+        for metric, effect in (("restored", result.restored), ("necessity", result.necessity)):
+            rows.append(Row(metric, effect.mean, concept=concept, site="+".join(result.subset),
+                            labels={"ci_low": effect.ci_low, "ci_high": effect.ci_high,
+                                    "reached": result.reached, "size": len(result.subset)}))
+        rows += [Row("layer_impact", v, concept=concept, site=f"cross.{layer}.text")
+                 for layer, v in result.layer_impact.items()]
+        return rows
+
+    def finalize(self, ctx: StepContext) -> dict[str, Any]:
+        from interp.localization import overlap_matrix, shared_and_specific
+        from interp.localization_plots import plot_overlap
+
+        subsets: dict[str, list[str]] = {}
+        impact: dict[str, dict[str, float]] = {}
+        for row in ctx.rows:
+            if row.metric == "head_effect" and row.labels.get("in_subset"):
+                subsets.setdefault(row.concept, []).append(row.site)
+            if row.metric == "layer_impact":
+                impact.setdefault(row.concept, {})[row.site] = row.value
+        concepts = list(dict.fromkeys(r.concept for r in ctx.rows))
+        subsets = {c: sorted(subsets.get(c, [])) for c in concepts}
+        names, matrix = overlap_matrix(subsets)
+        if len(names) > 1:
+            ctx.save_plot(plot_overlap(names, matrix), "overlap")
+        if impact:
+            ctx.save_plot(_impact_figure(impact), "layer-impact")
+        return {
+            "subsets": subsets,
+            "heads": sorted({h for hs in subsets.values() for h in hs}),
+            "overlap": {"concepts": names, "jaccard": json.loads(json.dumps(matrix.tolist()))},
+            "shared_and_specific": shared_and_specific(subsets),
+            "layer_impact": impact,
+        }
+
+
+def _impact_figure(impact: dict[str, dict[str, float]]):  # noqa: ANN202
+    """TADA's layer impact per concept (bars) from the rows' per-layer values."""
+    from interp.localization import Localization
+    from interp.localization_plots import plot_layer_impact
+    from interp.sites import Site
+
+    results = [
+        Localization(concept=c, layer_impact={Site.parse(k).layer: v for k, v in values.items()})
+        for c, values in impact.items()
+    ]
+    return plot_layer_impact(results)
