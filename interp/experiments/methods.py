@@ -19,7 +19,7 @@ point names a method class or a module that registers on import).
 
 from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar, get_args, get_origin
 
 from pydantic import Field, StringConstraints
 
@@ -110,7 +110,10 @@ def method_name_of(cls: type) -> str:
     return str(args[0])
 
 
-def register_method(cls: type[MethodSpec]) -> type[MethodSpec]:
+M = TypeVar("M")
+
+
+def register_method(cls: M) -> M:
     """Class decorator adding a method to the registry.
 
     Raises:
@@ -120,7 +123,7 @@ def register_method(cls: type[MethodSpec]) -> type[MethodSpec]:
     if not (isinstance(cls, type) and issubclass(cls, MethodSpec)):
         raise TadaError(f"register_method expects a MethodSpec subclass, got {cls!r}.")
     name = method_name_of(cls)
-    existing = _METHODS.get(name)
+    existing = _METHODS.get(name)  # type: ignore[arg-type]
     if existing is cls:
         return cls
     if existing is not None:

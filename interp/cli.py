@@ -1,0 +1,227 @@
+"""The ``tada`` command line: validate and run experiments, show results, list sites.
+
+Errors raised on purpose (:class:`~interp.errors.TadaError`) print as one clear message
+and exit with code 2; ``--debug`` shows the traceback instead. Other packages add
+sub-commands through the entry-point group ``tada_interp.commands``: each entry point is
+a function ``add_commands(subparsers) -> None`` that adds parsers and sets
+``func=handler`` on them (``handler(args) -> int | None``).
+"""
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from importlib.metadata import entry_points
+from typing import Any
+
+from interp.errors import TadaError
+
+COMMANDS_GROUP = "tada_interp.commands"
+
+_MAIN_EPILOG = """\
+examples:
+  tada sites tiny-stable-audio                 list the intervention sites of a model
+  tada sites stable-audio-open-1.0 --no-weights --json > sites.json
+  tada validate experiments/tiny.yaml          check a spec (every problem at once)
+  tada run experiments/tiny.yaml --out runs/tiny
+  tada show runs/tiny                          print a finished run's summary
+
+A run directory holds spec.yaml, results.csv, summary.json, plots/, audio/ and
+index.html (open it in a browser). Rerunning `tada run` on it resumes an interrupted
+run and reuses finished units. Docs: docs/cli.md, docs/spec-reference.md.
+"""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=32)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from interp.experiments import load_spec
+
+    for path in args.files:
+        loaded = load_spec(path, check_model=not args.no_model)
+        steps = ", ".join(f"{s.name} ({s.method})" for s in loaded.spec.steps)
+        n_prompts = sum(len(p) for p in loaded.prompts.values())
+        checked = "schema only" if args.no_model else f"sites checked against {loaded.spec.model.name}"
+        print(f"{path}: valid; {len(loaded.spec.steps)} step(s): {steps}; {n_prompts} prompt(s); {checked}.")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from interp.experiments import run
+
+    results = run(args.file, out=args.out, progress=not args.no_progress)
+    print(results.text())
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from interp.experiments import Results
+
+    results = Results(args.dir)
+    if args.json:
+        print(json.dumps(results.summary, indent=1, sort_keys=True))
+    else:
+        print(results.text())
+    return 0
+
+
+def _sites_table(records: list[dict[str, Any]]) -> str:
+    columns = ("name", "attention", "layer", "component", "head", "shape", "module")
+    cells = [[("" if r[c] is None else str(r[c])) for c in columns] for r in records]
+    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def _cmd_sites(args: argparse.Namespace) -> int:
+    from interp.experiments.model import load, sites_of
+
+    adapter = load(args.model, weights=not args.no_weights)
+    components = args.component or None
+    records = sites_of(adapter, components=components, attention=args.attention)
+    if args.json:
+        print(json.dumps(records, indent=1))
+        return 0
+    print(_sites_table(records))
+    summary = adapter.catalog.summary()
+    print(
+        f"\n{len(records)} sites of {args.model}: {summary['self']['layers']} self- and "
+        f"{summary['cross']['layers']} cross-attention layers, "
+        f"{summary['self']['head_sites'] + summary['cross']['head_sites']} heads"
+        + ("" if adapter.has_weights else " (structure only, no weights)")
+        + "."
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``tada`` argument parser, with plug-in sub-commands."""
+    parser = argparse.ArgumentParser(
+        prog="tada",
+        description="Locate musical concepts in the attention heads of audio diffusion "
+        "models and steer them: declarative experiments, sites, reports.",
+        epilog=_MAIN_EPILOG,
+        formatter_class=_Formatter,
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "validate",
+        help="check experiment specs without running a model",
+        description="Check experiment specs: schema (unknown keys, types, ranges), prompt "
+        "files, references between steps, and every site string against the model's real "
+        "sites (built without weights). Every problem is reported at once; exit code 2 if "
+        "any.",
+        epilog="examples:\n  tada validate experiments/tiny.yaml\n"
+        "  tada validate experiments/*.yaml\n  tada validate my.yaml --no-model   # schema only",
+        formatter_class=_Formatter,
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help="YAML experiment spec(s)")
+    p.add_argument("--no-model", action="store_true", help="skip checks that build the model")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser(
+        "run",
+        help="run an experiment (resumes an interrupted run)",
+        description="Run an experiment spec and write a results directory: spec.yaml, "
+        "units/ (one file per finished unit), results.csv (one row per unit x metric), "
+        "summary.json, plots/, audio/ and index.html. Rerunning on the same directory "
+        "skips finished units, so an interrupted run (Ctrl-C, kill) completes without "
+        "redoing work.",
+        epilog="examples:\n  tada run experiments/tiny.yaml\n"
+        "  tada run experiments/tiny.yaml --out runs/tiny-2   # another directory",
+        formatter_class=_Formatter,
+    )
+    p.add_argument("file", metavar="FILE", help="YAML experiment spec")
+    p.add_argument("--out", metavar="DIR", help="results directory (default: the spec's "
+                   "'output', else runs/<name>)")  # fmt: skip
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "show",
+        help="print the summary of a finished run",
+        description="Print the summary of a run directory written by `tada run`.",
+        epilog="examples:\n  tada show runs/tiny\n  tada show runs/tiny --json",
+        formatter_class=_Formatter,
+    )
+    p.add_argument("dir", metavar="DIR", help="run directory")
+    p.add_argument("--json", action="store_true", help="print summary.json")
+    p.set_defaults(func=_cmd_show)
+
+    p = sub.add_parser(
+        "sites",
+        help="list the intervention sites of a model",
+        description="List every site of a model: the canonical name (use it in specs and "
+        "code), the torch module, attention kind, layer, component, head and the tensor "
+        "shape convention. Sites: '<self|cross>.<layer>.<head.H|heads|out|text>'.",
+        epilog="examples:\n  tada sites tiny-stable-audio\n"
+        "  tada sites stable-audio-open-1.0 --no-weights --attention cross --component head\n"
+        "  tada sites stable-audio-open-1.0 --no-weights --json",
+        formatter_class=_Formatter,
+    )
+    p.add_argument("model", metavar="MODEL", help="model name, hub id or local directory")
+    p.add_argument("--no-weights", action="store_true",
+                   help="build the architecture on the meta device (no download)")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print a JSON list of site records")
+    p.add_argument("--attention", choices=("self", "cross"), help="only this attention kind")
+    p.add_argument("--component", action="append", choices=("head", "heads", "out", "text"),
+                   help="only these components (repeatable)")  # fmt: skip
+    p.set_defaults(func=_cmd_sites)
+
+    for point in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        try:
+            point.load()(sub)
+        except Exception as error:  # noqa: BLE001 - a broken plug-in must not break tada
+            print(f"tada: warning: skipped plug-in commands {point.name!r} ({point.value}): "
+                  f"{type(error).__name__}: {error}", file=sys.stderr)  # fmt: skip
+    return parser
+
+
+def _quiet_library_warnings() -> None:
+    """Hide known harmless warnings of dependencies (shown again with --debug)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", module=r"torchsde\..*")
+    warnings.filterwarnings("ignore", message=r".*weight_norm.* is deprecated", category=FutureWarning)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tada`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = args.debug or os.environ.get("TADA_DEBUG") == "1"
+    if not debug:
+        _quiet_library_warnings()
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except TadaError as error:
+        if debug:
+            traceback.print_exc()
+        else:
+            print(f"tada: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ntada: interrupted. Finished units are saved; rerun the same command to "
+              "continue.", file=sys.stderr)  # fmt: skip
+        return 130
+    except Exception as error:  # noqa: BLE001 - unexpected: say so, traceback on --debug
+        if debug:
+            raise
+        print(f"tada: unexpected {type(error).__name__}: {error}\n(This is likely a bug; rerun "
+              f"with --debug for the traceback.)", file=sys.stderr)  # fmt: skip
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
