@@ -209,7 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         else:
-            print(f"tada: error: {error}", file=sys.stderr)
+            notes = "".join(f"\n{note}" for note in getattr(error, "__notes__", []))
+            print(f"tada: error: {error}{notes}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ntada: interrupted. Finished units are saved; rerun the same command to "
@@ -218,8 +219,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # noqa: BLE001 - unexpected: say so, traceback on --debug
         if debug:
             raise
-        print(f"tada: unexpected {type(error).__name__}: {error}\n(This is likely a bug; rerun "
-              f"with --debug for the traceback.)", file=sys.stderr)  # fmt: skip
+        notes = "".join(f"\n{note}" for note in getattr(error, "__notes__", []))
+        print(f"tada: unexpected {type(error).__name__}: {error}{notes}\n(This is likely a bug; "
+              f"rerun with --debug for the traceback.)", file=sys.stderr)  # fmt: skip
         return 1
 
 

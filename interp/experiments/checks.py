@@ -210,10 +210,12 @@ def _check_refs(ctx: CheckContext, index: int, skip: set[str]) -> None:
         if ref.from_ in skip:
             continue
         if ref.from_ not in earlier:
-            later = any(s.name == ref.from_ for s in ctx.spec.steps)
-            why = "it runs later; a step can only use results of steps before it" if later else (
-                f"no such step.{did_you_mean(ref.from_, [s.name for s in ctx.spec.steps])}"
-            )
+            if ref.from_ == ctx.step.name:
+                why = "a step cannot use its own results"
+            elif any(s.name == ref.from_ for s in ctx.spec.steps):
+                why = "it runs later; a step can only use results of steps before it"
+            else:
+                why = f"no such step.{did_you_mean(ref.from_, [s.name for s in ctx.spec.steps])}"
             ctx.error(f"{where}.from", f"{why} Earlier steps: {earlier or 'none'}", ref.from_)
             continue
         source = ctx.spec.step(ref.from_)

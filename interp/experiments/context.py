@@ -13,12 +13,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from jaxtyping import Float
+from torch import Tensor
+
+from interp.adapter import GenerationOutput, GenerationRequest
+from interp.edits import Edit, Read
 from interp.experiments.checks import CheckContext
 from interp.experiments.metrics import MetricContext, MetricSpec, compute
 from interp.experiments.methods import MethodSpec
 from interp.experiments.prompts import Prompt
 from interp.experiments.spec import ExperimentSpec, GenerationSpec
 from interp.experiments.units import Row, Unit, UnitResult, atomic_write
+from interp.runner import RunResult
+
+#: One waveform: ``[samples]`` or ``[channels, samples]``.
+Waveform = Float[Tensor, "*channels samples"] | Float[np.ndarray, "*channels samples"]
 
 __all__ = ["CheckContext", "StepContext"]
 
@@ -81,7 +91,7 @@ class StepContext:
 
     def request(
         self, prompts: Sequence[str], seeds: Sequence[int] | None = None, **changes: Any
-    ) -> Any:
+    ) -> GenerationRequest:
         """A :class:`~interp.adapter.GenerationRequest` with the step's settings.
 
         Args:
@@ -89,8 +99,6 @@ class StepContext:
             seeds: One seed per sample (default: the step's seeds, if they match).
             **changes: Overrides of ``num_steps``, ``guidance_scale``, ... .
         """
-        from interp.adapter import GenerationRequest
-
         g = self.generation
         values: dict[str, Any] = {
             "prompts": tuple(prompts),
@@ -103,7 +111,9 @@ class StepContext:
         values.update(changes)
         return GenerationRequest(**values)
 
-    def generate(self, request: Any, edits: Sequence[Any] = (), reads: Sequence[Any] = ()) -> Any:
+    def generate(
+        self, request: GenerationRequest, edits: Sequence[Edit] = (), reads: Sequence[Read] = ()
+    ) -> RunResult:
         """Run one traced generation with :func:`interp.runner.run`."""
         from interp.runner import run
 
@@ -111,10 +121,10 @@ class StepContext:
 
     def score(
         self,
-        output: Any,
-        request: Any,
+        output: GenerationOutput,
+        request: GenerationRequest,
         prompts: Sequence[Prompt],
-        reference: Callable[[], Any] | None = None,
+        reference: Callable[[], GenerationOutput] | None = None,
     ) -> dict[str, list[float]]:
         """The step's metrics for a generation: metric column -> one float per sample.
 
@@ -137,16 +147,15 @@ class StepContext:
         (self._artifacts if self.unit is not None else self._step_artifacts).append(relative)
         return relative
 
-    def save_audio(self, name: str, audio: Any, sample_rate: int) -> str:
+    def save_audio(self, name: str, audio: Waveform, sample_rate: int) -> str:
         """Write a waveform (``[samples]`` or ``[channels, samples]``) as 16-bit WAV.
 
         Returns:
             Its path relative to the run directory.
         """
-        import numpy as np
         import soundfile
 
-        array = audio.detach().float().cpu().numpy() if hasattr(audio, "detach") else np.asarray(audio)
+        array = audio.detach().float().cpu().numpy() if isinstance(audio, Tensor) else np.asarray(audio)
         array = np.clip(array, -1.0, 1.0)
         if array.ndim == 2:
             array = array.T
@@ -156,11 +165,9 @@ class StepContext:
         )
         return self._record(relative)
 
-    def save_array(self, name: str, array: Any) -> str:
+    def save_array(self, name: str, array: Tensor | np.ndarray) -> str:
         """Write a tensor or array as ``.npy``; returns its relative path."""
-        import numpy as np
-
-        value = array.detach().cpu().numpy() if hasattr(array, "detach") else np.asarray(array)
+        value = array.detach().cpu().numpy() if isinstance(array, Tensor) else np.asarray(array)
         path, relative = self._artifact("arrays", name, ".npy")
 
         def write(temp: Path) -> None:

@@ -186,7 +186,11 @@ def _run_unit(step: MethodSpec, unit: Any, ctx: StepContext, print_: str, store:
     ctx.unit = unit
     ctx._artifacts = []
     torch.manual_seed(_unit_seed(step.name, unit.id))
-    rows = step.run_unit(unit, ctx)
+    try:
+        rows = step.run_unit(unit, ctx)
+    except Exception as error:
+        error.add_note(f"(while running unit {unit.id!r} of step {step.name!r}, method {step.method!r})")
+        raise
     if not isinstance(rows, list) or not all(isinstance(r, Row) for r in rows):
         raise TadaError(
             f"Method {step.method!r}: run_unit must return a list of Row, got "

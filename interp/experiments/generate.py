@@ -23,6 +23,11 @@ from interp.experiments.plots import bar_plot
 from interp.experiments.units import Row, Unit
 
 
+def _slug(text: str, limit: int = 40) -> str:
+    words = "".join(c if c.isalnum() else " " for c in text.lower()).split()
+    return "_".join(words)[:limit].rstrip("_") or "prompt"
+
+
 class EditSpec(StrictModel):
     """A simple edit applied while generating."""
 
@@ -76,7 +81,7 @@ class Generate(MethodSpec):
         scores = ctx.score(output, request, [prompt] * len(seeds), reference)
         if self.save_audio and output.audio is not None:
             for i, seed in enumerate(seeds):
-                ctx.save_audio(f"{unit.id}-s{seed}", output.audio[i], output.sample_rate)
+                ctx.save_audio(f"{unit.id}-{_slug(prompt.text)}-s{seed}", output.audio[i], output.sample_rate)
         site = "+".join(e.site for e in self.edits) or None
         steps = "+".join(str(e.steps) for e in self.edits) or None
         branch = "+".join(e.branch for e in self.edits) or None

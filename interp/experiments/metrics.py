@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import Field, model_validator
+from torch import Tensor
 
+from interp.adapter import GenerationOutput, GenerationRequest
 from interp.errors import TadaError, did_you_mean
 from interp.experiments.fields import StrictModel
 
-MetricFn = Callable[[Any, "MetricContext"], Sequence[float]]
+MetricFn = Callable[[GenerationOutput, "MetricContext"], Sequence[float]]
 
 
 @dataclass
@@ -39,13 +41,13 @@ class MetricContext:
             without the step's edits); see :meth:`reference`.
     """
 
-    request: Any
+    request: GenerationRequest
     prompts: Sequence[Any] = ()
     options: dict[str, Any] = field(default_factory=dict)
-    reference_fn: Callable[[], Any] | None = None
-    _reference: Any = None
+    reference_fn: Callable[[], GenerationOutput] | None = None
+    _reference: GenerationOutput | None = None
 
-    def reference(self) -> Any:
+    def reference(self) -> GenerationOutput:
         """The reference :class:`~interp.adapter.GenerationOutput`, computed once."""
         if self._reference is None:
             if self.reference_fn is None:
@@ -158,7 +160,9 @@ class MetricSpec(StrictModel):
         return self.label or self.name
 
 
-def compute(specs: Sequence[MetricSpec], output: Any, context: MetricContext) -> dict[str, list[float]]:
+def compute(
+    specs: Sequence[MetricSpec], output: GenerationOutput, context: MetricContext
+) -> dict[str, list[float]]:
     """Score ``output`` with each metric; checks one finite-or-NaN float per sample."""
     batch = int(output.latents.shape[0])
     scores: dict[str, list[float]] = {}
@@ -175,14 +179,14 @@ def compute(specs: Sequence[MetricSpec], output: Any, context: MetricContext) ->
 
 
 @register_metric("rms", description="Root mean square of each sample's waveform.")
-def rms(output: Any, context: MetricContext) -> list[float]:
+def rms(output: GenerationOutput, context: MetricContext) -> list[float]:
     """RMS amplitude of each waveform."""
     audio = _audio(output, "rms")
     return audio.flatten(1).double().pow(2).mean(1).sqrt().tolist()
 
 
 @register_metric("duration_s", description="Length of each waveform in seconds.")
-def duration_s(output: Any, context: MetricContext) -> list[float]:
+def duration_s(output: GenerationOutput, context: MetricContext) -> list[float]:
     """Duration of each waveform."""
     audio = _audio(output, "duration_s")
     return [audio.shape[-1] / float(output.sample_rate)] * audio.shape[0]
@@ -194,7 +198,7 @@ def duration_s(output: Any, context: MetricContext) -> list[float]:
     "and seeds, without the step's edits); option normalize divides by the reference norm.",
     options=("normalize",),
 )
-def latent_distance(output: Any, context: MetricContext) -> list[float]:
+def latent_distance(output: GenerationOutput, context: MetricContext) -> list[float]:
     """L2 distance between final latents and the reference generation's."""
     reference = context.reference().latents.flatten(1).double()
     latents = output.latents.flatten(1).double()
@@ -204,7 +208,7 @@ def latent_distance(output: Any, context: MetricContext) -> list[float]:
     return distance.tolist()
 
 
-def _audio(output: Any, name: str) -> Any:
+def _audio(output: GenerationOutput, name: str) -> Tensor:
     if output.audio is None:
         raise TadaError(f"Metric {name!r} needs audio, but the generation was not decoded.")
     return output.audio

@@ -2,8 +2,8 @@
 
 Structure-only builds (``weights=False``, on the meta device where the family supports
 it) serve validation and ``tada sites --no-weights``; full loads serve runs. A small
-cache keeps the last model of each kind, so consecutive runs in one process (tests,
-notebooks) do not reload it.
+cache keeps the last model with weights (and two structure-only builds), so consecutive
+runs in one process (tests, notebooks) do not reload it.
 """
 
 from collections.abc import Iterable
@@ -59,7 +59,7 @@ def load(
         if not weights and adapter.has_weights:
             key = full  # a family without a meta build gave a real model: reuse it for runs
         same_kind = [k for k in _CACHE if k[1] == key[1]]
-        while len(same_kind) >= _CACHE_SIZE:
+        while len(same_kind) >= (1 if key[1] else _CACHE_SIZE):  # one model with weights
             _CACHE.pop(same_kind.pop(0))
         _CACHE[key] = adapter
     return _CACHE[key]

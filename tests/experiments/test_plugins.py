@@ -64,13 +64,27 @@ class Probe(MethodSpec):
                     branch=self.branch, labels={"alpha": 2.0})]  # fmt: skip
 
 
+class Fail(MethodSpec):
+    """Fails cleanly in its second unit."""
+
+    method: Literal["test-fail"]
+
+    def plan(self, ctx: StepContext) -> list[Unit]:
+        return [Unit("u0"), Unit("u1")]
+
+    def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
+        if unit.id == "u1":
+            raise TadaError("the concept scorer is missing")
+        return [Row("ok", 1.0)]
+
+
 @pytest.fixture
 def plugins() -> Iterator[None]:
-    register_method(Pick)
-    register_method(Probe)
+    for cls in (Pick, Probe, Fail):
+        register_method(cls)
     yield
-    unregister_method("test-pick")
-    unregister_method("test-probe")
+    for name in ("test-pick", "test-probe", "test-fail"):
+        unregister_method(name)
 
 
 def chain(probe: dict[str, Any], pick_sites: list[str] | None = None) -> dict[str, Any]:
@@ -92,7 +106,7 @@ def test_registered_later_validates_like_builtin(plugins: None) -> None:
     ("probe", "fragments"),
     [
         ({"sites": {"from": "pikc"}}, ["steps[1].sites.from", "no such step", "Did you mean 'pick'"]),
-        ({"sites": {"from": "probe"}}, ["steps[1].sites.from", "runs later"]),
+        ({"sites": {"from": "probe"}}, ["steps[1].sites.from", "cannot use its own results"]),
         ({"sites": {"from": "pick", "key": "heads"}}, ["steps[1].sites.key", "exports ['sites']"]),
         ({"sites": {"from": "pick", "kye": "sites"}}, ["steps[1].sites.kye", "Did you mean 'key'"]),
         ({"sites": ["cross.3.head.0"]}, ["steps[1].sites[0]", "No cross-attention layer 3"]),
@@ -157,3 +171,30 @@ def test_metric_registry(tmp_path: Path) -> None:
         assert {r["metric"] for r in results.rows} == {"test-peak", "loudness"}
     finally:
         _METRICS.pop("test-peak", None)
+
+
+def test_a_failing_unit_is_one_message_naming_it(plugins: None, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    from interp.cli import main
+
+    path = tmp_path / "fail.yaml"
+    path.write_text(__import__("yaml").safe_dump(spec(steps=[{"name": "f", "method": "test-fail"}])))
+    code = main(["run", str(path), "--out", str(tmp_path / "run"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "the concept scorer is missing" in err and "unit 'u1' of step 'f'" in err
+    assert [p.name for p in (tmp_path / "run" / "units").glob("*.json")] == ["f.u0.json"]
+
+
+def test_a_spec_without_weights_does_not_run(tmp_path: Path) -> None:
+    with pytest.raises(TadaError, match="weights: false"):
+        run(spec(model={"name": "tiny-stable-audio", "weights": False}), out=tmp_path, progress=False)
+
+
+def test_a_reference_to_a_later_step_is_refused(plugins: None) -> None:
+    data = spec(steps=[
+        {"name": "probe", "method": "test-probe", "sites": {"from": "pick"}},
+        {"name": "pick", "method": "test-pick", "sites": ["cross.0.out"]},
+    ])  # fmt: skip
+    with pytest.raises(SpecError, match=r"steps\[0\]\.sites\.from = 'pick': it runs later"):
+        load_spec(data)

@@ -56,7 +56,8 @@ def test_run_writes_every_output(tmp_path: Path, quiet_warnings: None) -> None:
     results = run(write(tmp_path / "s.yaml", data), out=out, progress=False)
     names = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
     assert {"spec.yaml", "results.csv", "summary.json", "index.html"} <= names
-    assert {"plots/gen-rms.png", "plots/zeroed-latent_distance.png", "audio/zeroed/p0001-s0.wav"} <= names
+    assert {"plots/gen-rms.png", "plots/zeroed-latent_distance.png",
+            "audio/zeroed/p0001-a_happy_violin_song-s0.wav"} <= names  # fmt: skip
     assert len([n for n in names if n.startswith("units/")]) == 4
     header = (out / "results.csv").read_text().splitlines()[0]
     assert header == "step,method,unit,concept,prompt,site,steps,branch,seed,metric,value"
@@ -66,7 +67,7 @@ def test_run_writes_every_output(tmp_path: Path, quiet_warnings: None) -> None:
     assert all(r["value"] > 0 and r["site"] == "cross.1.head.2" and r["branch"] == "cond" for r in zeroed)
     assert {r["concept"] for r in rows} == {"sad", "happy"}
     html = (out / "index.html").read_text()
-    assert 'src="plots/gen-rms.png"' in html and 'src="audio/zeroed/p0000-s0.wav"' in html
+    assert 'src="plots/gen-rms.png"' in html and 'src="audio/zeroed/p0000-a_sad_violin_song-s0.wav"' in html
     assert str(out) not in html  # relative paths only
     inline = results._repr_html_()
     assert "data:image/png;base64" in inline and "<table>" in inline
