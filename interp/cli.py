@@ -40,15 +40,25 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from interp.experiments import load_spec
+    from interp.experiments import SpecError, load_spec
 
+    failed = 0
     for path in args.files:
-        loaded = load_spec(path, check_model=not args.no_model)
+        try:
+            loaded = load_spec(path, check_model=not args.no_model)
+        except SpecError as error:
+            if len(args.files) == 1:
+                raise
+            print(f"tada: error: {error}", file=sys.stderr)
+            failed += 1
+            continue
         steps = ", ".join(f"{s.name} ({s.method})" for s in loaded.spec.steps)
         n_prompts = sum(len(p) for p in loaded.prompts.values())
         checked = "schema only" if args.no_model else f"sites checked against {loaded.spec.model.name}"
         print(f"{path}: valid; {len(loaded.spec.steps)} step(s): {steps}; {n_prompts} prompt(s); {checked}.")
-    return 0
+    if failed:
+        print(f"tada: {failed} of {len(args.files)} specs are invalid.", file=sys.stderr)
+    return 2 if failed else 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
