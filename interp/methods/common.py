@@ -9,7 +9,7 @@ from interp.experiments.fields import BranchName, StepWindow, StrictModel
 from interp.metrics import AudioSimilarity, ConceptContrast, LatentSimilarity, Metric
 from interp.prompts import PromptPair
 
-MetricName = Literal["concept", "latent_distance", "audio_distance"]
+MetricName = Literal["concept", "latent_distance", "audio_distance", "clap", "tempo"]
 
 
 class PairsSpec(StrictModel):
@@ -33,9 +33,13 @@ class PatchingSettings(StrictModel):
     )
     metric: MetricName = Field(
         default="concept",
-        description="'concept': the model's concept scorer (clean value minus corrupted "
-        "value); 'latent_distance' / 'audio_distance': closeness to the clean run.",
+        description="'concept': the model's own concept scorer (score of the clean value "
+        "minus the corrupted value); 'clap': LAION-CLAP text-audio similarity (real models; "
+        "weights from the hub cache or `scorer_model`); 'tempo': librosa beat tracking "
+        "(fast/slow pairs); 'latent_distance' / 'audio_distance': closeness to the clean run.",
     )
+    scorer_model: str | None = Field(
+        default=None, description="Checkpoint (hub id or directory) of the 'clap' scorer.")
     patch_steps: StepWindow = Field(default="all", description="Denoising steps to intervene on.")
     branch: BranchName = Field(default="cond", description="CFG branch to intervene on.")
     batch_size: int = Field(default=8, ge=1, description="Variants per batched forward pass.")
@@ -71,12 +75,17 @@ def by_concept(pairs: list[PromptPair]) -> dict[str, list[PromptPair]]:
     return groups
 
 
-def build_metric(name: str, adapter: Any) -> Metric:
+def build_metric(name: str, adapter: Any, scorer_model: str | None = None) -> Metric:
     """The metric object for a metric name."""
     if name == "latent_distance":
         return LatentSimilarity()
     if name == "audio_distance":
         return AudioSimilarity()
+    if name in ("clap", "tempo"):
+        from interp.scorers import load_scorer
+
+        options = {"source": scorer_model} if scorer_model else {}
+        return ConceptContrast(load_scorer(name, **options), name=name)
     scorer = adapter.concept_scorer()
     if scorer is None:
         raise TadaError(

@@ -69,7 +69,7 @@ class Patch(PatchingSettings, MethodSpec):
         adapter = ctx.adapter
         result = sweep(adapter, ctx.request(["-"], [0]), pairs, list(ctx.generation.seeds),
                        single_site_variants(_candidates(self, ctx, self.component)),
-                       build_metric(self.metric, adapter), direction=self.direction,
+                       build_metric(self.metric, adapter, self.scorer_model), direction=self.direction,
                        steps=self.patch_steps, branch=self.branch, batch_size=self.batch_size)
         return _effect_rows(f"{self.direction}_effect", concept, result.effects(), self)
 
@@ -127,7 +127,7 @@ class Attribute(PatchingSettings, MethodSpec):
             stride = max(1, len(rest) // max(1, self.check_heads - half))
             sample = ranked[:half] + rest[::stride][: self.check_heads - half]
             exact = sweep(adapter, base, pairs, seeds, single_site_variants(sample),
-                          build_metric(self.metric, adapter), steps=self.patch_steps,
+                          build_metric(self.metric, adapter, self.scorer_model), steps=self.patch_steps,
                           branch="cond", batch_size=self.batch_size).effects()
             rho = rank_agreement(estimates.scores, {k: e.mean for k, e in exact.items()})
             rows.append(Row("spearman_vs_exact", rho, concept=concept,
@@ -176,7 +176,7 @@ class Locate(PatchingSettings, MethodSpec):
         pairs = by_concept(step_pairs(self, ctx))[concept]
         adapter, seeds = ctx.adapter, list(ctx.generation.seeds)
         base = ctx.request(["-"], [0])
-        result = locate(adapter, base, pairs, seeds, build_metric(self.metric, adapter),
+        result = locate(adapter, base, pairs, seeds, build_metric(self.metric, adapter, self.scorer_model),
                         candidates=_candidates(self, ctx), ranking=self.ranking,
                         fraction=self.fraction, max_heads=self.max_heads, steps=self.patch_steps,
                         branch=self.branch, layers=self.layer_impact, batch_size=self.batch_size)
