@@ -115,8 +115,8 @@ def refs(value: Any, path: str) -> Iterator[tuple[str, Ref]]:
             yield from refs(item, f"{path}.{key}")
 
 
-def step_prompt_set(spec: ExperimentSpec, step: MethodSpec) -> str:
-    """Name of the prompt set a step uses.
+def step_prompt_set(spec: ExperimentSpec, step: MethodSpec) -> str | None:
+    """Name of the prompt set a step uses (``None`` when the spec has none).
 
     Raises:
         TadaError: If the named set does not exist or the choice is ambiguous.
@@ -131,6 +131,8 @@ def step_prompt_set(spec: ExperimentSpec, step: MethodSpec) -> str:
                 f"Prompt sets: {names}"
             )
         return step.prompts
+    if not names:
+        return None
     if len(names) == 1:
         return names[0]
     if "default" in spec.prompts:
@@ -184,7 +186,8 @@ def check_spec(
         ctx.prompts = None
         if step.prompts not in skip_prompt_sets:
             try:
-                ctx.prompts = resolved.get(step_prompt_set(spec, step))
+                name = step_prompt_set(spec, step)
+                ctx.prompts = resolved.get(name) if name is not None else []
             except TadaError as error:
                 ctx.error("prompts", str(error), step.prompts)
         ctx.generation = None

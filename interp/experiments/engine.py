@@ -129,7 +129,8 @@ def _run_step(
     spec = loaded.spec
     step = _resolve_step(spec.steps[index], index, summaries, loaded)
     generation = spec.generation.merged(step.generation)
-    prompts = loaded.prompts[step_prompt_set(spec, step)]
+    name = step_prompt_set(spec, step)
+    prompts = loaded.prompts[name] if name is not None else []
     metrics = step.metrics if step.metrics is not None else spec.metrics
     ctx = StepContext(
         spec=spec, step=step, out_dir=out_dir, generation=generation, prompts=prompts,

@@ -66,6 +66,12 @@ class Generate(MethodSpec):
     )
     save_audio: bool = Field(default=True, description="Write a WAV file per sample.")
 
+    def check(self, ctx: Any) -> None:
+        """A generate step needs prompts."""
+        if ctx.prompts == []:
+            ctx.error("prompts", "a generate step needs prompts, and the spec has no prompt "
+                      "set; add e.g. `prompts: [\"a sad piano piece\"]` at the top level")
+
     def plan(self, ctx: StepContext) -> list[Unit]:
         """One unit per prompt; its samples are the step's seeds."""
         return [Unit(f"p{index:04d}", {"prompt": index}) for index in range(len(ctx.prompts))]

@@ -123,7 +123,9 @@ class ExperimentSpec(StrictModel):
         default_factory=GenerationSpec, description="Generation settings."
     )
     prompts: dict[str, PromptSet] = Field(
-        description="Named prompt sets; a bare list means {default: <list>}."
+        default_factory=dict,
+        description="Named prompt sets; a bare list means {default: <list>}. Optional when "
+        "every step brings its own prompts (e.g. `pairs:` of the localization methods).",
     )
     metrics: list[MetricSpec] = Field(
         default_factory=lambda: [MetricSpec(name="rms")],
@@ -143,13 +145,6 @@ class ExperimentSpec(StrictModel):
     def _bare_prompt_list(cls, value: Any) -> Any:
         if isinstance(value, dict) and isinstance(value.get("prompts"), list):
             return {**value, "prompts": {"default": value["prompts"]}}
-        return value
-
-    @field_validator("prompts")
-    @classmethod
-    def _some_prompts(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if not value:
-            raise ValueError("give at least one prompt set")
         return value
 
     @field_validator("metrics")

@@ -21,6 +21,18 @@ from interp.experiments.units import Row, Unit
 from interp.methods.common import PatchingSettings, build_metric, by_concept, step_pairs
 
 
+def _check_pairs(settings: Any, ctx: Any) -> None:
+    if settings.pairs is None and ctx.prompts == []:
+        ctx.error("pairs", "this step needs (clean, corrupted) pairs: give `pairs: {source: "
+                  "tada}` (or 'synthmusic'), or a prompt set whose prompts have a 'corrupted' field")
+    if settings.pairs is not None:
+        from interp.pairsources import sources
+
+        if settings.pairs.source not in sources():
+            ctx.error("pairs.source", f"unknown pair source; valid: {sorted(sources())}",
+                      settings.pairs.source)
+
+
 def _units(settings: Any, ctx: StepContext) -> list[Unit]:
     groups = by_concept(step_pairs(settings, ctx))
     return [Unit(f"c-{concept}", {"concept": concept}) for concept in groups]
@@ -57,6 +69,9 @@ class Patch(PatchingSettings, MethodSpec):
     layers: list[int] | None = Field(default=None, description="Cross layers (default all).")
     direction: Literal["denoising", "noising", "ablation"] = Field(
         default="denoising", description="Clean into corrupted, corrupted into clean, or zero.")
+
+    def check(self, ctx: Any) -> None:
+        _check_pairs(self, ctx)
 
     def plan(self, ctx: StepContext) -> list[Unit]:
         return _units(self, ctx)
@@ -103,6 +118,9 @@ class Attribute(PatchingSettings, MethodSpec):
     layers: list[int] | None = Field(default=None, description="Cross layers (default all).")
     check_heads: int = Field(default=8, ge=0, description="Heads patched exactly to report "
                              "the Spearman correlation of the estimates (0: skip).")
+
+    def check(self, ctx: Any) -> None:
+        _check_pairs(self, ctx)
 
     def plan(self, ctx: StepContext) -> list[Unit]:
         return _units(self, ctx)
@@ -163,6 +181,9 @@ class Locate(PatchingSettings, MethodSpec):
                                "input (TADA's sites) and report I(l).")
     audio: bool = Field(default=True, description="Save clean / corrupted / patched audio "
                         "of the first pair.")
+
+    def check(self, ctx: Any) -> None:
+        _check_pairs(self, ctx)
 
     def plan(self, ctx: StepContext) -> list[Unit]:
         return _units(self, ctx)
