@@ -1,0 +1,60 @@
+"""The localization methods run from an experiment spec on the tiny model."""
+
+import pytest
+
+from interp.errors import TadaError
+from interp.experiments import run as run_experiment
+
+SPEC = {
+    "name": "tiny-locate",
+    "model": {"name": "tiny-stable-audio"},
+    "generation": {"steps": 3, "guidance": 3.0, "duration_s": 4.0, "seeds": [0]},
+    "steps": [
+        {"name": "locate", "method": "locate", "metric": "latent_distance", "max_heads": 3,
+         "pairs": {"source": "tada", "concepts": ["violin", "sad"], "per_concept": 1}},
+        {"name": "layers", "method": "patch", "component": "text", "metric": "latent_distance",
+         "pairs": {"source": "tada", "concepts": ["violin"], "per_concept": 1}},
+        {"name": "attribute", "method": "attribute", "metric": "latent_distance", "check_heads": 4,
+         "pairs": {"source": "tada", "concepts": ["violin"], "per_concept": 1}},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    return run_experiment(SPEC, out=tmp_path_factory.mktemp("run"), progress=False)
+
+
+def test_locate_writes_subsets_plots_and_audio(results):
+    summary = results.steps["locate"]["summary"]
+    assert set(summary["subsets"]) == {"violin", "sad"}
+    assert all(1 <= len(v) <= 3 for v in summary["subsets"].values())
+    assert summary["heads"] == sorted({h for v in summary["subsets"].values() for h in v})
+    names = {p.name for p in results.plots}
+    assert {"locate-heads-violin.png", "locate-prefix-sad.png", "locate-overlap.png",
+            "locate-layer-impact.png"} <= names
+    audio = {p.name for p in results.audio}
+    assert {"violin-clean.wav", "violin-corrupted.wav", "violin-patched.wav"} <= audio
+
+
+def test_rows_are_tidy_and_complete(results):
+    rows = [r for r in results.rows if r["step"] == "locate"]
+    head_rows = [r for r in rows if r["metric"] == "head_effect"]
+    assert len(head_rows) == 2 * 8  # two concepts x every cross head of the tiny model
+    assert {r["metric"] for r in rows} >= {"head_effect", "prefix_effect", "restored",
+                                           "necessity", "layer_impact"}
+    impact = [float(r["value"]) for r in rows if r["metric"] == "layer_impact" and r["concept"] == "sad"]
+    assert sum(impact) == pytest.approx(1.0)
+
+
+def test_patch_and_attribute_steps(results):
+    effects = results.steps["layers"]["summary"]["effects"]["violin"]
+    assert set(effects) == {"cross.0.text", "cross.1.text"}
+    spearman = results.steps["attribute"]["summary"]["spearman"]["violin"]
+    assert -1.0 <= spearman <= 1.0
+
+
+def test_concept_metric_without_a_scorer_is_a_clear_error(tmp_path):
+    spec = {**SPEC, "steps": [{**SPEC["steps"][1], "metric": "concept"}]}
+    with pytest.raises(TadaError, match="ships none"):
+        run_experiment(spec, out=tmp_path, progress=False)
