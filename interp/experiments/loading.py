@@ -66,7 +66,13 @@ def _catalog(spec: ExperimentSpec, base_dir: Path, issues: list[Issue]) -> Any:
 
 
 def _has_sites(spec: ExperimentSpec) -> bool:
-    return any(m.kind == "site" for step in spec.steps for m, _, _ in marked(type(step), step, ""))
+    """Whether any step needs the model's catalog: a site field, or a method that checks
+    its own settings (layers, heads) against the model."""
+    return any(
+        getattr(step, "needs_catalog", False)
+        or any(m.kind == "site" for m, _, _ in marked(type(step), step, ""))
+        for step in spec.steps
+    )
 
 
 def load_spec(

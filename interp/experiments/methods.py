@@ -61,6 +61,8 @@ class MethodSpec(StrictModel):
     exports: ClassVar[tuple[str, ...]] = ()
     #: One line for ``tada --help``-style listings and the spec reference.
     summary_line: ClassVar[str] = ""
+    #: Whether :meth:`check` needs the model's site catalog (loaded on the meta device).
+    needs_catalog: ClassVar[bool] = False
 
     name: StepName = Field(
         description="Unique step name (letters, digits, '_', '-'); used in results and refs."

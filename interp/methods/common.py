@@ -1,6 +1,6 @@
 """Settings shared by the localization methods: prompt pairs, metrics, site selection."""
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -24,6 +24,9 @@ class PairsSpec(StrictModel):
 
 class PatchingSettings(StrictModel):
     """Fields every localization method has (mixed into each method)."""
+
+    #: their layers are checked against the model before anything runs
+    needs_catalog: ClassVar[bool] = True
 
     pairs: PairsSpec | None = Field(
         default=None,

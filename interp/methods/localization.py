@@ -22,6 +22,13 @@ from interp.methods.common import PatchingSettings, build_metric, by_concept, st
 
 
 def _check_pairs(settings: Any, ctx: Any) -> None:
+    layers = getattr(settings, "layers", None)
+    if layers and ctx.catalog is not None:
+        n = ctx.catalog.count("cross")
+        bad = [layer for layer in layers if not 0 <= layer < n]
+        if bad:
+            ctx.error("layers", f"no cross-attention layer(s) {bad}; the model has cross layers "
+                      f"0..{n - 1}", layers)
     if settings.pairs is None and ctx.prompts == []:
         ctx.error("pairs", "this step needs (clean, corrupted) pairs: give `pairs: {source: "
                   "tada}` (or 'synthmusic'), or a prompt set whose prompts have a 'corrupted' field")

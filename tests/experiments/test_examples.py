@@ -8,7 +8,7 @@ from interp.experiments import load_spec, run
 from interp.experiments.docs import DEFAULT_PATH, main, render
 
 ROOT = Path(__file__).resolve().parents[2]
-SPECS = sorted((ROOT / "experiments").glob("*.yaml"))
+SPECS = sorted((ROOT / "experiments").rglob("*.yaml"))
 
 
 def test_there_are_experiments() -> None:
