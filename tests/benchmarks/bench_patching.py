@@ -1,0 +1,78 @@
+"""Patching speed on the default model: batched vs sequential sweeps, attribution vs
+exhaustive head patching. Run on demand (not collected by pytest)::
+
+    python tests/benchmarks/bench_patching.py [--model synthmusic-dit] [--pairs 2]
+
+Prints, in one run: wall time per patched generation sequentially (batch 1) and batched
+(goal: batched >= 3x faster per variant); the cost of attribution for all heads in units
+of one plain generation (goal <= 4, whatever the number of heads) and its Spearman rank
+correlation with exhaustive single-head patching (goal >= 0.8).
+"""
+
+import argparse
+import time
+
+import torch
+
+from interp.adapter import GenerationRequest
+from interp.attribution import attribute, rank_agreement
+from interp.metrics import ConceptContrast, LatentSimilarity
+from interp.pairsources import pairs_from
+from interp.patching import single_site_variants, sweep
+from interp.registry import load_model
+
+
+def timed(fn):  # noqa: ANN001, ANN201
+    start = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="synthmusic-dit")
+    parser.add_argument("--concept", default="mood")
+    parser.add_argument("--pairs", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--metric", choices=["concept", "latent_distance"], default="concept")
+    args = parser.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    model = load_model(args.model)
+    base = model.default_request(["-"], [0])
+    pairs = pairs_from("synthmusic", [args.concept], args.pairs, 0)
+    metric = ConceptContrast(model.concept_scorer()) if args.metric == "concept" else LatentSimilarity()
+    heads = model.catalog.where(attention="cross", component="head")
+    variants = single_site_variants(heads)
+    print(f"model {args.model}: {len(heads)} cross-attention heads, {base.num_steps} steps, "
+          f"CFG {base.guidance_scale}; {args.pairs} pair(s) of '{args.concept}', 1 seed")
+
+    single = GenerationRequest(prompts=(pairs[0].corrupted,), seeds=(0,),
+                               num_steps=base.num_steps, guidance_scale=base.guidance_scale)
+    model.generate(single)  # warm up
+    _, t_plain = timed(lambda: [model.generate(single) for _ in range(3)])
+    t_plain /= 3
+
+    seq, t_seq = timed(lambda: sweep(model, base, pairs, [0], variants, metric, batch_size=1,
+                                     progress=False))
+    bat, t_bat = timed(lambda: sweep(model, base, pairs, [0], variants, metric,
+                                     batch_size=args.batch, progress=False))
+    n_variants = len(variants) * len(pairs)
+    print(f"plain generation: {t_plain:.3f} s")
+    print(f"sequential sweep: {t_seq / n_variants:.3f} s per patched generation")
+    print(f"batched sweep (batch {args.batch}): {t_bat / n_variants:.3f} s per patched generation")
+    print(f"speed-up batched vs sequential: {t_seq / t_bat:.2f}x   (goal >= 3)")
+    exact = {k: e.mean for k, e in bat.effects().items()}
+    diff = max(abs(a["value"] - b["value"]) for a, b in zip(seq.rows, bat.rows))
+    print(f"largest difference batched vs sequential metric: {diff:.2e}")
+
+    est, t_attr = timed(lambda: attribute(model, base, pairs, [0], heads, progress=False))
+    per_unit = t_attr / len(pairs)
+    print(f"attribution, all {len(heads)} heads: {per_unit:.3f} s per pair = "
+          f"{per_unit / t_plain:.2f} plain generations   (goal <= 4)")
+    print(f"exhaustive head patching: {t_bat / len(pairs) / t_plain:.2f} plain generations per pair")
+    print(f"Spearman(attribution, exact patching): {rank_agreement(est.scores, exact):.3f}   "
+          f"(goal >= 0.8)")
+
+
+if __name__ == "__main__":
+    main()
