@@ -6,14 +6,11 @@ Each function returns a matplotlib figure; :func:`save_figure` writes one as PNG
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt  # headless machines fall back to Agg by themselves
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from interp.localization import Localization  # noqa: E402
-from interp.sites import Site  # noqa: E402
+from interp.localization import Localization
+from interp.sites import Site
 
 
 def head_grid(effects: dict[str, float]) -> tuple[np.ndarray, list[int]]:

@@ -1,4 +1,4 @@
-"""Small, deterministic plots shared by methods (matplotlib, Agg backend)."""
+"""Small, deterministic plots shared by methods (matplotlib)."""
 
 from collections.abc import Sequence
 from typing import Any
@@ -7,10 +7,7 @@ from interp.experiments.units import Row
 
 
 def figure(width: float = 6.0, height: float = 3.5) -> Any:
-    """A new figure and axes on the non-interactive backend."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    """A new figure and axes (headless machines fall back to the Agg backend)."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(width, height))

@@ -98,8 +98,6 @@ class Patch(PatchingSettings, MethodSpec):
     def finalize(self, ctx: StepContext) -> dict[str, Any]:
         import matplotlib.pyplot as plt
 
-        import interp.localization_plots  # noqa: F401 - selects the Agg backend
-
         effects: dict[str, dict[str, float]] = {}
         for row in ctx.rows:
             effects.setdefault(row.concept, {})[row.site] = row.value
