@@ -36,6 +36,18 @@ _EXPORTS = {
     "Apply": "interp.edits",
     "run": "interp.runner",
     "RunResult": "interp.runner",
+    # localization
+    "PromptPair": "interp.prompts",
+    "tada_pairs": "interp.prompts",
+    "pairs_from": "interp.pairsources",
+    "Variant": "interp.patching",
+    "sweep": "interp.patching",
+    "attribute": "interp.attribution",
+    "locate": "interp.localization",
+    "overlap_matrix": "interp.localization",
+    "LatentSimilarity": "interp.metrics",
+    "ConceptContrast": "interp.metrics",
+    "normalized_effect": "interp.metrics",
     # models
     "GenerationRequest": "interp.adapter",
     "GenerationOutput": "interp.adapter",
