@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 from beartype import beartype
+from jaxtyping import jaxtyped
 from torch import Tensor
 
 from interp.adapter import GenerationRequest, ModelAdapter
@@ -132,7 +133,7 @@ def _position_mean_sum(x: Tensor) -> Tensor:
     return x.double().mean(dim=1).sum(dim=0)
 
 
-@beartype
+@jaxtyped(typechecker=beartype)
 def activation_means(
     adapter: ModelAdapter,
     request: GenerationRequest,
@@ -182,7 +183,7 @@ def activation_means(
     return {n: (sums[n] / count).float() for n in names}, resolved
 
 
-@beartype
+@jaxtyped(typechecker=beartype)
 def compute_caa(
     adapter: ModelAdapter,
     request: GenerationRequest,

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 from beartype import beartype
+from jaxtyping import jaxtyped
 from torch import Tensor
 
 from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
@@ -206,7 +207,7 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
-@beartype
+@jaxtyped(typechecker=beartype)
 def evaluate_steering(
     adapter: ModelAdapter,
     request: GenerationRequest,

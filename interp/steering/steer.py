@@ -18,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 from beartype import beartype
+from jaxtyping import jaxtyped
 from torch import Tensor
 
 from interp.adapter import GenerationRequest, ModelAdapter
@@ -163,7 +164,7 @@ def _renormalized_add(value: Tensor | Mapping[int, Tensor]):  # noqa: ANN202 - a
     return fn
 
 
-@beartype
+@jaxtyped(typechecker=beartype)
 def sweep_alpha(
     adapter: ModelAdapter,
     request: GenerationRequest,
