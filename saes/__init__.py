@@ -25,6 +25,7 @@ from saes.features import (
 from saes.layout import site_shape, site_width
 from saes.steer import SAEClampSteerer, SAEFeatureSteerer, decoder_directions
 from saes.train import SAEReport, SAESettings, evaluate_sae, load_sae, train_sae, train_saes
+from saes.workflow import SAESteeringSettings, run_sae_steering
 
 __all__ = [
     "ActivationCache",
@@ -33,12 +34,14 @@ __all__ = [
     "SAEFeatureSteerer",
     "SAEReport",
     "SAESettings",
+    "SAESteeringSettings",
     "cache_activations",
     "concept_features",
     "decoder_directions",
     "evaluate_sae",
     "feature_activations",
     "load_sae",
+    "run_sae_steering",
     "score_features",
     "select_features",
     "site_shape",

@@ -28,8 +28,10 @@ from interp.steering.evaluation import (
 from interp.steering.scoring import CentroidScorer
 from interp.steering.steer import CAASteerer, Steerer, alpha_grid, renormalized, sweep_alpha
 from interp.steering.vectors_io import load_vectors, save_vectors
+from interp.steering.workflow import CAASettings, run_caa
 
 __all__ = [
+    "CAASettings",
     "CAASteerer",
     "CentroidScorer",
     "SteeringConcept",
@@ -45,6 +47,7 @@ __all__ = [
     "load_vectors",
     "relative_distance",
     "renormalized",
+    "run_caa",
     "save_vectors",
     "steering_concept",
     "steering_concept_names",

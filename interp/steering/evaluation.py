@@ -222,6 +222,7 @@ def evaluate_steering(
     budget: float = 0.5,
     out_dir: str | Path | None = None,
     save_audio: bool = True,
+    extra: dict[str, Any] | None = None,
 ) -> SteeringEvaluation:
     """Steer the request's prompts at every alpha and measure alignment and distance.
 
@@ -244,6 +245,7 @@ def evaluate_steering(
         out_dir: If given, write tables, plots and (``save_audio``) one WAV per alpha
             and sample under it.
         save_audio: Write WAVs when ``out_dir`` is given and the model decodes audio.
+        extra: JSON-ready fields added to the method description (settings, ...).
 
     Returns:
         The evaluation (rows, curves, AUC; ``artifacts`` when saved).
@@ -251,7 +253,7 @@ def evaluate_steering(
     from interp.steering.artifacts import write_wav
 
     grid = sorted({0.0, *(float(a) for a in alphas)}, key=lambda a: (a != 0.0, a))
-    method = steerer.describe()
+    method = {**steerer.describe(), **(extra or {})}
     evaluation = SteeringEvaluation(
         label or str(method.get("method", "steering")), concept, value, method, budget, distance
     )

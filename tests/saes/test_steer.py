@@ -91,3 +91,23 @@ def test_clamping_sets_features_and_keeps_the_error_term(tiny_sa, request_2, tin
         SAEClampSteerer(tiny_sae, [tiny_sae.cfg.d_sae])
     with pytest.raises(TadaError, match="valid: \\['set', 'add'\\]"):
         SAEClampSteerer(tiny_sae, [1], mode="replace")
+
+
+@pytest.mark.parametrize("mode", ["add", "clamp"])
+def test_run_sae_steering_goes_from_a_saved_sae_to_rows_and_artifacts(tiny_sa, request_2, happy, tiny_sae,
+                                                                      mode, tmp_path):
+    from saes.workflow import SAESteeringSettings, run_sae_steering
+
+    class Mean:
+        def score(self, output, concept, value):
+            return output.latents.flatten(1).mean(dim=1)
+
+    settings = SAESteeringSettings(k=3, mode=mode, clamp_target=3.0, steps=[0, 1], distance="latents")
+    result = run_sae_steering(tiny_sa, request_2, happy.positive[:3], happy.negative[:3], tiny_sae,
+                              [2.0], Mean(), "mood", "happy", settings=settings, out_dir=tmp_path)
+    zero = [r for r in result.rows if r["alpha"] == 0.0]
+    steered = [r for r in result.rows if r["alpha"] == 2.0]
+    assert all(r["distance"] == 0.0 for r in zero) and all(r["distance"] > 0 for r in steered)
+    assert result.method["method"] == ("sae" if mode == "add" else "sae-clamp")
+    assert set(result.method["features"]) == {"0", "1"}
+    assert (tmp_path / "features.json").is_file() and (tmp_path / "summary.json").is_file()

@@ -89,3 +89,27 @@ def test_evaluation_takes_any_concept_scorer_and_latent_distance(tiny_sa, reques
     zero = [r for r in result.rows if r["alpha"] == 0.0]
     assert all(r["distance"] == 0.0 and r["gain"] == 0.0 for r in zero)
     assert torch.isfinite(torch.tensor([r["alignment"] for r in result.rows])).all()
+
+
+def test_run_caa_goes_from_prompt_sets_to_rows_and_artifacts(tiny_sa, request_3, happy, tmp_path):
+    from interp.steering import CAASettings, load_vectors, run_caa
+
+    scorer = CentroidScorer.fit(tiny_sa, request_3, happy.positive[:2], happy.negative[:2],
+                                concept="mood", target="happy", opposite="sad")
+    settings = CAASettings(steps="1:", renormalize=True, budget=0.2)
+    runs = [
+        run_caa(tiny_sa, request_3, happy.positive[:3], happy.negative[:3], sites, [1.0, 3.0],
+                scorer, "mood", "happy", settings=settings, label=label, out_dir=tmp_path / label)
+        for label, sites in (("localized", ["cross.1.head.0", "cross.1.head.3"]),
+                             ("all-layers", ["cross.0.out", "cross.1.out"]))
+    ]
+    localized = runs[0]
+    assert {r["alpha"] for r in localized.rows} == {0.0, 1.0, 3.0}
+    assert localized.method["settings"]["renormalize"] == "True"
+    assert localized.method["steps"] == "1,2,3"
+    vectors = load_vectors(localized.artifacts["vectors"])
+    assert vectors.sites == ["cross.1.head.0", "cross.1.head.3"] and vectors.steps == (1, 2, 3)
+    assert (tmp_path / "localized" / "curves.png").is_file()
+    assert (tmp_path / "all-layers" / "audio" / "alpha_+3.000_sample_2.wav").is_file()
+    table = compare(runs)
+    assert [r["label"] for r in table] == ["localized", "all-layers"]
