@@ -249,7 +249,8 @@ def train_sae(
             logger=LoggingConfig(log_to_wandb=False),
         )
         started = time.perf_counter()
-        SAETrainer(cfg=config, sae=sae, data_provider=_checked(batches, settings.batch_size, d_in)).fit()
+        with torch.enable_grad():  # callers may run under no_grad (pipelines, other tools)
+            SAETrainer(cfg=config, sae=sae, data_provider=_checked(batches, settings.batch_size, d_in)).fit()
         seconds = time.perf_counter() - started
         path = None
         if out_dir is not None:

@@ -102,3 +102,11 @@ def test_bad_settings_and_paths_get_clear_errors(tmp_path):
     with pytest.raises(TadaError, match=r"must be \[64, 16\]"):
         train_sae(iter([draw(10)]), D_IN, SAESettings(batch_size=64, training_steps=1), site="cross.0.out",
                   eval_vectors=draw(10))
+
+
+def test_training_works_when_the_caller_disabled_gradients():
+    _, draw, stream = planted(seed=3)
+    settings = SAESettings(architecture="topk", k=3, expansion_factor=2, training_steps=5, batch_size=64)
+    with torch.no_grad():
+        _, report = train_sae(stream(64), D_IN, settings, site="cross.0.out", eval_vectors=draw(64))
+    assert report.training_steps == 5 and report.explained_variance > -1.0
