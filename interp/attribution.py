@@ -80,6 +80,7 @@ class _GradientPass:
     def __init__(self, module: torch.nn.Module, cond_rows: list[int], on_grads):  # noqa: ANN001
         self.step = 0
         self.captured: dict[str, Tensor] = {}
+        self._outside = torch.is_grad_enabled()  # the mode to restore when done
         self.cond_rows = cond_rows
         self.on_grads = on_grads
         self._previous = False
@@ -108,7 +109,7 @@ class _GradientPass:
     def close(self) -> None:
         for handle in self._handles:
             handle.remove()
-        torch.set_grad_enabled(self._previous)
+        torch.set_grad_enabled(self._outside)
 
 
 def _stage(site: Site) -> Site:

@@ -114,3 +114,14 @@ def test_normalized_effect_and_its_interval():
     assert effect.mean == pytest.approx(0.6)
     assert 0.5 <= effect.ci_low <= 0.6 <= effect.ci_high <= 0.7
     assert normalized_effect([2.0], [3.0], [1.0]).mean == pytest.approx(0.5)
+
+
+def test_attribution_leaves_the_gradient_mode_as_it_found_it(planted_model, base, pairs):
+    import torch
+
+    assert torch.is_grad_enabled()
+    attribute(planted_model, base, pairs[:1], [0], ["cross.0.head.1"], progress=False)
+    assert torch.is_grad_enabled()
+    with torch.no_grad():
+        attribute(planted_model, base, pairs[:1], [0], ["cross.0.head.1"], progress=False)
+        assert not torch.is_grad_enabled()
