@@ -30,9 +30,11 @@ def _run_train(args: argparse.Namespace) -> int:
     from .train import train
 
     command = f"tada synthmusic train {args.kind}" + "".join(
-        f" --{k} {shlex.quote(str(v))}" for k, v in (("steps", args.steps), ("seed", args.seed), ("out", args.out))
+        f" --{k} {shlex.quote(str(v))}" for k, v in (("steps", args.steps), ("seed", args.seed), ("out", args.out),
+                                                       ("init-from", args.init_from), ("lr", args.lr))
         if v is not None)
-    out = train(args.kind, steps=args.steps, seed=args.seed, out=args.out, command=command)
+    out = train(args.kind, steps=args.steps, seed=args.seed, out=args.out, command=command,
+                init_from=args.init_from, lr=args.lr)
     print(f"saved {args.kind} pipeline to {out}")
     return 0
 
@@ -59,9 +61,11 @@ def add_commands(subparsers) -> None:
     sub = sm.add_subparsers(dest="synthmusic_command", required=True)
     tr = sub.add_parser("train", help="train the DiT or UNet from scratch (fixed number of steps)")
     tr.add_argument("kind", choices=["dit", "unet"])
-    tr.add_argument("--steps", type=int, default=None, help="optimizer steps (default: dit 6000, unet 4000)")
+    tr.add_argument("--steps", type=int, default=None, help="optimizer steps (default: dit 3000, unet 1200)")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--out", default=None, help="output directory (default runs/synthmusic/KIND)")
+    tr.add_argument("--init-from", default=None, help="continue from this saved pipeline directory")
+    tr.add_argument("--lr", type=float, default=None, help="peak learning rate (default 1e-3)")
     tr.set_defaults(func=_run_train)
     ev = sub.add_parser("eval", help="concept accuracy of generated audio, scored by the concept scorer")
     ev.add_argument("--samples", type=int, default=400, help="test prompts per model (default 400)")

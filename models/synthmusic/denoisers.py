@@ -5,8 +5,9 @@
 * :func:`build_text_encoder`: a tiny ``T5EncoderModel`` built from a config.
 * :func:`build_dit`: ``StableAudioDiTModel`` with GQA cross-attention; the spectrogram
   ``[batch, 80, 64]`` is packed into 32 tokens of 2 frames x 80 bins = 160 channels.
-* :func:`build_unet`: ``UNet2DConditionModel`` on the spectrogram as a 2-channel image
-  (frame pairs), cross-attention transformer blocks at the two coarsest resolutions.
+* :func:`build_unet`: ``UNet2DConditionModel`` on the spectrogram as an 8-channel 20 x 32
+  image (4 bins x 2 frames per pixel), cross-attention transformer blocks at the two
+  coarsest resolutions.
 
 Both denoisers predict the clean spectrogram x0 (rectified flow, ``x_t = (1 - s) x0 + s
 noise``). :func:`denoiser_inputs` builds the keyword arguments of one denoiser call and
@@ -27,6 +28,8 @@ MAX_TOKENS = 32
 """Captions are padded (and truncated) to this many tokens, end-of-sequence included."""
 FRAMES_PER_TOKEN = 2
 """Spectrogram frames per DiT token."""
+BINS_PER_PIXEL = 4
+"""Semitone bins per UNet pixel (space-to-depth along frequency)."""
 TEXT_DIM = 64
 """Width of the T5 text encoder."""
 KINDS = ("dit", "unet")
@@ -73,19 +76,19 @@ def build_dit(seed: int = 0) -> StableAudioDiTModel:
 
 
 def build_unet(seed: int = 0) -> UNet2DConditionModel:
-    """A 4-level UNet on ``[batch, 2, 80, 32]`` (frame pairs as channels), about 2M parameters.
+    """A 3-level UNet on ``[batch, 8, 20, 32]`` (see :func:`pack_image`), about 2M parameters.
 
-    Resolutions 80x32 -> 40x16 -> 20x8 -> 10x4; cross-attention transformer blocks at 20x8,
-    10x4 and in the mid block (like AudioLDM's ``attn2`` layers).
+    Resolutions 20x32 -> 10x16 -> 5x8; cross-attention transformer blocks at 10x16, 5x8
+    and in the mid block (like AudioLDM's ``attn2`` layers).
     """
     torch.manual_seed(seed)
     return UNet2DConditionModel(
-        sample_size=(N_BINS, N_FRAMES // FRAMES_PER_TOKEN), in_channels=FRAMES_PER_TOKEN,
-        out_channels=FRAMES_PER_TOKEN,
-        down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
-        block_out_channels=(16, 32, 64, 96), layers_per_block=1, norm_num_groups=8,
-        cross_attention_dim=TEXT_DIM, attention_head_dim=(2, 2, 4, 4),
+        sample_size=(N_BINS // BINS_PER_PIXEL, N_FRAMES // FRAMES_PER_TOKEN),
+        in_channels=BINS_PER_PIXEL * FRAMES_PER_TOKEN, out_channels=BINS_PER_PIXEL * FRAMES_PER_TOKEN,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        block_out_channels=(32, 64, 96), layers_per_block=1, norm_num_groups=16,
+        cross_attention_dim=TEXT_DIM, attention_head_dim=(2, 4, 4),
     )
 
 
@@ -113,14 +116,22 @@ def unpack(x: torch.Tensor) -> torch.Tensor:
 
 
 def pack_image(spec: torch.Tensor) -> torch.Tensor:
-    """``[batch, 80, 64]`` -> UNet layout ``[batch, 2, 80, 32]`` (channel = frame offset)."""
+    """``[batch, 80, 64]`` -> UNet layout ``[batch, 8, 20, 32]``.
+
+    Groups of 4 adjacent semitone bins and 2 adjacent frames become the 8 channels of one
+    pixel (space-to-depth), so the UNet's full resolution is 20 x 32.
+    """
     b = spec.shape[0]
-    return spec.reshape(b, N_BINS, N_FRAMES // FRAMES_PER_TOKEN, FRAMES_PER_TOKEN).permute(0, 3, 1, 2)
+    x = spec.reshape(b, N_BINS // BINS_PER_PIXEL, BINS_PER_PIXEL, N_FRAMES // FRAMES_PER_TOKEN, FRAMES_PER_TOKEN)
+    return x.permute(0, 2, 4, 1, 3).reshape(b, BINS_PER_PIXEL * FRAMES_PER_TOKEN, N_BINS // BINS_PER_PIXEL,
+                                            N_FRAMES // FRAMES_PER_TOKEN)
 
 
 def unpack_image(x: torch.Tensor) -> torch.Tensor:
     """Inverse of :func:`pack_image`."""
-    return x.permute(0, 2, 3, 1).reshape(x.shape[0], N_BINS, N_FRAMES)
+    b = x.shape[0]
+    x = x.reshape(b, BINS_PER_PIXEL, FRAMES_PER_TOKEN, N_BINS // BINS_PER_PIXEL, N_FRAMES // FRAMES_PER_TOKEN)
+    return x.permute(0, 3, 1, 4, 2).reshape(b, N_BINS, N_FRAMES)
 
 
 def denoiser_inputs(denoiser: torch.nn.Module, latents: torch.Tensor, sigma: torch.Tensor,

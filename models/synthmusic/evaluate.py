@@ -96,7 +96,7 @@ def evaluate(models: list[str], samples: int = 400, guidance: list[float] | None
         "held_out": {model: {concept: stats}}}`` (held-out prompts at the main guidance).
     """
     guidance = guidance or [4.0]
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # on the shared 2-core machine 1 thread is faster than 2
     scorer = load_scorer()
     prompts = eval_prompts(samples, seed)
     held = [i for i, p in enumerate(prompts) if p.held_out]

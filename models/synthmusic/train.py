@@ -25,7 +25,7 @@ from .denoisers import MAX_TOKENS, build_denoiser, build_text_encoder, build_tok
 from .music import DATA_VERSION
 from .pipeline import SynthMusicPipeline, make_scheduler
 
-DEFAULTS = {"dit": {"steps": 5000, "lr": 1e-3}, "unet": {"steps": 3000, "lr": 1e-3}}
+DEFAULTS = {"dit": {"steps": 3000, "lr": 1e-3}, "unet": {"steps": 1200, "lr": 1e-3}}
 """Default steps and learning rate per kind."""
 
 
@@ -52,7 +52,8 @@ def _plot_loss(losses: list[float], path: Path, title: str) -> None:
 
 def train(kind: str, steps: int | None = None, seed: int = 0, out: str | Path | None = None,
           batch: int = 64, n_train: int = 48000, ema_decay: float = 0.999, cfg_dropout: float = 0.1,
-          command: str | None = None, threads: int = 1) -> Path:
+          command: str | None = None, threads: int = 1, init_from: str | Path | None = None,
+          lr: float | None = None) -> Path:
     """Trains ``kind`` ("dit" or "unet") and saves the pipeline; returns the output directory.
 
     Args:
@@ -65,13 +66,16 @@ def train(kind: str, steps: int | None = None, seed: int = 0, out: str | Path | 
         ema_decay: Decay of the exponential moving average of the weights that is saved.
         cfg_dropout: Probability of replacing a caption by "".
         command: The command line to record in ``training.json``.
+        init_from: A saved pipeline directory to continue from (its denoiser and text
+            encoder weights; optimizer state starts fresh), or None to start from scratch.
+        lr: Peak learning rate (default :data:`DEFAULTS`).
         threads: torch CPU threads. One thread is the default: on a shared 2-core machine it
             measured 3-5x faster per step than two (threads stall each other under load).
     """
     if kind not in DEFAULTS:
         raise ValueError(f"unknown model kind {kind!r}; valid kinds: {list(DEFAULTS)}")
     steps = steps or DEFAULTS[kind]["steps"]
-    lr = DEFAULTS[kind]["lr"]
+    lr = lr or DEFAULTS[kind]["lr"]
     out = Path(out or f"runs/synthmusic/{kind}")
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -79,6 +83,15 @@ def train(kind: str, steps: int | None = None, seed: int = 0, out: str | Path | 
     tokenizer = build_tokenizer()
     denoiser = build_denoiser(kind, seed)
     text_encoder = build_text_encoder(seed + 1)
+    previous = None
+    if init_from is not None:
+        start = SynthMusicPipeline.from_pretrained(str(init_from), local_files_only=True)
+        if type(start.denoiser) is not type(denoiser):
+            raise ValueError(f"--init-from {init_from} holds a {type(start.denoiser).__name__}, not a {kind}")
+        denoiser.load_state_dict(start.denoiser.state_dict())
+        text_encoder.load_state_dict(start.text_encoder.state_dict())
+        info_path = Path(init_from) / "training.json"
+        previous = json.loads(info_path.read_text()) if info_path.exists() else {"init_from": str(init_from)}
     params = list(denoiser.parameters()) + list(text_encoder.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, betas=(0.9, 0.99))
     warmup = max(1, min(300, steps // 10))
@@ -131,7 +144,7 @@ def train(kind: str, steps: int | None = None, seed: int = 0, out: str | Path | 
         "denoiser_parameters": sum(p.numel() for p in denoiser.parameters()),
         "text_encoder_parameters": sum(p.numel() for p in text_encoder.parameters()),
         "final_loss_mean_last_100": float(np.mean(losses[-100:])),
-        "train_seconds": round(seconds), "machine": f"{platform.machine()}, torch {torch.__version__}, {threads} thread(s)",
+        "train_seconds": round(seconds), "continued_from": previous, "machine": f"{platform.machine()}, torch {torch.__version__}, {threads} thread(s)",
     }
     (out / "training.json").write_text(json.dumps(info, indent=2) + "\n")
     np.save(out / "losses.npy", np.asarray(losses, dtype=np.float32))
