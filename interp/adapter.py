@@ -38,6 +38,8 @@ class GenerationRequest:
             default, usually empty).
         duration_s: Length of the audio in seconds, for models that take it.
         options: Extra keyword arguments passed to the pipeline.
+        decode: Decode the final latents to audio. Methods whose metric reads only
+            latents turn it off to save the decoder's time; adapters may ignore it.
     """
 
     prompts: tuple[str, ...]
@@ -47,6 +49,7 @@ class GenerationRequest:
     negative_prompt: str | None = None
     duration_s: float | None = None
     options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+    decode: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.prompts, str) or isinstance(self.seeds, int):

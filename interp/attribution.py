@@ -138,6 +138,7 @@ def attribute(
         steps: Steps whose contributions are summed (default all).
     """
     parsed = adapter.catalog.parse_many([as_site(s) for s in sites])
+    base = replace(base, decode=False)  # only activations and denoiser outputs are used
     step_sel = Steps.parse(steps)
     wanted_steps = set(step_sel.resolve(base.num_steps))
     stages = sorted({_stage(s).name for s in parsed})

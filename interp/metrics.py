@@ -58,6 +58,7 @@ class LatentSimilarity:
     """Negative L2 distance of the final latents to the clean run's (model-agnostic)."""
 
     name: str = "latent_distance"
+    needs_audio: bool = False
 
     def __call__(self, output: GenerationOutput, reference: Reference) -> Float[Tensor, " batch"]:
         return -(_flat(output.latents) - _flat(reference.clean.latents)).norm(dim=1)
@@ -68,6 +69,7 @@ class AudioSimilarity:
     """Negative L2 distance of the decoded audio to the clean run's."""
 
     name: str = "audio_distance"
+    needs_audio: bool = True
 
     def __call__(self, output: GenerationOutput, reference: Reference) -> Float[Tensor, " batch"]:
         if output.audio is None or reference.clean.audio is None:
@@ -81,6 +83,11 @@ class ConceptContrast:
 
     scorer: ConceptScorer
     name: str = "concept"
+
+    @property
+    def needs_audio(self) -> bool:
+        """Whether the scorer reads decoded audio (scorers say so; default yes)."""
+        return bool(getattr(self.scorer, "needs_audio", True))
 
     def __call__(self, output: GenerationOutput, reference: Reference) -> Float[Tensor, " batch"]:
         pair = reference.pair
@@ -149,3 +156,8 @@ def normalized_effect(
 def as_tensor(values: Tensor | Sequence[float]) -> Tensor:
     """Metric values as a 1-D float tensor on CPU."""
     return torch.as_tensor(values, dtype=torch.float64).reshape(-1).cpu()
+
+
+def needs_audio(metric: Metric) -> bool:
+    """Whether a metric reads decoded audio (metrics that only read latents say so)."""
+    return bool(getattr(metric, "needs_audio", True))

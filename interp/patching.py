@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from interp.adapter import GenerationRequest, ModelAdapter
 from interp.edits import Edit, Read, Replace, Zero
 from interp.errors import TadaError
-from interp.metrics import Effect, Metric, Reference, normalized_effect
+from interp.metrics import Effect, Metric, Reference, needs_audio, normalized_effect
 from interp.prompts import PromptPair
 from interp.runner import run
 from interp.selection import Branch, Steps, StepsLike
@@ -147,6 +147,7 @@ def sweep(
     step_sel = Steps.parse(steps)
     branch = Branch.parse(branch)
     resolved = step_sel.resolve(base.num_steps)
+    base = replace(base, decode=needs_audio(metric))  # skip the decoder when only latents count
     for v in variants:
         adapter.catalog.parse_many(v.sites)
     if direction == "ablation" and ablation == "mean" and mean_activations is None:
@@ -168,8 +169,9 @@ def sweep(
             source = 0 if direction == "denoising" else 1
             target = 1 - source if direction != "ablation" else 0
             target_prompt = (pair.clean, pair.corrupted)[target]
-            m_source = float(metric(_select(baseline.output, source), ref)[0]) if direction != "ablation" \
-                else float(metric(ref.corrupted, ref)[0])
+            with torch.no_grad():
+                m_source = float(metric(_select(baseline.output, source) if direction != "ablation"
+                                        else ref.corrupted, ref)[0])
             for chunk in chunks:
                 # row 0 is an unpatched control: the target run computed in the same batch
                 # shape as its variants, so a site without effect reads exactly zero.
@@ -187,7 +189,9 @@ def sweep(
                         edits.append(Edit(site, op, steps=step_sel, branch=branch, samples=(i,)))
                 n = len(chunk) + 1
                 request = replace(base, prompts=(target_prompt,) * n, seeds=(seed,) * n)
-                values = metric(run(adapter, request, edits=edits).output, ref)
+                output = run(adapter, request, edits=edits).output
+                with torch.no_grad():
+                    values = metric(output, ref)
                 m_target = float(values[0])
                 m_clean, m_corrupted = (m_source, m_target) if direction == "denoising" \
                     else (m_target, m_source)

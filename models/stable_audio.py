@@ -51,12 +51,13 @@ class StableAudioAdapter(ModelAdapter):
             guidance_scale=request.guidance_scale,
             audio_end_in_s=request.duration_s,
             generator=request.generators(self.device),
-            output_type="pt",
+            output_type="pt" if request.decode else "latent",
             callback=keep_latents,
             callback_steps=1,
             **dict(request.options),
         )
-        return GenerationOutput(final["latents"], out.audios, self.sample_rate)
+        audio = out.audios if request.decode else None
+        return GenerationOutput(final["latents"], audio, self.sample_rate)
 
     def default_request(self, prompts: list[str], seeds: list[int]) -> GenerationRequest:
         """The paper's settings: 100 steps, CFG 7, 9 s, its negative prompt."""

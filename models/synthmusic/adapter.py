@@ -31,6 +31,8 @@ class SynthMusicScorer:
     concept is then looked up.
     """
 
+    needs_audio = False  # it reads the spectrogram latents
+
     def __init__(self, classifier: torch.nn.Module):
         self.classifier = classifier.eval()
         self.concepts = dict(CONCEPTS)
@@ -85,7 +87,7 @@ class SynthMusicAdapter(ModelAdapter):
             guidance_scale=request.guidance_scale,
             negative_prompt=request.negative_prompt,
             generator=request.generators(self.device),
-            output_type="pt",
+            output_type="pt" if request.decode else "latent",
             **dict(request.options),
         )
         return GenerationOutput(out.latents, out.audios, self.pipeline.sample_rate)

@@ -1,0 +1,146 @@
+"""The ``caa`` experiment method: contrastive activation addition at located heads vs
+every layer, evaluated over an alpha grid (alignment vs preservation, AUC, audio).
+
+Example (after a ``locate`` step named ``locate``)::
+
+    - name: steer_mood
+      method: caa
+      concept: mood
+      target: happy
+      sites: {from: locate, key: subsets}     # the heads located for 'mood'
+      pairs: {source: synthmusic, per_concept: 24}
+      alphas: [-8, -4, 0, 4, 8]
+"""
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from interp.errors import TadaError
+from interp.experiments.context import StepContext
+from interp.experiments.fields import BranchName, Refable, SiteStr, StepWindow
+from interp.experiments.methods import MethodSpec, register_method
+from interp.experiments.units import Row, Unit
+from interp.methods.common import MetricName, PairsSpec, build_metric
+
+
+def _split(pairs: list, target: str) -> tuple[list[str], list[str]]:
+    """(positive, negative) prompts: the side of each pair that has ``target``."""
+    positive, negative = [], []
+    for pair in pairs:
+        if pair.clean_value == target:
+            positive.append(pair.clean)
+            negative.append(pair.corrupted)
+        elif pair.corrupted_value == target:
+            positive.append(pair.corrupted)
+            negative.append(pair.clean)
+    return positive, negative
+
+
+@register_method
+class CAA(MethodSpec):
+    """Steer one concept value with CAA vectors, at chosen sites and at every layer."""
+
+    summary_line = "contrastive activation addition at located heads vs every layer"
+    exports = ("auc", "sites")
+    needs_catalog = True
+
+    method: Literal["caa"] = Field(description="Contrastive activation addition.")
+    concept: str = Field(description="Concept to steer, as the pair source names it (e.g. mood).")
+    target: str = Field(description="Value to steer towards (e.g. happy).")
+    pairs: PairsSpec = Field(description="Pairs giving positive (target) and negative prompts.")
+    sites: Refable(list[SiteStr] | dict[str, list[SiteStr]]) | None = Field(
+        default=None, description="Where to steer (e.g. {from: locate, key: subsets}: the "
+        "heads located for `concept`); default: only the all-layer baseline.")
+    all_layers: bool = Field(default=True, description="Also steer every cross-attention "
+                             "layer's output (the paper's 'everywhere' baseline).")
+    eval_prompts: int = Field(default=4, ge=1, description="Prompts without the target value "
+                              "that are steered and scored (disjoint from the vector prompts).")
+    alphas: list[float] = Field(default=[-8.0, -4.0, 0.0, 4.0, 8.0], min_length=2,
+                                description="Steering strengths (0 is always included).")
+    metric: MetricName = Field(default="concept", description="Alignment scorer (see locate).")
+    scorer_model: str | None = Field(default=None, description="Checkpoint of the 'clap' scorer.")
+    patch_steps: StepWindow = Field(default="all", description="Denoising steps to steer.")
+    branch: BranchName = Field(default="cond", description="CFG branch to steer.")
+    renormalize: bool = Field(default=False, description="Keep each activation's norm.")
+    budget: float = Field(default=0.5, gt=0, description="Preservation budget of the AUC "
+                          "(distance to the alpha = 0 output, relative).")
+
+    def check(self, ctx: Any) -> None:
+        from interp.pairsources import sources
+
+        if self.pairs.source not in sources():
+            ctx.error("pairs.source", f"unknown pair source; valid: {sorted(sources())}",
+                      self.pairs.source)
+        if self.sites is None and not self.all_layers:
+            ctx.error("sites", "nothing to steer: give sites, or set all_layers: true")
+
+    def plan(self, ctx: StepContext) -> list[Unit]:
+        labels = (["localized"] if self.sites is not None else []) + (
+            ["all_layers"] if self.all_layers else [])
+        return [Unit(label, {"label": label}) for label in labels]
+
+    def _sites(self, label: str, ctx: StepContext) -> list[str]:
+        if label == "all_layers":
+            return [s.name for s in ctx.adapter.catalog.where(attention="cross", component="out")]
+        sites = self.sites
+        if isinstance(sites, dict):
+            if self.concept not in sites or not sites[self.concept]:
+                raise TadaError(f"no sites for concept {self.concept!r} in {sorted(sites)}; "
+                                f"the referenced step located none")
+            sites = sites[self.concept]
+        return list(sites)
+
+    def _prompts(self) -> tuple[list[str], list[str], list[str]]:
+        from interp.pairsources import pairs_from
+
+        p = self.pairs
+        positive, negative = _split(pairs_from(p.source, [self.concept], p.per_concept, p.seed),
+                                    self.target)
+        held = pairs_from(p.source, [self.concept], max(4 * self.eval_prompts, 8), p.seed + 1)
+        _, evaluation = _split(held, self.target)
+        if len(positive) < 2 or not evaluation:
+            raise TadaError(f"the pair source {p.source!r} gave too few pairs with "
+                            f"{self.concept} = {self.target!r}; raise pairs.per_concept")
+        return positive, negative, evaluation[: self.eval_prompts]
+
+    def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
+        from interp.steering.workflow import CAASettings, run_caa
+
+        label = unit.params["label"]
+        adapter = ctx.adapter
+        positive, negative, evaluation = self._prompts()
+        seeds = list(range(len(evaluation)))
+        request = ctx.request(evaluation, seeds)
+        metric = build_metric(self.metric, adapter, self.scorer_model)
+        scorer = getattr(metric, "scorer", None)
+        if scorer is None:
+            raise TadaError(f"caa needs a concept scorer; metric {self.metric!r} has none")
+        settings = CAASettings(steps=self.patch_steps, branch=self.branch,
+                               renormalize=self.renormalize, budget=self.budget)
+        out_dir = ctx.out_dir / "steering" / ctx.name / label
+        sites = self._sites(label, ctx)
+        result = run_caa(adapter, request, positive, negative, sites, sorted(set(self.alphas)),
+                         scorer, self.concept, self.target, settings=settings,
+                         label=f"caa-{label}", out_dir=out_dir)
+        for path in sorted(out_dir.rglob("*")):
+            if path.is_file() and path.suffix in (".png", ".wav", ".json", ".csv"):
+                ctx.record_file(path)
+        rows = [
+            Row(name, float(row[name]), concept=self.concept, prompt=row.get("prompt"),
+                site="+".join(sites), steps=str(self.patch_steps), branch=self.branch,
+                seed=row.get("seed"), labels={"alpha": row["alpha"], "label": label})
+            for row in result.rows for name in ("alignment", "distance")
+        ]
+        summary = result.summary()
+        rows.append(Row("auc", float(summary["auc"]), concept=self.concept, site="+".join(sites),
+                        labels={"label": label, "reached_budget": summary["auc_reached_budget"],
+                                "auc_negative": summary["auc_negative"]}))
+        return rows
+
+    def finalize(self, ctx: StepContext) -> dict[str, Any]:
+        auc = {r.labels["label"]: {"auc": r.value, "auc_negative": r.labels["auc_negative"],
+                                   "reached_budget": r.labels["reached_budget"]}
+               for r in ctx.rows if r.metric == "auc"}
+        sites = {r.labels["label"]: r.site.split("+") for r in ctx.rows if r.metric == "auc"}
+        return {"auc": auc, "sites": sites, "concept": self.concept, "target": self.target}
