@@ -57,9 +57,15 @@ class SynthMusicScorer:
         return self.classifier(latents)
 
     def score(self, output: GenerationOutput, concept: str, value: str) -> torch.Tensor:
+        """Probability of ``value`` per sample."""
+        return self.log_score(output, concept, value).exp()
+
+    def log_score(self, output: GenerationOutput, concept: str, value: str) -> torch.Tensor:
+        """Log-probability of ``value`` per sample (does not saturate like probabilities,
+        so differences of it grade patching effects: a logit difference)."""
         name = self.concept_of(concept, value)
-        probs = self.classifier(output.latents)[name]
-        return probs[:, self.concepts[name].index(value)]
+        logits = self.classifier.logits(output.latents)[name]
+        return logits.log_softmax(dim=-1)[:, self.concepts[name].index(value)]
 
 
 class SynthMusicAdapter(ModelAdapter):
