@@ -79,7 +79,11 @@ class AudioSimilarity:
 
 @dataclass(frozen=True)
 class ConceptContrast:
-    """Scorer's score of the clean value minus that of the corrupted value."""
+    """Scorer's score of the clean value minus that of the corrupted value.
+
+    Scorers that offer ``log_score`` (log-probabilities) are compared on that scale, a
+    logit difference that does not saturate when the classifier is confident.
+    """
 
     scorer: ConceptScorer
     name: str = "concept"
@@ -96,8 +100,9 @@ class ConceptContrast:
                 f"The concept metric needs clean_value and corrupted_value on prompt pairs "
                 f"(pair for {pair.concept!r} has none); use latent_distance instead."
             )
-        positive = self.scorer.score(output, pair.concept, pair.clean_value)
-        negative = self.scorer.score(output, pair.concept, pair.corrupted_value)
+        score = getattr(self.scorer, "log_score", None) or self.scorer.score
+        positive = score(output, pair.concept, pair.clean_value)
+        negative = score(output, pair.concept, pair.corrupted_value)
         return (positive - negative).float()
 
 

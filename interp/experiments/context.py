@@ -80,7 +80,10 @@ class StepContext:
         from interp.experiments import model as models
 
         m = self.spec.model
-        return models.load(m.name, weights=True, device=m.device, dtype=m.dtype, base_dir=self.base_dir)
+        adapter = models.load(m.name, weights=True, device=m.device, dtype=m.dtype,
+                              base_dir=self.base_dir)
+        models.set_threads(adapter, m.threads, m.device)
+        return adapter
 
     @property
     def catalog(self) -> Any:
@@ -146,6 +149,16 @@ class StepContext:
     def _record(self, relative: str) -> str:
         (self._artifacts if self.unit is not None else self._step_artifacts).append(relative)
         return relative
+
+    def record_file(self, path: str | Path) -> str:
+        """Register a file that other code wrote inside the run directory, so the report
+        and the unit's artifact list show it; returns its relative path."""
+        resolved = Path(path).resolve()
+        try:
+            relative = resolved.relative_to(self.out_dir.resolve()).as_posix()
+        except ValueError:
+            raise ValueError(f"{str(path)!r} lies outside the run directory {str(self.out_dir)!r}") from None
+        return self._record(relative)
 
     def save_audio(self, name: str, audio: Waveform, sample_rate: int) -> str:
         """Write a waveform (``[samples]`` or ``[channels, samples]``) as 16-bit WAV.

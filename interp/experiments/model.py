@@ -100,3 +100,19 @@ def sites_of(
         raise TadaError(f"Unknown attention kind {attention!r}; valid: ['self', 'cross'].")
     records = catalog.records() if components is None else catalog.records(components)
     return [r for r in records if attention is None or r["attention"] == attention]
+
+
+SMALL_MODEL_PARAMETERS = 100_000_000
+
+
+def set_threads(adapter: Any, threads: int | None, device: str) -> None:
+    """Torch's CPU thread count for a run: ``threads`` if given, else 1 for small models
+    on the CPU (faster there, and bit-identical across machines), else unchanged."""
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    elif device == "cpu":
+        n = sum(p.numel() for p in adapter.denoiser.parameters())
+        if n < SMALL_MODEL_PARAMETERS:
+            torch.set_num_threads(1)

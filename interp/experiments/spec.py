@@ -48,6 +48,13 @@ class ModelSpec(StrictModel):
         description="false builds the architecture on the meta device (validation and "
         "structure only; such a spec cannot run).",
     )
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="CPU threads for torch. Default: 1 for models under 100M parameters on "
+        "the CPU (small models run fastest on one thread, and identically on any machine), "
+        "otherwise torch's default.",
+    )
 
 
 class GenerationSpec(StrictModel):
