@@ -92,7 +92,8 @@ class Patch(PatchingSettings, MethodSpec):
         result = sweep(adapter, ctx.request(["-"], [0]), pairs, list(ctx.generation.seeds),
                        single_site_variants(_candidates(self, ctx, self.component)),
                        build_metric(self.metric, adapter, self.scorer_model), direction=self.direction,
-                       steps=self.patch_steps, branch=self.branch, batch_size=self.batch_size)
+                       steps=self.patch_steps, branch=self.branch, batch_size=self.batch_size,
+                       progress=False)
         return _effect_rows(f"{self.direction}_effect", concept, result.effects(), self)
 
     def finalize(self, ctx: StepContext) -> dict[str, Any]:
@@ -139,7 +140,8 @@ class Attribute(PatchingSettings, MethodSpec):
         adapter, seeds = ctx.adapter, list(ctx.generation.seeds)
         base = ctx.request(["-"], [0])
         heads = _candidates(self, ctx)
-        estimates = attribute(adapter, base, pairs, seeds, heads, steps=self.patch_steps)
+        estimates = attribute(adapter, base, pairs, seeds, heads, steps=self.patch_steps,
+                              progress=False)
         rows = [Row("attribution", v, concept=concept, site=k, steps=str(self.patch_steps),
                     branch="cond") for k, v in estimates.scores.items()]
         if self.check_heads >= 3:
@@ -151,7 +153,7 @@ class Attribute(PatchingSettings, MethodSpec):
             sample = ranked[:half] + rest[::stride][: self.check_heads - half]
             exact = sweep(adapter, base, pairs, seeds, single_site_variants(sample),
                           build_metric(self.metric, adapter, self.scorer_model), steps=self.patch_steps,
-                          branch="cond", batch_size=self.batch_size).effects()
+                          branch="cond", batch_size=self.batch_size, progress=False).effects()
             rho = rank_agreement(estimates.scores, {k: e.mean for k, e in exact.items()})
             rows.append(Row("spearman_vs_exact", rho, concept=concept,
                             labels={"heads_checked": len(sample)}))
@@ -205,7 +207,8 @@ class Locate(PatchingSettings, MethodSpec):
         result = locate(adapter, base, pairs, seeds, build_metric(self.metric, adapter, self.scorer_model),
                         candidates=_candidates(self, ctx), ranking=self.ranking,
                         fraction=self.fraction, max_heads=self.max_heads, steps=self.patch_steps,
-                        branch=self.branch, layers=self.layer_impact, batch_size=self.batch_size)
+                        branch=self.branch, layers=self.layer_impact, batch_size=self.batch_size,
+                        progress=False)
         ctx.save_json(f"localization-{concept}", result.summary())
         ctx.save_plot(plot_head_heatmap(result), f"heads-{concept}")
         ctx.save_plot(plot_prefix_curve(result, self.fraction), f"prefix-{concept}")

@@ -65,6 +65,9 @@ class CAA(MethodSpec):
     renormalize: bool = Field(default=False, description="Keep each activation's norm.")
     budget: float = Field(default=0.5, gt=0, description="Preservation budget of the AUC "
                           "(distance to the alpha = 0 output, relative).")
+    distance: Literal["audio", "latents"] = Field(
+        default="audio", description="Preservation measured on decoded audio or on the final "
+        "latents (for SynthMusic the latents are the spectrogram, free of Griffin-Lim phase).")
 
     def check(self, ctx: Any) -> None:
         from interp.pairsources import sources
@@ -117,7 +120,8 @@ class CAA(MethodSpec):
         if scorer is None:
             raise TadaError(f"caa needs a concept scorer; metric {self.metric!r} has none")
         settings = CAASettings(steps=self.patch_steps, branch=self.branch,
-                               renormalize=self.renormalize, budget=self.budget)
+                               renormalize=self.renormalize, budget=self.budget,
+                               distance=self.distance)
         out_dir = ctx.out_dir / "steering" / ctx.name / label
         sites = self._sites(label, ctx)
         result = run_caa(adapter, request, positive, negative, sites, sorted(set(self.alphas)),
