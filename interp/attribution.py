@@ -26,6 +26,7 @@ from interp.adapter import GenerationRequest, ModelAdapter
 from interp.edits import Apply, Edit, Read
 from interp.errors import TadaError
 from interp.prompts import PromptPair
+from interp.patching import stage_site
 from interp.runner import run
 from interp.selection import Branch, Steps, StepsLike
 from interp.sites import Site, as_site
@@ -112,10 +113,6 @@ class _GradientPass:
         torch.set_grad_enabled(self._outside)
 
 
-def _stage(site: Site) -> Site:
-    return Site(site.attention, site.layer, "heads") if site.component == "head" else site
-
-
 def attribute(
     adapter: ModelAdapter,
     base: GenerationRequest,
@@ -141,7 +138,7 @@ def attribute(
     base = replace(base, decode=False)  # only activations and denoiser outputs are used
     step_sel = Steps.parse(steps)
     wanted_steps = set(step_sel.resolve(base.num_steps))
-    stages = sorted({_stage(s).name for s in parsed})
+    stages = sorted({stage_site(s).name for s in parsed})
     result = AttributionResult()
     per_unit: dict[str, list[float]] = defaultdict(list)
     bar = tqdm(total=len(pairs) * len(seeds), disable=not progress, desc="attribution", unit="unit")
@@ -194,7 +191,7 @@ def attribute(
             finally:
                 gradient_pass.close()
             for s in parsed:
-                stage_name = _stage(s).name
+                stage_name = stage_site(s).name
                 total = totals.get(stage_name)
                 if total is None:
                     value = 0.0

@@ -85,7 +85,7 @@ class SweepResult:
         return [{"variant": k, **e.as_dict()} for k, e in self.effects(n_boot).items()]
 
 
-def _stage_site(site: Site) -> Site:
+def stage_site(site: Site) -> Site:
     """The site whose read caches what ``site`` needs (a head lives in ``heads``)."""
     if site.component == "head":
         return Site(site.attention, site.layer, "heads")
@@ -95,7 +95,7 @@ def _stage_site(site: Site) -> Site:
 def _cached_value(cache: dict[str, Tensor], steps: tuple[int, ...], site: Site, sample: int,
                   rows_per_sample: int, n_samples: int) -> dict[int, Tensor]:
     """Per-step slice of the source activation for ``site`` and one source sample."""
-    stacked = cache[_stage_site(site).name]  # [step, rows, ...]
+    stacked = cache[stage_site(site).name]  # [step, rows, ...]
     # rows of the read are ordered branch-major: (uncond samples..., cond samples...)
     rows = [sample + r * n_samples for r in range(rows_per_sample)]
     values = stacked[:, rows]
@@ -152,7 +152,7 @@ def sweep(
         adapter.catalog.parse_many(v.sites)
     if direction == "ablation" and ablation == "mean" and mean_activations is None:
         raise TadaError("Mean ablation needs mean_activations (see interp.patching.mean_activations).")
-    needed = sorted({_stage_site(s).name for v in variants for s in v.sites})
+    needed = sorted({stage_site(s).name for v in variants for s in v.sites})
     rows_per_sample = 2 if (branch is Branch.BOTH and base.guided) else 1
     result = SweepResult(direction, metric.name)
     chunks = [variants[i : i + batch_size] for i in range(0, len(variants), batch_size)]
@@ -232,7 +232,7 @@ def mean_activations(
     Returns site-stage name -> ``[step, rows_per_sample, ...]`` (the mean over samples).
     """
     branch = Branch.parse(branch)
-    stage_names = sorted({_stage_site(as_site(s)).name for s in sites})
+    stage_names = sorted({stage_site(as_site(s)).name for s in sites})
     request = replace(base, prompts=tuple(prompts), seeds=tuple(seeds))
     result = run(adapter, request, reads=[Read(n, steps=steps, branch=branch) for n in stage_names])
     n = len(prompts)
@@ -262,7 +262,7 @@ def patched_generation(
     """
     variant = Variant.of(sites, "patched")
     step_sel, branch = Steps.parse(steps), Branch.parse(branch)
-    needed = sorted({_stage_site(s).name for s in variant.sites})
+    needed = sorted({stage_site(s).name for s in variant.sites})
     both = replace(base, prompts=(pair.clean, pair.corrupted), seeds=(seed, seed))
     baseline = run(adapter, both, reads=[Read(n, steps=step_sel, branch=branch) for n in needed])
     resolved = step_sel.resolve(base.num_steps)

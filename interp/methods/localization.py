@@ -45,6 +45,22 @@ def _units(settings: Any, ctx: StepContext) -> list[Unit]:
     return [Unit(f"c-{concept}", {"concept": concept}) for concept in groups]
 
 
+class _PerConcept(PatchingSettings):
+    """One unit per concept of the step's pairs; pairs and layers checked up front."""
+
+    def check(self, ctx: Any) -> None:
+        _check_pairs(self, ctx)
+
+    def plan(self, ctx: StepContext) -> list[Unit]:
+        return _units(self, ctx)
+
+    def _inputs(self, unit: Unit, ctx: StepContext) -> tuple[str, list, Any, list[int], Any]:
+        """The unit's concept, its pairs, the model, the seeds and the base request."""
+        concept = unit.params["concept"]
+        pairs = by_concept(step_pairs(self, ctx))[concept]
+        return concept, pairs, ctx.adapter, list(ctx.generation.seeds), ctx.request(["-"], [0])
+
+
 def _candidates(settings: Any, ctx: StepContext, component: str = "head") -> list[Any]:
     catalog = ctx.adapter.catalog
     if getattr(settings, "sites", None):
@@ -61,7 +77,7 @@ def _effect_rows(metric: str, concept: str, effects: dict, settings: Any, **labe
 
 
 @register_method
-class Patch(PatchingSettings, MethodSpec):
+class Patch(_PerConcept, MethodSpec):
     """Activation patching of each site (or layer) separately, per concept."""
 
     summary_line = "activation patching of sites, one at a time (denoising or noising)"
@@ -77,19 +93,11 @@ class Patch(PatchingSettings, MethodSpec):
     direction: Literal["denoising", "noising", "ablation"] = Field(
         default="denoising", description="Clean into corrupted, corrupted into clean, or zero.")
 
-    def check(self, ctx: Any) -> None:
-        _check_pairs(self, ctx)
-
-    def plan(self, ctx: StepContext) -> list[Unit]:
-        return _units(self, ctx)
-
     def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
         from interp.patching import single_site_variants, sweep
 
-        concept = unit.params["concept"]
-        pairs = by_concept(step_pairs(self, ctx))[concept]
-        adapter = ctx.adapter
-        result = sweep(adapter, ctx.request(["-"], [0]), pairs, list(ctx.generation.seeds),
+        concept, pairs, adapter, seeds, base = self._inputs(unit, ctx)
+        result = sweep(adapter, base, pairs, seeds,
                        single_site_variants(_candidates(self, ctx, self.component)),
                        build_metric(self.metric, adapter, self.scorer_model), direction=self.direction,
                        steps=self.patch_steps, branch=self.branch, batch_size=self.batch_size,
@@ -114,7 +122,7 @@ class Patch(PatchingSettings, MethodSpec):
 
 
 @register_method
-class Attribute(PatchingSettings, MethodSpec):
+class Attribute(_PerConcept, MethodSpec):
     """Attribution patching of every head at once, checked against exact patching."""
 
     summary_line = "attribution patching of all heads, with its rank agreement to exact patching"
@@ -125,20 +133,11 @@ class Attribute(PatchingSettings, MethodSpec):
     check_heads: int = Field(default=8, ge=0, description="Heads patched exactly to report "
                              "the Spearman correlation of the estimates (0: skip).")
 
-    def check(self, ctx: Any) -> None:
-        _check_pairs(self, ctx)
-
-    def plan(self, ctx: StepContext) -> list[Unit]:
-        return _units(self, ctx)
-
     def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
         from interp.attribution import attribute, rank_agreement
         from interp.patching import single_site_variants, sweep
 
-        concept = unit.params["concept"]
-        pairs = by_concept(step_pairs(self, ctx))[concept]
-        adapter, seeds = ctx.adapter, list(ctx.generation.seeds)
-        base = ctx.request(["-"], [0])
+        concept, pairs, adapter, seeds, base = self._inputs(unit, ctx)
         heads = _candidates(self, ctx)
         estimates = attribute(adapter, base, pairs, seeds, heads, steps=self.patch_steps,
                               progress=False)
@@ -171,7 +170,7 @@ class Attribute(PatchingSettings, MethodSpec):
 
 
 @register_method
-class Locate(PatchingSettings, MethodSpec):
+class Locate(_PerConcept, MethodSpec):
     """Locate, per concept, the smallest head subset that restores the concept."""
 
     summary_line = "locate minimal concept-carrying head subsets (patching, necessity, I(l))"
@@ -189,21 +188,12 @@ class Locate(PatchingSettings, MethodSpec):
     audio: bool = Field(default=True, description="Save clean / corrupted / patched audio "
                         "of the first pair.")
 
-    def check(self, ctx: Any) -> None:
-        _check_pairs(self, ctx)
-
-    def plan(self, ctx: StepContext) -> list[Unit]:
-        return _units(self, ctx)
-
     def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
         from interp.localization import locate
         from interp.localization_plots import plot_head_heatmap, plot_prefix_curve
         from interp.patching import patched_generation
 
-        concept = unit.params["concept"]
-        pairs = by_concept(step_pairs(self, ctx))[concept]
-        adapter, seeds = ctx.adapter, list(ctx.generation.seeds)
-        base = ctx.request(["-"], [0])
+        concept, pairs, adapter, seeds, base = self._inputs(unit, ctx)
         result = locate(adapter, base, pairs, seeds, build_metric(self.metric, adapter, self.scorer_model),
                         candidates=_candidates(self, ctx), ranking=self.ranking,
                         fraction=self.fraction, max_heads=self.max_heads, steps=self.patch_steps,
