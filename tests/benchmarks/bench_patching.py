@@ -31,9 +31,9 @@ def timed(fn):  # noqa: ANN001, ANN201
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="synthmusic-dit")
-    parser.add_argument("--concept", default="mood")
+    parser.add_argument("--concept", default="tempo")
     parser.add_argument("--pairs", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=24)
     parser.add_argument("--metric", choices=["concept", "latent_distance"], default="concept")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
