@@ -19,6 +19,7 @@ from interp.catalog import AttentionModule
 from interp.edits import Edit, Read
 from interp.errors import EditError
 from interp.selection import branch_rows
+from interp.types import ReadTrace
 
 _STAGE_OF = {"text": "text", "head": "heads", "heads": "heads", "out": "out"}
 _STAGE_ORDER = {"text": 0, "heads": 1, "out": 2}
@@ -35,7 +36,7 @@ class RunResult:
     """
 
     output: GenerationOutput
-    reads: dict[str, Tensor] = field(default_factory=dict)
+    reads: dict[str, ReadTrace] = field(default_factory=dict)
     read_steps: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 

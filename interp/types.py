@@ -4,7 +4,7 @@ One axis vocabulary: ``batch seq head d_head d_model ctx d_ctx step``. The alias
 used with jaxtyping + beartype at API boundaries; the test run checks shapes at runtime.
 """
 
-from jaxtyping import Float
+from jaxtyping import Float, Shaped
 from torch import Tensor
 
 HeadOutput = Float[Tensor, "batch seq d_head"]
@@ -17,3 +17,6 @@ SiteTensor = Float[Tensor, "batch *rest"]
 SiteTrace = Float[Tensor, "step batch *rest"]
 Latents = Float[Tensor, "batch *latent"]
 Audio = Float[Tensor, "batch *samples"]
+#: A read as returned by the runner: stacked over its steps; after a ``reduce`` the
+#: remaining axes (and dtype) are whatever the reduction returns.
+ReadTrace = Shaped[Tensor, "step *rest"]

@@ -157,3 +157,12 @@ def test_rows_do_not_depend_on_the_rest_of_the_batch(tiny_sa, sa_request):
     both = tiny_sa.generate(sa_request)
     alone = tiny_sa.generate(replace(sa_request, prompts=sa_request.prompts[1:], seeds=(1,)))
     assert torch.allclose(both.latents[1], alone.latents[0], atol=1e-5)
+
+
+def test_read_results_are_shape_checked_at_the_boundary(tiny_sa, sa_request):
+    from interp.runner import RunResult
+
+    result = run(tiny_sa, sa_request, reads=[Read("cross.0.out", steps=[1, 2])])
+    assert result.reads["cross.0.out"].shape[0] == len(result.read_steps["cross.0.out"]) == 2
+    with pytest.raises(Exception, match="step"):  # a read without its step axis is refused
+        RunResult(result.output, {"bad": torch.tensor(1.0)})
