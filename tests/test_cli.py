@@ -110,3 +110,10 @@ def test_plugin_commands(capsys: pytest.CaptureFixture[str], monkeypatch: pytest
     code, out, err = _main(capsys, "hello")
     assert code == 0 and out.strip() == "hello from a plug-in"
     assert "skipped plug-in commands 'broken'" in err and "boom" in err
+
+
+def test_plugin_commands_are_listed(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["synthmusic", "--help"])
+    out = capsys.readouterr().out
+    assert "train" in out and "eval" in out
