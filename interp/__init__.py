@@ -63,12 +63,12 @@ _EXPORTS = {
     "UnsupportedModelError": "interp.errors",
 }
 
-__all__ = sorted([*_EXPORTS, "experiments"])
+__all__ = sorted([*_EXPORTS, "experiments", "steering"])
 
 
 def __getattr__(name: str) -> Any:
-    if name == "experiments":
-        return import_module("interp.experiments")
+    if name in ("experiments", "steering"):
+        return import_module(f"interp.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'interp' has no attribute {name!r}; public names: {__all__}")

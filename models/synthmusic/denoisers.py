@@ -154,7 +154,8 @@ def denoiser_inputs(denoiser: torch.nn.Module, latents: torch.Tensor, sigma: tor
         glob = torch.zeros(b, 1, denoiser.config.global_states_input_dim, dtype=latents.dtype)
         return {"hidden_states": pack(latents), "timestep": sigma, "encoder_hidden_states": text,
                 "global_hidden_states": glob, "rotary_embedding": rotary,
-                "encoder_attention_mask": text_mask.bool()}
+                "encoder_attention_mask": text_mask.bool(),
+                "return_dict": False}  # the output object is deprecated in diffusers
     if isinstance(denoiser, UNet2DConditionModel):
         return {"sample": pack_image(latents), "timestep": sigma * 1000.0, "encoder_hidden_states": text,
                 "encoder_attention_mask": text_mask}
