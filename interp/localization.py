@@ -191,3 +191,38 @@ def shared_and_specific(subsets: dict[str, Sequence[str]]) -> dict[str, list[str
     for concept, heads in subsets.items():
         out[concept] = sorted(h for h in set(heads) if counts[h] == 1)
     return out
+
+
+@dataclass
+class Stability:
+    """Located subsets from two disjoint halves of the pairs, and their overlap."""
+
+    first: Localization
+    second: Localization
+
+    @property
+    def jaccard(self) -> float:
+        """Jaccard overlap of the two located subsets (1: identical)."""
+        a, b = set(self.first.subset), set(self.second.subset)
+        return len(a & b) / len(a | b) if a | b else 1.0
+
+
+def split_stability(
+    adapter: ModelAdapter,
+    base: GenerationRequest,
+    pairs: Sequence[PromptPair],
+    seeds: Sequence[int],
+    metric: Metric,
+    **settings,  # noqa: ANN003 - the keyword arguments of locate()
+) -> Stability:
+    """Locate a concept twice, on the even- and odd-numbered pairs, and compare.
+
+    Raises:
+        TadaError: With fewer than two pairs.
+    """
+    if len(pairs) < 2:
+        raise TadaError("A stability check needs at least two prompt pairs (two disjoint halves).")
+    settings = {**settings, "layers": False}
+    first = locate(adapter, base, list(pairs[0::2]), seeds, metric, **settings)
+    second = locate(adapter, base, list(pairs[1::2]), seeds, metric, **settings)
+    return Stability(first, second)

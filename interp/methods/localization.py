@@ -187,6 +187,9 @@ class Locate(_PerConcept, MethodSpec):
                                "input (TADA's sites) and report I(l).")
     audio: bool = Field(default=True, description="Save clean / corrupted / patched audio "
                         "of the first pair.")
+    stability: bool = Field(default=False, description="Also locate on the even- and odd-"
+                            "numbered pairs separately and report the overlap of the two "
+                            "subsets (Jaccard); doubles the cost.")
 
     def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
         from interp.localization import locate
@@ -221,6 +224,16 @@ class Locate(_PerConcept, MethodSpec):
                                     "reached": result.reached, "size": len(result.subset)}))
         rows += [Row("layer_impact", v, concept=concept, site=f"cross.{layer}.text")
                  for layer, v in result.layer_impact.items()]
+        if self.stability:
+            from interp.localization import split_stability
+
+            halves = split_stability(
+                adapter, base, pairs, seeds, build_metric(self.metric, adapter, self.scorer_model),
+                candidates=_candidates(self, ctx), ranking=self.ranking, fraction=self.fraction,
+                max_heads=self.max_heads, steps=self.patch_steps, branch=self.branch,
+                batch_size=self.batch_size, progress=False)
+            rows.append(Row("stability_jaccard", halves.jaccard, concept=concept, labels={
+                "first": "+".join(halves.first.subset), "second": "+".join(halves.second.subset)}))
         return rows
 
     def finalize(self, ctx: StepContext) -> dict[str, Any]:
@@ -241,7 +254,9 @@ class Locate(_PerConcept, MethodSpec):
             ctx.save_plot(plot_overlap(names, matrix), "overlap")
         if impact:
             ctx.save_plot(_impact_figure(impact), "layer-impact")
+        stability = {r.concept: r.value for r in ctx.rows if r.metric == "stability_jaccard"}
         return {
+            "stability_jaccard": stability,
             "subsets": subsets,
             "heads": sorted({h for hs in subsets.values() for h in hs}),
             "overlap": {"concepts": names, "jaccard": json.loads(json.dumps(matrix.tolist()))},

@@ -33,3 +33,17 @@ def test_overlap_matrix_and_shared_heads():
     assert matrix[0, 0] == 1.0 and matrix[2, 2] == 0.0
     split = shared_and_specific(subsets)
     assert split["shared"] == ["cross.0.head.1"] and split["mood"] == ["cross.1.head.3"]
+
+
+def test_split_halves_locate_the_same_planted_heads(planted_model, base, pairs):
+    from interp.localization import split_stability
+
+    from interp.prompts import PromptPair
+
+    more = [pairs[0], pairs[0].reversed(),
+            PromptPair("a sad piano song", "a happy piano song", "mood", "sad", "happy"),
+            PromptPair("a happy organ track", "a sad organ track", "mood", "happy", "sad")]
+    halves = split_stability(planted_model, base, more, [0], LatentSimilarity(), fraction=0.95,
+                             progress=False)
+    assert set(halves.first.subset) == set(halves.second.subset) == PLANTED
+    assert halves.jaccard == 1.0
