@@ -1,0 +1,170 @@
+"""Experiment methods for sparse autoencoders: ``sae-train`` and ``sae-steer``.
+
+They live here, not in :mod:`interp`, because they need ``sae_lens``; the experiment
+framework finds them through the ``tada_interp.methods`` entry point. Example::
+
+    - name: saes
+      method: sae-train
+      sites: [cross.0.out]
+      pairs: {source: synthmusic, per_concept: 16}
+      training_steps: 2000
+    - name: steer_sae
+      method: sae-steer
+      concept: tempo
+      target: fast
+      sae: {from: saes, key: saes}      # site -> directory, written by sae-train
+      site: cross.0.out
+      pairs: {source: synthmusic, per_concept: 24, seed: 1}
+"""
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from interp.errors import TadaError
+from interp.experiments.context import StepContext
+from interp.experiments.fields import BranchName, Refable, SiteStr
+from interp.experiments.methods import MethodSpec, register_method
+from interp.experiments.units import Row, Unit
+from interp.methods.common import MetricName, PairsSpec, build_metric
+from interp.methods.steering import _split
+
+
+def _texts(pairs: PairsSpec | None, ctx: StepContext) -> list[str]:
+    if pairs is not None:
+        from interp.pairsources import pairs_from
+
+        found = pairs_from(pairs.source, pairs.concepts, pairs.per_concept, pairs.seed)
+        return [text for p in found for text in (p.clean, p.corrupted)]
+    if not ctx.prompts:
+        raise TadaError("sae-train needs prompts: give pairs: {source: ...} or a prompt set")
+    return [p.text for p in ctx.prompts]
+
+
+@register_method
+class SAETrain(MethodSpec):
+    """Cache activations at sites over a prompt set and train one SAE per site."""
+
+    summary_line = "cache activations and train sparse autoencoders with sae-lens"
+    exports = ("saes", "reports")
+    needs_catalog = True
+
+    method: Literal["sae-train"] = Field(description="Train SAEs on cached activations.")
+    sites: list[SiteStr] = Field(min_length=1, description="Sites to train an SAE for each.")
+    pairs: PairsSpec | None = Field(default=None, description="Prompts from a pair source "
+                                    "(both sides of each pair); default: the step's prompts.")
+    branch: BranchName = Field(default="cond", description="CFG branch to cache.")
+    architecture: Literal["batchtopk", "topk", "standard"] = Field(default="batchtopk")
+    k: int = Field(default=24, ge=1, description="Active features per vector (TopK kinds).")
+    expansion_factor: int = Field(default=4, ge=1, description="d_sae / d_in.")
+    lr: float = Field(default=3e-4, gt=0, description="Learning rate.")
+    training_steps: int = Field(default=2000, ge=1, description="Optimizer steps.")
+    batch_size: int = Field(default=1024, ge=1, description="Vectors per step.")
+    memory_budget_mb: int = Field(default=256, ge=1, description="RAM for cache shards.")
+
+    def plan(self, ctx: StepContext) -> list[Unit]:
+        return [Unit("train", {})]
+
+    def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
+        from saes.cache import cache_activations
+        from saes.train import SAESettings, train_saes
+
+        texts = _texts(self.pairs, ctx)
+        seeds = [ctx.generation.seeds[i % len(ctx.generation.seeds)] for i in range(len(texts))]
+        root = ctx.out_dir / "saes" / ctx.name
+        cache = cache_activations(ctx.adapter, ctx.request(texts, seeds), texts, self.sites,
+                                  root / "cache", seeds=seeds, branch=self.branch,
+                                  memory_budget_bytes=self.memory_budget_mb * 2**20, overwrite=True)
+        settings = SAESettings(architecture=self.architecture, k=self.k,
+                               expansion_factor=self.expansion_factor, lr=self.lr,
+                               training_steps=self.training_steps, batch_size=self.batch_size,
+                               branch=self.branch)
+        reports = train_saes(cache, settings, root / "models")
+        rows = []
+        for site, report in reports.items():
+            values = report.as_dict()
+            for metric in ("explained_variance", "l0", "dead_fraction"):
+                if metric in values:
+                    rows.append(Row(metric, float(values[metric]), site=site, branch=self.branch,
+                                    labels={"path": str((root / "models" / site).relative_to(ctx.out_dir))}))
+        return rows
+
+    def finalize(self, ctx: StepContext) -> dict[str, Any]:
+        saes = {r.site: str(ctx.out_dir / r.labels["path"]) for r in ctx.rows}
+        reports: dict[str, dict[str, float]] = {}
+        for row in ctx.rows:
+            reports.setdefault(row.site, {})[row.metric] = row.value
+        return {"saes": saes, "reports": reports}
+
+
+@register_method
+class SAESteer(MethodSpec):
+    """Steer a concept with the SAE features that separate it (TADA's SAE steering)."""
+
+    summary_line = "steer with concept-selective SAE features (add decoder directions or clamp)"
+    exports = ("auc",)
+
+    method: Literal["sae-steer"] = Field(description="Steer with SAE features.")
+    concept: str = Field(description="Concept, as the pair source names it (e.g. tempo).")
+    target: str = Field(description="Value to steer towards (e.g. fast).")
+    pairs: PairsSpec = Field(description="Pairs giving positive (target) and negative prompts.")
+    sae: Refable(str | dict[str, str]) = Field(
+        description="SAE directory, or {from: <sae-train step>, key: saes} (site -> directory).")
+    site: SiteStr | None = Field(default=None, description="Which SAE when `sae` maps sites.")
+    k: int = Field(default=20, ge=1, description="Features selected per step.")
+    score: Literal["tada", "diff", "cohen_d"] = Field(default="tada", description="Feature score.")
+    mode: Literal["add", "clamp"] = Field(default="add", description="Add decoder directions, "
+                                          "or clamp features inside the SAE (error term kept).")
+    eval_prompts: int = Field(default=4, ge=1, description="Prompts steered and scored.")
+    alphas: list[float] = Field(default=[-8.0, -4.0, 0.0, 4.0, 8.0], min_length=2)
+    metric: MetricName = Field(default="concept", description="Alignment scorer.")
+    scorer_model: str | None = Field(default=None, description="Checkpoint of 'clap'.")
+    branch: BranchName = Field(default="cond", description="CFG branch to steer.")
+    distance: Literal["audio", "latents"] = Field(default="audio", description="Preservation "
+                                                  "on decoded audio or on the final latents.")
+
+    def plan(self, ctx: StepContext) -> list[Unit]:
+        return [Unit("steer", {})]
+
+    def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
+        from interp.pairsources import pairs_from
+        from saes.workflow import SAESteeringSettings, run_sae_steering
+
+        path = self.sae
+        if isinstance(path, dict):
+            if self.site is None or self.site not in path:
+                raise TadaError(f"sae maps sites {sorted(path)}; choose one with site: <name>")
+            path = path[self.site]
+        p = self.pairs
+        positive, negative = _split(pairs_from(p.source, [self.concept], p.per_concept, p.seed),
+                                    self.target)
+        _, evaluation = _split(pairs_from(p.source, [self.concept], 4 * self.eval_prompts,
+                                          p.seed + 1), self.target)
+        evaluation = evaluation[: self.eval_prompts]
+        if len(positive) < 2 or not evaluation:
+            raise TadaError(f"too few pairs with {self.concept} = {self.target!r}; raise per_concept")
+        metric = build_metric(self.metric, ctx.adapter, self.scorer_model)
+        scorer = getattr(metric, "scorer", None)
+        if scorer is None:
+            raise TadaError(f"sae-steer needs a concept scorer; metric {self.metric!r} has none")
+        out_dir = ctx.out_dir / "steering" / ctx.name
+        settings = SAESteeringSettings(k=self.k, score=self.score, mode=self.mode,
+                                       branch=self.branch, distance=self.distance)
+        result = run_sae_steering(ctx.adapter, ctx.request(evaluation, list(range(len(evaluation)))),
+                                  positive, negative, path, sorted(set(self.alphas)), scorer,
+                                  self.concept, self.target, settings=settings, out_dir=out_dir)
+        for file in sorted(out_dir.rglob("*")):
+            if file.is_file() and file.suffix in (".png", ".wav", ".json", ".csv"):
+                ctx.record_file(file)
+        summary = result.summary()
+        rows = [Row(name, float(row[name]), concept=self.concept, seed=row.get("seed"),
+                    prompt=row.get("prompt"), labels={"alpha": row["alpha"]})
+                for row in result.rows for name in ("alignment", "distance")]
+        rows.append(Row("auc", float(summary["auc"]), concept=self.concept,
+                        labels={"auc_negative": summary["auc_negative"]}))
+        return rows
+
+    def finalize(self, ctx: StepContext) -> dict[str, Any]:
+        auc = [r for r in ctx.rows if r.metric == "auc"]
+        return {"auc": {"auc": auc[0].value, "auc_negative": auc[0].labels["auc_negative"]}
+                if auc else {}}
