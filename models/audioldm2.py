@@ -30,6 +30,7 @@ from interp.catalog import SiteCatalog
 from models.hub import load_pipeline, on_meta
 from models.offline import structure_config
 from models.unet import one_waveform_per_prompt, unet_catalog
+from models.pipeline_call import call_pipeline
 
 _STREAMS = ("gpt2", "flan-t5")
 
@@ -99,25 +100,8 @@ class AudioLDM2Adapter(ModelAdapter):
     def generate(self, request: GenerationRequest) -> GenerationOutput:
         self.require_weights("generate")
         one_waveform_per_prompt(request)
-        final: dict[str, torch.Tensor] = {}
-
-        def keep_latents(step: int, timestep: Any, latents: torch.Tensor) -> None:
-            final["latents"] = latents
-
-        negative = request.negative_prompt
-        out = self.pipeline(
-            prompt=list(request.prompts),
-            negative_prompt=None if negative is None else [negative] * request.batch_size,
-            num_inference_steps=request.num_steps,
-            guidance_scale=request.guidance_scale,
-            audio_length_in_s=request.duration_s,
-            generator=request.generators(self.device),
-            output_type="pt",
-            callback=keep_latents,
-            callback_steps=1,
-            **dict(request.options),
-        )
-        return GenerationOutput(final["latents"], out.audios, self.sample_rate)
+        return call_pipeline(self.pipeline, request, self.device, self.sample_rate,
+                             duration_argument="audio_length_in_s")
 
     def default_request(self, prompts: list[str], seeds: list[int]) -> GenerationRequest:
         """The paper's settings for AudioLDM2: 100 steps, CFG 4.5, 9 s."""

@@ -9,12 +9,12 @@ the per-row generators this adapter passes.
 
 from typing import Any
 
-import torch
 from diffusers import StableAudioDiTModel, StableAudioPipeline
 
 from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
 from models.attention import attention_catalog
 from models.hub import load_pipeline, on_meta, shipped_config
+from models.pipeline_call import call_pipeline
 
 
 class StableAudioAdapter(ModelAdapter):
@@ -38,26 +38,8 @@ class StableAudioAdapter(ModelAdapter):
 
     def generate(self, request: GenerationRequest) -> GenerationOutput:
         self.require_weights("generate")
-        final: dict[str, torch.Tensor] = {}
-
-        def keep_latents(step: int, timestep: Any, latents: torch.Tensor) -> None:
-            final["latents"] = latents
-
-        negative = request.negative_prompt
-        out = self.pipeline(
-            prompt=list(request.prompts),
-            negative_prompt=None if negative is None else [negative] * request.batch_size,
-            num_inference_steps=request.num_steps,
-            guidance_scale=request.guidance_scale,
-            audio_end_in_s=request.duration_s,
-            generator=request.generators(self.device),
-            output_type="pt" if request.decode else "latent",
-            callback=keep_latents,
-            callback_steps=1,
-            **dict(request.options),
-        )
-        audio = out.audios if request.decode else None
-        return GenerationOutput(final["latents"], audio, self.sample_rate)
+        return call_pipeline(self.pipeline, request, self.device, self.sample_rate,
+                             duration_argument="audio_end_in_s")
 
     def default_request(self, prompts: list[str], seeds: list[int]) -> GenerationRequest:
         """The paper's settings: 100 steps, CFG 7, 9 s, its negative prompt."""
