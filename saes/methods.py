@@ -27,7 +27,7 @@ from interp.experiments.fields import BranchName, Refable, SiteStr
 from interp.experiments.methods import MethodSpec, register_method
 from interp.experiments.units import Row, Unit
 from interp.methods.common import MetricName, PairsSpec, build_metric
-from interp.methods.steering import _split
+from interp.methods.steering import steering_prompts
 
 
 def _texts(pairs: PairsSpec | None, ctx: StepContext) -> list[str]:
@@ -127,7 +127,6 @@ class SAESteer(MethodSpec):
         return [Unit("steer", {})]
 
     def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
-        from interp.pairsources import pairs_from
         from saes.workflow import SAESteeringSettings, run_sae_steering
 
         path = self.sae
@@ -135,14 +134,8 @@ class SAESteer(MethodSpec):
             if self.site is None or self.site not in path:
                 raise TadaError(f"sae maps sites {sorted(path)}; choose one with site: <name>")
             path = path[self.site]
-        p = self.pairs
-        positive, negative = _split(pairs_from(p.source, [self.concept], p.per_concept, p.seed),
-                                    self.target)
-        _, evaluation = _split(pairs_from(p.source, [self.concept], 4 * self.eval_prompts,
-                                          p.seed + 1), self.target)
-        evaluation = evaluation[: self.eval_prompts]
-        if len(positive) < 2 or not evaluation:
-            raise TadaError(f"too few pairs with {self.concept} = {self.target!r}; raise per_concept")
+        positive, negative, evaluation = steering_prompts(self.pairs, self.concept, self.target,
+                                                          self.eval_prompts)
         metric = build_metric(self.metric, ctx.adapter, self.scorer_model)
         scorer = getattr(metric, "scorer", None)
         if scorer is None:

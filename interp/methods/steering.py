@@ -24,6 +24,26 @@ from interp.experiments.units import Row, Unit
 from interp.methods.common import MetricName, PairsSpec, build_metric
 
 
+def steering_prompts(pairs: PairsSpec, concept: str, target: str,
+                     eval_prompts: int) -> tuple[list[str], list[str], list[str]]:
+    """(positive, negative, evaluation) prompts for steering ``concept`` towards ``target``.
+
+    Positive and negative prompts (for vectors or feature selection) come from the pair
+    source with ``pairs.seed``; the evaluation prompts, which lack the target value, from
+    ``pairs.seed + 1``, so they are disjoint draws.
+    """
+    from interp.pairsources import pairs_from
+
+    positive, negative = _split(pairs_from(pairs.source, [concept], pairs.per_concept,
+                                           pairs.seed), target)
+    held = pairs_from(pairs.source, [concept], max(4 * eval_prompts, 8), pairs.seed + 1)
+    _, evaluation = _split(held, target)
+    if len(positive) < 2 or not evaluation:
+        raise TadaError(f"the pair source {pairs.source!r} gave too few pairs with "
+                        f"{concept} = {target!r}; raise pairs.per_concept")
+    return positive, negative, evaluation[:eval_prompts]
+
+
 def _split(pairs: list, target: str) -> tuple[list[str], list[str]]:
     """(positive, negative) prompts: the side of each pair that has ``target``."""
     positive, negative = [], []
@@ -94,25 +114,13 @@ class CAA(MethodSpec):
             sites = sites[self.concept]
         return list(sites)
 
-    def _prompts(self) -> tuple[list[str], list[str], list[str]]:
-        from interp.pairsources import pairs_from
-
-        p = self.pairs
-        positive, negative = _split(pairs_from(p.source, [self.concept], p.per_concept, p.seed),
-                                    self.target)
-        held = pairs_from(p.source, [self.concept], max(4 * self.eval_prompts, 8), p.seed + 1)
-        _, evaluation = _split(held, self.target)
-        if len(positive) < 2 or not evaluation:
-            raise TadaError(f"the pair source {p.source!r} gave too few pairs with "
-                            f"{self.concept} = {self.target!r}; raise pairs.per_concept")
-        return positive, negative, evaluation[: self.eval_prompts]
-
     def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
         from interp.steering.workflow import CAASettings, run_caa
 
         label = unit.params["label"]
         adapter = ctx.adapter
-        positive, negative, evaluation = self._prompts()
+        positive, negative, evaluation = steering_prompts(self.pairs, self.concept, self.target,
+                                                          self.eval_prompts)
         seeds = list(range(len(evaluation)))
         request = ctx.request(evaluation, seeds)
         metric = build_metric(self.metric, adapter, self.scorer_model)
