@@ -40,6 +40,12 @@ class GenerationRequest:
         options: Extra keyword arguments passed to the pipeline.
         decode: Decode the final latents to audio. Methods whose metric reads only
             latents turn it off to save the decoder's time; adapters may ignore it.
+        start_step: Begin the generation at this denoising step from ``start_latents``
+            (the sampler's latents before that step, one row per sample), skipping the
+            earlier steps. Only adapters with :attr:`ModelAdapter.can_resume` accept it.
+        start_latents: The latents to resume from when ``start_step > 0``.
+        keep_latents_at: Steps before which the sampler's latents are returned in
+            :attr:`GenerationOutput.step_latents` (for a later resume).
     """
 
     prompts: tuple[str, ...]
@@ -50,6 +56,9 @@ class GenerationRequest:
     duration_s: float | None = None
     options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
     decode: bool = True
+    start_step: int = 0
+    start_latents: torch.Tensor | None = field(default=None, compare=False, repr=False)
+    keep_latents_at: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.prompts, str) or isinstance(self.seeds, int):
@@ -65,6 +74,16 @@ class GenerationRequest:
             )
         if self.num_steps < 1:
             raise TadaError(f"num_steps must be >= 1, got {self.num_steps}.")
+        object.__setattr__(self, "keep_latents_at", tuple(int(s) for s in self.keep_latents_at))
+        if not 0 <= self.start_step < self.num_steps:
+            raise TadaError(f"start_step must be in [0, {self.num_steps}), got {self.start_step}.")
+        if (self.start_step > 0) != (self.start_latents is not None):
+            raise TadaError("Resuming needs both start_step > 0 and start_latents (the latents before that step).")
+        if self.start_latents is not None and self.start_latents.shape[0] != len(self.prompts):
+            raise TadaError(f"start_latents has {self.start_latents.shape[0]} rows for {len(self.prompts)} prompts.")
+        bad = [s for s in self.keep_latents_at if not self.start_step <= s < self.num_steps]
+        if bad:
+            raise TadaError(f"keep_latents_at {bad} outside the steps run ({self.start_step}..{self.num_steps - 1}).")
 
     @property
     def batch_size(self) -> int:
@@ -90,11 +109,14 @@ class GenerationOutput:
         audio: Waveforms ``[batch, samples]`` or ``[batch, channels, samples]``, or
             ``None`` if decoding was skipped.
         sample_rate: Sample rate of ``audio`` in Hz.
+        step_latents: Step -> the sampler's latents before that step, for the steps the
+            request asked for in ``keep_latents_at``.
     """
 
     latents: torch.Tensor
     audio: torch.Tensor | None
     sample_rate: int
+    step_latents: dict[int, torch.Tensor] = field(default_factory=dict)
 
 
 class GenerationRoot(nn.Module):
@@ -110,8 +132,10 @@ class GenerationRoot(nn.Module):
         object.__setattr__(self, "_adapter", adapter)  # not a registered child
 
     def forward(self, request: GenerationRequest) -> dict[str, Any]:
+        self._adapter.check_request(request)
         out = self._adapter.generate(request)
-        return {"latents": out.latents, "audio": out.audio, "sample_rate": out.sample_rate}
+        return {"latents": out.latents, "audio": out.audio, "sample_rate": out.sample_rate,
+                "step_latents": out.step_latents}
 
 
 class ModelAdapter(ABC):
@@ -124,6 +148,9 @@ class ModelAdapter(ABC):
     """
 
     family: str = "abstract"
+    can_resume: bool = False
+    """Whether :meth:`generate` honours ``start_step`` / ``keep_latents_at``. Only for
+    deterministic samplers: resuming a stochastic one would change its later noise."""
 
     def __init__(self, name: str, pipeline: Any, catalog: SiteCatalog):
         self.name = name
@@ -164,6 +191,14 @@ class ModelAdapter(ABC):
             raise TadaError(
                 f"Cannot {action}: {self.name!r} was built on the meta device without "
                 f"weights (structure only). Load it with weights to run generations."
+            )
+
+    def check_request(self, request: GenerationRequest) -> None:
+        """Raise a clear error for request features this adapter cannot honour."""
+        if (request.start_step or request.keep_latents_at) and not self.can_resume:
+            raise TadaError(
+                f"{type(self).__name__} cannot resume a generation mid-way (start_step / "
+                f"keep_latents_at); run it from step 0."
             )
 
     def concept_scorer(self) -> Any:

@@ -10,6 +10,11 @@ seed, so all rows start from the same noise and see the same scheduler noise.
 * ``noising`` patches corrupted activations into the clean run: is it necessary?
   effect = (m_clean - m_patched) / (m_clean - m_corrupted).
 * ablation zeroes (or mean-replaces) the sites in the clean run; effect as for noising.
+
+When the intervention starts at a later step ``k`` and the adapter can resume a
+generation (:attr:`~interp.adapter.ModelAdapter.can_resume`), the patched rows start at
+step ``k`` from the target run's latents, which the baseline run recorded: the steps
+before ``k`` are identical to the unpatched target run and are not recomputed.
 """
 
 from collections import defaultdict
@@ -120,6 +125,7 @@ def sweep(
     batch_size: int = 8,
     progress: bool = True,
     on_unit: Callable[[dict], None] | None = None,
+    reuse_latents: bool = True,
 ) -> SweepResult:
     """Patch or ablate each variant for every (pair, seed) unit.
 
@@ -139,6 +145,8 @@ def sweep(
         batch_size: Variants per batched forward pass (1 = sequential).
         progress: Show a progress bar.
         on_unit: Called with each finished row (for incremental saving).
+        reuse_latents: Start patched rows at the first intervened step from the target
+            run's latents, when the adapter can resume (see the module docstring).
     """
     if batch_size < 1:
         raise TadaError(f"batch_size must be >= 1, got {batch_size}.")
@@ -154,6 +162,7 @@ def sweep(
         raise TadaError("Mean ablation needs mean_activations (see interp.patching.mean_activations).")
     needed = sorted({stage_site(s).name for v in variants for s in v.sites})
     rows_per_sample = 2 if (branch is Branch.BOTH and base.guided) else 1
+    start = min(resolved) if reuse_latents and adapter.can_resume else 0
     result = SweepResult(direction, metric.name)
     chunks = [variants[i : i + batch_size] for i in range(0, len(variants), batch_size)]
     bar = tqdm(total=len(pairs) * len(seeds) * len(chunks), disable=not progress,
@@ -162,7 +171,7 @@ def sweep(
         for seed in seeds:
             both = replace(base, prompts=(pair.clean, pair.corrupted), seeds=(seed, seed))
             baseline = run(
-                adapter, both,
+                adapter, replace(both, keep_latents_at=(start,) if start else ()),
                 reads=[Read(name, steps=step_sel, branch=branch) for name in needed],
             )
             ref = Reference(_select(baseline.output, 0), _select(baseline.output, 1), pair)
@@ -189,6 +198,10 @@ def sweep(
                         edits.append(Edit(site, op, steps=step_sel, branch=branch, samples=(i,)))
                 n = len(chunk) + 1
                 request = replace(base, prompts=(target_prompt,) * n, seeds=(seed,) * n)
+                if start:
+                    resume_from = baseline.output.step_latents[start][target : target + 1]
+                    request = replace(request, start_step=start,
+                                      start_latents=resume_from.expand(n, *resume_from.shape[1:]).clone())
                 output = run(adapter, request, edits=edits).output
                 with torch.no_grad():
                     values = metric(output, ref)

@@ -64,6 +64,12 @@ def _plan(
     for item in [*edits, *reads]:
         catalog.validate(item.site)
         steps = item.steps.resolve(request.num_steps)
+        skipped = [s for s in steps if s < request.start_step]
+        if skipped:
+            raise EditError(
+                f"{item.site.name} at steps {skipped}: the generation resumes at step "
+                f"{request.start_step}, so earlier steps do not run."
+            )
         rows = branch_rows(item.branch, request.batch_size, request.guided, item.samples)
         if isinstance(item, Read):
             if item.key in read_steps:
@@ -174,6 +180,7 @@ def run(
         The generation output and the recorded reads.
     """
     adapter.require_weights("run a generation")
+    adapter.check_request(request)
     plan, read_steps = _plan(adapter, request, edits, reads)
     if not plan:
         with torch.no_grad():
@@ -182,9 +189,10 @@ def run(
 
     root = wrap(adapter)
     store: dict[str, list[Tensor]] = {key: [] for key in read_steps}
-    steps = sorted(plan)
+    calls = [step - request.start_step for step in sorted(plan)]  # a resumed run skips steps
     with root.trace(request) as tracer:
-        for step in tracer.iter[steps]:
+        for call in tracer.iter[calls]:
+            step = call + request.start_step
             for stage in plan[step]:
                 _execute(root, stage, step, store, save)
         result = save(root.output)

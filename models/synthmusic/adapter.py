@@ -72,6 +72,7 @@ class SynthMusicAdapter(ModelAdapter):
     """A SynthMusic pipeline (DiT or UNet) behind the core's site interface."""
 
     family = "synthmusic"
+    can_resume = True  # Euler sampling of a flow is deterministic: no noise after the first step
 
     def __init__(self, name: str, pipeline: SynthMusicPipeline | None, denoiser=None):  # noqa: ANN001
         self._denoiser = denoiser if denoiser is not None else pipeline.denoiser
@@ -94,9 +95,12 @@ class SynthMusicAdapter(ModelAdapter):
             negative_prompt=request.negative_prompt,
             generator=request.generators(self.device),
             output_type="pt" if request.decode else "latent",
+            latents=request.start_latents,
+            start_step=request.start_step,
+            keep_latents_at=request.keep_latents_at,
             **dict(request.options),
         )
-        return GenerationOutput(out.latents, out.audios, self.pipeline.sample_rate)
+        return GenerationOutput(out.latents, out.audios, self.pipeline.sample_rate, out.step_latents or {})
 
     def default_request(self, prompts: list[str], seeds: list[int]) -> GenerationRequest:
         """The settings the models were evaluated with: 25 Euler steps, CFG 4."""

@@ -39,10 +39,12 @@ class SynthMusicPipelineOutput(BaseOutput):
         latents: Final spectrograms, float32 ``[batch, 80, 64]``.
         audios: Waveforms ``[batch, 32000]`` (numpy for ``output_type="np"``, torch for
             ``"pt"``), or None for ``output_type="latent"``.
+        step_latents: Step -> latents before that step, for the requested ``keep_latents_at``.
     """
 
     latents: torch.Tensor
     audios: np.ndarray | torch.Tensor | None = None
+    step_latents: dict[int, torch.Tensor] | None = None
 
 
 class SynthMusicPipeline(DiffusionPipeline):
@@ -96,6 +98,8 @@ class SynthMusicPipeline(DiffusionPipeline):
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
         output_type: str = "np",
+        start_step: int = 0,
+        keep_latents_at: tuple[int, ...] = (),
     ) -> SynthMusicPipelineOutput:
         """Generates spectrograms (and audio) for ``prompt``.
 
@@ -108,6 +112,10 @@ class SynthMusicPipeline(DiffusionPipeline):
             generator: One generator, or one per prompt (row i's noise from generator[i]).
             latents: Initial noise ``[B, 80, 64]``; overrides ``generator``.
             output_type: ``"np"`` or ``"pt"`` (waveforms as numpy / torch) or ``"latent"``.
+            start_step: Skip the steps before this one; ``latents`` then holds the state
+                before it (from ``keep_latents_at`` of an earlier call). The sampler is
+                deterministic, so the result equals the uninterrupted run's.
+            keep_latents_at: Steps whose incoming latents are returned in ``step_latents``.
 
         Returns:
             :class:`SynthMusicPipelineOutput` with ``latents`` and ``audios``.
@@ -125,9 +133,15 @@ class SynthMusicPipeline(DiffusionPipeline):
                 raise ValueError(f"got {len(neg)} negative prompts for {b} prompts")
             neg_text, neg_mask = self.encode_prompt(neg)
             text, mask = torch.cat([neg_text, text]), torch.cat([neg_mask, mask])
+        if start_step and latents is None:
+            raise ValueError("start_step > 0 needs latents: the state before that step")
         x = self.prepare_latents(b, generator, latents)
         self.scheduler.set_timesteps(num_inference_steps, device=self.device)
-        for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
+        self.scheduler.set_begin_index(start_step)
+        kept: dict[int, torch.Tensor] = {}
+        for i, t in enumerate(self.progress_bar(self.scheduler.timesteps[start_step:]), start=start_step):
+            if i in keep_latents_at:
+                kept[i] = x.clone()
             sigma = self.scheduler.sigmas[i].to(x.dtype)
             x_in = torch.cat([x, x]) if do_cfg else x
             out = self.denoiser(**denoiser_inputs(self.denoiser, x_in, sigma, text, mask))
@@ -138,9 +152,10 @@ class SynthMusicPipeline(DiffusionPipeline):
             velocity = (x - x0) / sigma
             x = self.scheduler.step(velocity, t, x).prev_sample
         if output_type == "latent":
-            return SynthMusicPipelineOutput(latents=x, audios=None)
+            return SynthMusicPipelineOutput(latents=x, audios=None, step_latents=kept)
         audio = self.decode(x)
-        return SynthMusicPipelineOutput(latents=x, audios=torch.from_numpy(audio) if output_type == "pt" else audio)
+        return SynthMusicPipelineOutput(latents=x, audios=torch.from_numpy(audio) if output_type == "pt" else audio,
+                                        step_latents=kept)
 
 
 def make_scheduler() -> FlowMatchEulerDiscreteScheduler:
