@@ -10,9 +10,12 @@ for bit. Concepts are independent by construction:
 * ``tempo``: a fixed BPM per class (:data:`TEMPO_BPM`); melody notes fall on every beat,
   chords on every second beat, drums on the same grid.
 * ``mood``: major (happy) or minor (sad) triad held under a melody on the same scale.
+  The key is fixed per instrument (:func:`key_root` is 0), so mood is a matter of *which*
+  pitches sound (the third, sixth and seventh degrees), not of intervals relative to a
+  random tonic: with random keys (data v1) both trained models stayed at chance on mood.
 * ``vocals``: a formant-synthesised sung vowel in a female or male pitch range.
 
-Random choices that do not define a concept (key, melody contour, vowel, mix levels) are
+Random choices that do not define a concept (melody contour, vowel, mix levels) are
 drawn from per-part random streams seeded by ``seed`` alone, so changing one concept value
 with the same seed changes only that part of the music.
 """
@@ -32,7 +35,7 @@ DURATION_S = 2.0
 NUM_SAMPLES = int(SAMPLE_RATE * DURATION_S)
 """Samples per clip (32000)."""
 
-DATA_VERSION = "synthmusic-v1"
+DATA_VERSION = "synthmusic-v2"
 """Bumped whenever the rendering or the captions change in a way that alters data."""
 
 CONCEPTS: dict[str, tuple[str, ...]] = {
@@ -50,7 +53,7 @@ TEMPO_BPM: dict[str, float] = {"slow": 66.0, "medium": 104.0, "fast": 156.0}
 _MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
 _MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10)
 
-# Base MIDI note of the chord for each instrument; the key root adds 0..11 semitones.
+# Base MIDI note (the tonic) of the chord for each instrument; see key_root.
 _REGISTER = {"piano": 55, "organ": 55, "flute": 67, "strings": 55, "bass": 40, "guitar": 52}
 
 # Vowel formants (F1, F2, F3) in Hz for a male voice; female voices scale them by 1.15.
@@ -62,7 +65,7 @@ _VOWELS = {
 }
 _VOICE_BASE_MIDI = {"female": 62, "male": 45}  # D4 and A2: bottom of the sung range
 
-# Per-part random stream ids.
+# Per-part random stream ids (_STREAM_KEY is unused since data v2 but keeps the others fixed).
 _STREAM_KEY, _STREAM_MELODY, _STREAM_VOICE, _STREAM_DRUMS, _STREAM_MIX, _STREAM_TONE = range(6)
 
 
@@ -314,8 +317,13 @@ def _vocals(values: ConceptValues, root: int, seed: int) -> np.ndarray:
 
 
 def key_root(seed: int) -> int:
-    """Pitch class (0 = C, ... 11 = B) added to every note of the clip with this seed."""
-    return int(_rng(seed, _STREAM_KEY).integers(12))
+    """Semitones added to every note of the clip with this seed: always 0 since data v2.
+
+    v1 drew a random root 0..11 per clip; the trained models could not learn major vs minor
+    relative to a moving tonic in their budget, so the key is now fixed per instrument.
+    """
+    del seed
+    return 0
 
 
 def tonic_pitch_class(values: ConceptValues, seed: int) -> int:

@@ -25,7 +25,7 @@ from .denoisers import MAX_TOKENS, build_denoiser, build_text_encoder, build_tok
 from .music import DATA_VERSION
 from .pipeline import SynthMusicPipeline, make_scheduler
 
-DEFAULTS = {"dit": {"steps": 3000, "lr": 1e-3}, "unet": {"steps": 1200, "lr": 1e-3}}
+DEFAULTS = {"dit": {"steps": 5000, "lr": 1e-3}, "unet": {"steps": 2000, "lr": 1e-3}}
 """Default steps and learning rate per kind."""
 
 

@@ -80,7 +80,7 @@ def _f0(audio: np.ndarray) -> float:
         w = audio[i : i + n]
         if np.abs(w).max() < 0.2:
             continue
-        ac = np.correlate(w, w, "full")[n - 1 :]
+        ac = np.correlate(w, w, "full")[n - 1 :] / np.arange(n, 0, -1)  # unbiased: long lags not penalized
         lo, hi = SAMPLE_RATE // 700, SAMPLE_RATE // 70
         f0s.append(SAMPLE_RATE / (lo + np.argmax(ac[lo:hi])))
     return float(np.median(f0s))
