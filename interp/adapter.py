@@ -13,6 +13,8 @@ Everything else (reads, writes, patching, steering) is generic and lives in the 
 """
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,12 +153,17 @@ class ModelAdapter(ABC):
     can_resume: bool = False
     """Whether :meth:`generate` honours ``start_step`` / ``keep_latents_at``. Only for
     deterministic samplers: resuming a stochastic one would change its later noise."""
+    differentiable: bool = False
+    """Whether :meth:`generate` keeps the autograd graph of the whole sampling trajectory
+    inside :meth:`keeping_graph` (for attribution against a metric of the final output).
+    Pipelines otherwise run without gradients."""
 
     def __init__(self, name: str, pipeline: Any, catalog: SiteCatalog):
         self.name = name
         self.pipeline = pipeline
         self.catalog = catalog
         self._root: GenerationRoot | None = None
+        self._keep_graph = False
         self.traced: Any = None  # the backend's wrapper, created lazily by interp.runner
 
     @property
@@ -192,6 +199,27 @@ class ModelAdapter(ABC):
                 f"Cannot {action}: {self.name!r} was built on the meta device without "
                 f"weights (structure only). Load it with weights to run generations."
             )
+
+    @property
+    def keep_graph(self) -> bool:
+        """True inside :meth:`keeping_graph`: :meth:`generate` must run with gradients."""
+        return self._keep_graph
+
+    @contextmanager
+    def keeping_graph(self) -> Iterator[None]:
+        """Generations inside this block record the autograd graph from the initial noise
+        to the final latents (only for :attr:`differentiable` adapters)."""
+        if not self.differentiable:
+            raise TadaError(
+                f"{type(self).__name__} cannot differentiate through its sampler (its pipeline "
+                f"runs without gradients); use attribution with the local metric (metric=None)."
+            )
+        previous, self._keep_graph = self._keep_graph, True
+        try:
+            with torch.enable_grad():
+                yield
+        finally:
+            self._keep_graph = previous
 
     def check_request(self, request: GenerationRequest) -> None:
         """Raise a clear error for request features this adapter cannot honour."""

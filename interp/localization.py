@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 
 from interp.adapter import GenerationRequest, ModelAdapter
-from interp.attribution import attribute
+from interp.attribution import attribute, gradient_metric
 from interp.errors import TadaError
 from interp.metrics import Effect, Metric
 from interp.patching import Variant, single_site_variants, sweep
@@ -131,7 +131,8 @@ def locate(
         result.head_effects = single.effects()
         scores = {k: e.mean for k, e in result.head_effects.items()}
     else:
-        estimates = attribute(adapter, base, pairs, seeds, heads, steps=steps, progress=progress)
+        estimates = attribute(adapter, base, pairs, seeds, heads, steps=steps, progress=progress,
+                              metric=gradient_metric(adapter, metric))
         scores = estimates.scores
         result.head_effects = {k: Effect(v, float("nan"), float("nan"), 0) for k, v in scores.items()}
     # importance = size of the effect, whatever its sign (a head that pushes away from

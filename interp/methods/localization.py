@@ -132,15 +132,20 @@ class Attribute(_PerConcept, MethodSpec):
     layers: list[int] | None = Field(default=None, description="Cross layers (default all).")
     check_heads: int = Field(default=8, ge=0, description="Heads patched exactly to report "
                              "the Spearman correlation of the estimates (0: skip).")
+    gradient: Literal["auto", "final", "local"] = Field(
+        default="auto", description="Differentiate the metric of the final output through the "
+        "whole sampler (`final`: SynthMusic), or a per-step distance of the denoiser output "
+        "(`local`: any model); `auto` takes `final` where the model allows it.")
 
     def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
-        from interp.attribution import attribute, rank_agreement
+        from interp.attribution import attribute, gradient_metric, rank_agreement
         from interp.patching import single_site_variants, sweep
 
         concept, pairs, adapter, seeds, base = self._inputs(unit, ctx)
         heads = _candidates(self, ctx)
+        metric = build_metric(self.metric, adapter, self.scorer_model)
         estimates = attribute(adapter, base, pairs, seeds, heads, steps=self.patch_steps,
-                              progress=False)
+                              progress=False, metric=gradient_metric(adapter, metric, self.gradient))
         rows = [Row("attribution", v, concept=concept, site=k, steps=str(self.patch_steps),
                     branch="cond") for k, v in estimates.scores.items()]
         if self.check_heads >= 3:
@@ -151,7 +156,7 @@ class Attribute(_PerConcept, MethodSpec):
             stride = max(1, len(rest) // max(1, self.check_heads - half))
             sample = ranked[:half] + rest[::stride][: self.check_heads - half]
             exact = sweep(adapter, base, pairs, seeds, single_site_variants(sample),
-                          build_metric(self.metric, adapter, self.scorer_model), steps=self.patch_steps,
+                          metric, steps=self.patch_steps,
                           branch="cond", batch_size=self.batch_size, progress=False).effects()
             rho = rank_agreement(estimates.scores, {k: e.mean for k, e in exact.items()})
             rows.append(Row("spearman_vs_exact", rho, concept=concept,

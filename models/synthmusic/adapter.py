@@ -73,6 +73,7 @@ class SynthMusicAdapter(ModelAdapter):
 
     family = "synthmusic"
     can_resume = True  # Euler sampling of a flow is deterministic: no noise after the first step
+    differentiable = True  # the whole sampler is torch: attribution can reach the final latents
 
     def __init__(self, name: str, pipeline: SynthMusicPipeline | None, denoiser=None):  # noqa: ANN001
         self._denoiser = denoiser if denoiser is not None else pipeline.denoiser
@@ -88,7 +89,12 @@ class SynthMusicAdapter(ModelAdapter):
 
     def generate(self, request: GenerationRequest) -> GenerationOutput:
         self.require_weights("generate")
-        out = self.pipeline(
+        with torch.set_grad_enabled(self.keep_graph):
+            out = self._sample(request)
+        return GenerationOutput(out.latents, out.audios, self.pipeline.sample_rate, out.step_latents or {})
+
+    def _sample(self, request: GenerationRequest):  # noqa: ANN202 - SynthMusicPipelineOutput
+        return self.pipeline.sample(
             list(request.prompts),
             num_inference_steps=request.num_steps,
             guidance_scale=request.guidance_scale,
@@ -100,7 +106,6 @@ class SynthMusicAdapter(ModelAdapter):
             keep_latents_at=request.keep_latents_at,
             **dict(request.options),
         )
-        return GenerationOutput(out.latents, out.audios, self.pipeline.sample_rate, out.step_latents or {})
 
     def default_request(self, prompts: list[str], seeds: list[int]) -> GenerationRequest:
         """The settings the models were evaluated with: 25 Euler steps, CFG 4."""

@@ -17,6 +17,7 @@ The generation contract:
 
 
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +90,11 @@ class SynthMusicPipeline(DiffusionPipeline):
         return to_audio(latents)
 
     @torch.no_grad()
-    def __call__(
+    def __call__(self, prompt: str | list[str], **kwargs: Any) -> SynthMusicPipelineOutput:
+        """Generates spectrograms (and audio) for ``prompt`` without gradients (see :meth:`sample`)."""
+        return self.sample(prompt, **kwargs)
+
+    def sample(
         self,
         prompt: str | list[str],
         num_inference_steps: int = 25,
@@ -101,7 +106,8 @@ class SynthMusicPipeline(DiffusionPipeline):
         start_step: int = 0,
         keep_latents_at: tuple[int, ...] = (),
     ) -> SynthMusicPipelineOutput:
-        """Generates spectrograms (and audio) for ``prompt``.
+        """Generates spectrograms (and audio) for ``prompt`` in the caller's gradient mode
+        (under ``torch.enable_grad()`` the graph reaches from the noise to the latents).
 
         Args:
             prompt: One caption or a list of B captions.
@@ -153,7 +159,7 @@ class SynthMusicPipeline(DiffusionPipeline):
             x = self.scheduler.step(velocity, t, x).prev_sample
         if output_type == "latent":
             return SynthMusicPipelineOutput(latents=x, audios=None, step_latents=kept)
-        audio = self.decode(x)
+        audio = self.decode(x.detach())
         return SynthMusicPipelineOutput(latents=x, audios=torch.from_numpy(audio) if output_type == "pt" else audio,
                                         step_latents=kept)
 
