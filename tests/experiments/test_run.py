@@ -150,6 +150,19 @@ def test_ctrl_c_stops_cleanly(reference: tuple[Path, Path], tmp_path: Path, monk
     assert (out / "results.csv").read_bytes() == (uninterrupted / "results.csv").read_bytes()
 
 
+def test_real_sigint_exits_130_and_resumes(reference: tuple[Path, Path], tmp_path: Path) -> None:
+    """A real Ctrl-C (SIGINT to a ``tada run`` process) between or inside units."""
+    path, uninterrupted = reference
+    out = tmp_path / "sigint"
+    process = _interrupt(path, out, signal.SIGINT, after=2)
+    stderr = process.stderr.read() if process.stderr else ""
+    assert process.returncode == 130, stderr
+    assert "rerun the same command" in stderr and "Traceback" not in stderr
+    assert 2 <= len(list((out / "units").glob("*.json"))) < N_PROMPTS
+    run(path, out=out, progress=False)
+    assert (out / "results.csv").read_bytes() == (uninterrupted / "results.csv").read_bytes()
+
+
 def test_resume_after_kill_9_matches_uninterrupted_run(reference: tuple[Path, Path], tmp_path: Path) -> None:
     path, uninterrupted = reference
     out = tmp_path / "killed"
