@@ -146,9 +146,7 @@ class SAESteer(MethodSpec):
         result = run_sae_steering(ctx.adapter, ctx.request(evaluation, list(range(len(evaluation)))),
                                   positive, negative, path, sorted(set(self.alphas)), scorer,
                                   self.concept, self.target, settings=settings, out_dir=out_dir)
-        for file in sorted(out_dir.rglob("*")):
-            if file.is_file() and file.suffix in (".png", ".wav", ".json", ".csv"):
-                ctx.record_file(file)
+        ctx.record_folder(out_dir)
         summary = result.summary()
         rows = [Row(name, float(row[name]), concept=self.concept, seed=row.get("seed"),
                     prompt=row.get("prompt"), labels={"alpha": row["alpha"]})

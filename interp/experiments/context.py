@@ -160,6 +160,13 @@ class StepContext:
             raise ValueError(f"{str(path)!r} lies outside the run directory {str(self.out_dir)!r}") from None
         return self._record(relative)
 
+    def record_folder(self, folder: str | Path,
+                      suffixes: tuple[str, ...] = (".png", ".wav", ".json", ".csv")) -> list[str]:
+        """Register every file with one of ``suffixes`` under ``folder`` (in sorted order),
+        for methods whose library code writes a folder of results; returns the paths."""
+        return [self.record_file(path) for path in sorted(Path(folder).rglob("*"))
+                if path.is_file() and path.suffix in suffixes]
+
     def save_audio(self, name: str, audio: Waveform, sample_rate: int) -> str:
         """Write a waveform (``[samples]`` or ``[channels, samples]``) as 16-bit WAV.
 

@@ -135,9 +135,7 @@ class CAA(MethodSpec):
         result = run_caa(adapter, request, positive, negative, sites, sorted(set(self.alphas)),
                          scorer, self.concept, self.target, settings=settings,
                          label=f"caa-{label}", out_dir=out_dir)
-        for path in sorted(out_dir.rglob("*")):
-            if path.is_file() and path.suffix in (".png", ".wav", ".json", ".csv"):
-                ctx.record_file(path)
+        ctx.record_folder(out_dir)
         rows = [
             Row(name, float(row[name]), concept=self.concept, prompt=row.get("prompt"),
                 site="+".join(sites), steps=str(self.patch_steps), branch=self.branch,
