@@ -10,6 +10,7 @@ Run from the repository root::
 
     .venv/bin/python tests/benchmarks/bench_caching.py            # defaults
     .venv/bin/python tests/benchmarks/bench_caching.py --width 256 --batch-size 16 --budget-mb 8
+    .venv/bin/python tests/benchmarks/bench_caching.py --model synthmusic-dit --steps 25
 """
 
 import argparse
@@ -29,6 +30,10 @@ def _model(args):
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.model == "synthmusic-dit":
+        from interp.registry import load_model
+
+        return load_model("synthmusic-dit")
     from models.stable_audio import StableAudioAdapter
     from models.tiny.stable_audio import tiny_stable_audio
 
@@ -42,11 +47,14 @@ def _request(args, index: int):
 
     words = ["sad", "happy", "fast", "slow", "jazz", "metal", "piano", "violin"]
     prompts = tuple(f"a {words[(index + i) % 8]} song with drums" for i in range(args.batch_size))
+    duration = None if args.model == "synthmusic-dit" else args.duration  # SynthMusic clips are 2 s
     return GenerationRequest(prompts=prompts, seeds=tuple(range(args.batch_size)),
-                             num_steps=args.steps, guidance_scale=3.0, duration_s=args.duration)
+                             num_steps=args.steps, guidance_scale=3.0, duration_s=duration)
 
 
 def _sites(args) -> list[str]:
+    if args.model == "synthmusic-dit":
+        return ["cross.2.out", "cross.3.out", "cross.3.head.0"]
     layers = range(args.layers // 2 - 1, args.layers // 2 + 1)
     return [f"cross.{layer}.out" for layer in layers] + [f"cross.{args.layers // 2}.head.0"]
 
@@ -88,7 +96,7 @@ def phase(args) -> dict:
 
 def _spawn(args, name: str) -> dict:
     command = [sys.executable, __file__, "--phase", name]
-    for key in ("layers", "width", "heads", "duration", "steps", "batches", "batch_size",
+    for key in ("model", "layers", "width", "heads", "duration", "steps", "batches", "batch_size",
                 "budget_mb", "threads"):
         command += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
@@ -100,6 +108,8 @@ def _spawn(args, name: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--phase", choices=["plain", "cache"], default=None)
+    parser.add_argument("--model", choices=["tiny-stable-audio", "synthmusic-dit"], default="tiny-stable-audio",
+                        help="tiny-stable-audio (sized by --layers/--width/--heads) or the default model")
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--width", type=int, default=512)
     parser.add_argument("--heads", type=int, default=8)
@@ -121,9 +131,11 @@ def main() -> None:
     p = min(plain, key=lambda r: r["seconds"])
     c = min(cache, key=lambda r: r["seconds"])
     mib = 2**20
-    print(f"model: tiny Stable Audio, {args.layers} layers, width {args.width}, {args.heads} heads; "
+    shape = ("SynthMusic DiT (6 layers, width 128)" if args.model == "synthmusic-dit" else
+             f"tiny Stable Audio, {args.layers} layers, width {args.width}, {args.heads} heads")
+    print(f"model: {shape}; "
           f"{args.batches} batches x {args.batch_size} prompts, {args.steps} steps, "
-          f"{args.duration:g} s; sites {_sites(args)}; {args.threads} thread(s); best of {args.repeats}")
+          f"{args.duration if args.model != 'synthmusic-dit' else 2:g} s; sites {_sites(args)}; {args.threads} thread(s); best of {args.repeats}")
     print(f"plain generation : {p['seconds']:.2f} s")
     print(f"caching          : {c['seconds']:.2f} s, {c['vectors']} vectors, "
           f"{c['vectors'] / c['seconds']:.0f} vectors/s, {c['bytes_written'] / mib:.1f} MiB "
