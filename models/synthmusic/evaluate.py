@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .captions import caption, is_held_out
 from .data import TEST_SEED_OFFSET, values_for_seed
@@ -55,8 +56,11 @@ def eval_prompts(n: int, seed: int = 0) -> list[EvalPrompt]:
 
 
 def generate_latents(pipe: SynthMusicPipeline, prompts: list[EvalPrompt], guidance: float,
-                     steps: int = 25, batch: int = 50) -> torch.Tensor:
-    """Final spectrograms ``[n, 80, 64]`` for ``prompts``; row i uses generator seed prompts[i].seed."""
+                     steps: int = 25, batch: int = 50, bar: tqdm | None = None) -> torch.Tensor:
+    """Final spectrograms ``[n, 80, 64]`` for ``prompts``; row i uses generator seed prompts[i].seed.
+
+    ``bar`` (optional) advances by the number of prompts generated.
+    """
     outs = []
     for i in range(0, len(prompts), batch):
         chunk = prompts[i : i + batch]
@@ -64,6 +68,8 @@ def generate_latents(pipe: SynthMusicPipeline, prompts: list[EvalPrompt], guidan
         res = pipe([p.caption for p in chunk], num_inference_steps=steps, guidance_scale=guidance,
                    generator=gens, output_type="latent")
         outs.append(res.latents)
+        if bar is not None:
+            bar.update(len(chunk))
     return torch.cat(outs)
 
 
@@ -81,7 +87,7 @@ def concept_accuracy(scorer: ConceptScorer, latents: torch.Tensor, prompts: list
 
 
 def evaluate(models: list[str], samples: int = 400, guidance: list[float] | None = None, steps: int = 25,
-             seed: int = 0) -> dict:
+             seed: int = 0, progress: bool = True) -> dict:
     """Runs the evaluation.
 
     Args:
@@ -90,6 +96,7 @@ def evaluate(models: list[str], samples: int = 400, guidance: list[float] | None
         guidance: Guidance scales; the first is the main one.
         steps: Euler steps per generation.
         seed: Chooses the prompt set.
+        progress: Show a progress bar (on stderr) over all generations.
 
     Returns:
         ``{"main": {model: {concept: stats}}, "by_guidance": {g: {model: ...}},
@@ -102,15 +109,19 @@ def evaluate(models: list[str], samples: int = 400, guidance: list[float] | None
     held = [i for i, p in enumerate(prompts) if p.held_out]
     out: dict = {"main": {}, "by_guidance": {str(g): {} for g in guidance}, "held_out": {},
                  "samples": samples, "steps": steps, "guidance": guidance, "seed": seed}
+    bar = tqdm(total=len(models) * len(guidance) * samples, desc="eval generations", unit="clip",
+               disable=not progress)
     for kind in models:
         pipe = load_synthmusic(kind)
         for j, g in enumerate(guidance):
-            lat = generate_latents(pipe, prompts, g, steps)
+            bar.set_postfix(model=kind, guidance=g)
+            lat = generate_latents(pipe, prompts, g, steps, bar=bar)
             res = concept_accuracy(scorer, lat, prompts)
             out["by_guidance"][str(g)][kind] = res
             if j == 0:
                 out["main"][kind] = res
                 out["held_out"][kind] = concept_accuracy(scorer, lat[held], [prompts[i] for i in held])
+    bar.close()
     return out
 
 
