@@ -36,6 +36,19 @@ PROMPTS: dict[str, str] = {
 }
 """File stem -> caption for model generations."""
 
+CONCEPT_PAIRS: dict[str, dict[str, str]] = {
+    "mood": {"happy": "a happy, moderate piano piece no drums with no vocals",
+             "sad": "a sad, moderate piano piece no drums with no vocals"},
+    "tempo": {"slow": "organ, slow, happy, with drums, with no vocals",
+              "fast": "organ, fast, happy, with drums, with no vocals"},
+    "vocals": {"female": "a slow song with female vocals, happy guitar no drums",
+               "male": "a slow song with male vocals, happy guitar no drums"},
+    "drums": {"no": "strings, moderate, sad, no drums, with no vocals",
+              "yes": "strings, moderate, sad, with drums, with no vocals"},
+}
+"""Concept -> value -> caption: captions that differ in one concept, generated with the same
+seed, so the model's rendering of each concept can be heard side by side."""
+
 
 def write_examples(out: str | Path, models: list[str], seed: int = 0) -> list[Path]:
     """Writes generator clips (``gen_*.wav``) and model generations (``{model}_*.wav``)."""
@@ -50,6 +63,11 @@ def write_examples(out: str | Path, models: list[str], seed: int = 0) -> list[Pa
             gens = [torch.Generator().manual_seed(seed + i) for i in range(len(stems))]
             audio = pipe([PROMPTS[s] for s in stems], generator=gens).audios
             paths += [save_wav(out / f"{kind}_{s}.wav", a) for s, a in zip(stems, audio)]
+            for concept, captions in CONCEPT_PAIRS.items():
+                gens = [torch.Generator().manual_seed(seed) for _ in captions]
+                audio = pipe(list(captions.values()), generator=gens).audios
+                paths += [save_wav(out / f"{kind}_pair_{concept}_{value}.wav", a)
+                          for value, a in zip(captions, audio)]
     return paths
 
 
