@@ -207,6 +207,27 @@ class Stability:
         a, b = set(self.first.subset), set(self.second.subset)
         return len(a & b) / len(a | b) if a | b else 1.0
 
+    @property
+    def rank_correlation(self) -> float:
+        """Spearman correlation of the two halves' single-head effects (1: same ranking).
+
+        Less brittle than :attr:`jaccard` when neither half reaches the target fraction
+        and the subsets are best prefixes of similar rankings."""
+        from scipy.stats import spearmanr
+
+        common = sorted(set(self.first.head_effects) & set(self.second.head_effects))
+        if len(common) < 3:
+            return float("nan")
+        x = [self.first.head_effects[k].mean for k in common]
+        y = [self.second.head_effects[k].mean for k in common]
+        return float(spearmanr(x, y).statistic)
+
+    @property
+    def same_top_head(self) -> bool:
+        """Whether both halves rank the same head first."""
+        return bool(self.first.ranking and self.second.ranking
+                    and self.first.ranking[0] == self.second.ranking[0])
+
 
 def split_stability(
     adapter: ModelAdapter,

@@ -239,6 +239,9 @@ class Locate(_PerConcept, MethodSpec):
                 batch_size=self.batch_size, progress=False)
             rows.append(Row("stability_jaccard", halves.jaccard, concept=concept, labels={
                 "first": "+".join(halves.first.subset), "second": "+".join(halves.second.subset)}))
+            rows.append(Row("stability_spearman", halves.rank_correlation, concept=concept, labels={
+                "first_top": halves.first.ranking[0], "second_top": halves.second.ranking[0],
+                "same_top_head": halves.same_top_head}))
         return rows
 
     def finalize(self, ctx: StepContext) -> dict[str, Any]:
@@ -260,8 +263,10 @@ class Locate(_PerConcept, MethodSpec):
         if impact:
             ctx.save_plot(_impact_figure(impact), "layer-impact")
         stability = {r.concept: r.value for r in ctx.rows if r.metric == "stability_jaccard"}
+        spearman = {r.concept: r.value for r in ctx.rows if r.metric == "stability_spearman"}
         return {
             "stability_jaccard": stability,
+            "stability_spearman": spearman,
             "subsets": subsets,
             "heads": sorted({h for hs in subsets.values() for h in hs}),
             "overlap": {"concepts": names, "jaccard": json.loads(json.dumps(matrix.tolist()))},

@@ -47,3 +47,24 @@ def test_split_halves_locate_the_same_planted_heads(planted_model, base, pairs):
                              progress=False)
     assert set(halves.first.subset) == set(halves.second.subset) == PLANTED
     assert halves.jaccard == 1.0
+    assert halves.same_top_head and halves.first.ranking[0] in PLANTED
+    # the planted heads lead both rankings; the rest are zero up to rounding, so the
+    # correlation over all heads is positive but need not be 1
+    assert halves.rank_correlation > 0
+
+
+def test_stability_rank_correlation_and_top_head():
+    from interp.localization import Localization, Stability
+    from interp.metrics import Effect
+
+    def located(values: dict[str, float]) -> Localization:
+        effects = {k: Effect(v, v, v, 1) for k, v in values.items()}
+        return Localization("c", head_effects=effects, ranking=sorted(values, key=lambda k: -values[k]))
+
+    a = located({"cross.0.head.0": 0.9, "cross.0.head.1": 0.5, "cross.1.head.0": 0.1, "cross.1.head.1": 0.0})
+    same_order = located({"cross.0.head.0": 0.6, "cross.0.head.1": 0.4, "cross.1.head.0": 0.3, "cross.1.head.1": 0.2})
+    reversed_ = located({"cross.0.head.0": 0.0, "cross.0.head.1": 0.1, "cross.1.head.0": 0.5, "cross.1.head.1": 0.9})
+    assert Stability(a, same_order).rank_correlation == pytest.approx(1.0)
+    assert Stability(a, same_order).same_top_head
+    assert Stability(a, reversed_).rank_correlation == pytest.approx(-1.0)
+    assert not Stability(a, reversed_).same_top_head
