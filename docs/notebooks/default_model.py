@@ -13,7 +13,7 @@
 #
 # SynthMusic DiT is a small text-to-spectrogram diffusion transformer trained offline on
 # procedural music with known concepts, shipped with the project. Its concept classifier
-# tells us, for any generation, which instrument, tempo, drums and vocals it hears.
+# tells us, for any generation, which instrument, tempo, drums, mood and vocals it hears.
 
 # %%
 import warnings

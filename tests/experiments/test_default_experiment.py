@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_default_experiment_locates_and_steers(tmp_path):
     results = run(ROOT / "experiments" / "default.yaml", out=tmp_path / "default", progress=False)
     locate = results.steps["locate"]["summary"]
-    assert set(locate["subsets"]) == {"instrument", "drums", "tempo", "vocals"}
+    assert set(locate["subsets"]) == {"instrument", "drums", "tempo", "mood", "vocals"}
     assert all(1 <= len(heads) <= 8 for heads in locate["subsets"].values())
     impact = locate["layer_impact"]["tempo"]
     assert abs(sum(impact.values()) - 1.0) < 1e-6
