@@ -42,8 +42,10 @@ def test_estimate_is_the_derivative_of_the_final_metric(model, base):
     """At one step the estimate is <delta, d m / d a>: the derivative of m along delta,
     which finite differences of actually patched generations measure independently."""
     metric = ConceptContrast(model.concept_scorer())
-    heads = ["cross.0.head.0", "cross.2.head.3", "cross.5.head.1"]
-    estimates = attribute(model, base, [PAIR], [0], heads, steps=[STEP], progress=False, metric=metric)
+    every = [s.name for s in model.catalog.where(attention="cross", component="head")]
+    estimates = attribute(model, base, [PAIR], [0], every, steps=[STEP], progress=False, metric=metric)
+    # the three largest estimates: finite differences of float32 generations resolve ~1e-3
+    heads = sorted(every, key=lambda k: -abs(estimates.scores[k]))[:3]
     for site in heads:
         reads = {}
         for name, prompt in (("clean", PAIR.clean), ("corrupted", PAIR.corrupted)):
@@ -55,8 +57,8 @@ def test_estimate_is_the_derivative_of_the_final_metric(model, base):
         plus = _metric_after_adding(model, base, metric, site, delta, eps)
         minus = _metric_after_adding(model, base, metric, site, delta, -eps)
         derivative = (plus - minus) / (2 * eps)
+        assert abs(derivative) > 0.02, f"{site}: too small an effect to check ({derivative})"
         assert estimates.scores[site] == pytest.approx(derivative, rel=0.05, abs=1e-3), site
-    assert len({round(v, 4) for v in estimates.scores.values()}) == len(heads), "estimates must differ"
 
 
 def test_gradient_modes(model, tiny_sa):
