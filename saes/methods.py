@@ -26,8 +26,8 @@ from interp.experiments.context import StepContext
 from interp.experiments.fields import BranchName, Refable, SiteStr
 from interp.experiments.methods import MethodSpec, register_method
 from interp.experiments.units import Row, Unit
-from interp.methods.common import MetricName, PairsSpec, build_metric
-from interp.methods.steering import steering_prompts
+from interp.methods.common import PairsSpec
+from interp.methods.steering import SteeringSettings
 
 
 def _texts(pairs: PairsSpec | None, ctx: StepContext) -> list[str]:
@@ -98,16 +98,13 @@ class SAETrain(MethodSpec):
 
 
 @register_method
-class SAESteer(MethodSpec):
+class SAESteer(SteeringSettings, MethodSpec):
     """Steer a concept with the SAE features that separate it (TADA's SAE steering)."""
 
     summary_line = "steer with concept-selective SAE features (add decoder directions or clamp)"
     exports = ("auc",)
 
     method: Literal["sae-steer"] = Field(description="Steer with SAE features.")
-    concept: str = Field(description="Concept, as the pair source names it (e.g. tempo).")
-    target: str = Field(description="Value to steer towards (e.g. fast).")
-    pairs: PairsSpec = Field(description="Pairs giving positive (target) and negative prompts.")
     sae: Refable(str | dict[str, str]) = Field(
         description="SAE directory, or {from: <sae-train step>, key: saes} (site -> directory).")
     site: SiteStr | None = Field(default=None, description="Which SAE when `sae` maps sites.")
@@ -115,13 +112,6 @@ class SAESteer(MethodSpec):
     score: Literal["tada", "diff", "cohen_d"] = Field(default="tada", description="Feature score.")
     mode: Literal["add", "clamp"] = Field(default="add", description="Add decoder directions, "
                                           "or clamp features inside the SAE (error term kept).")
-    eval_prompts: int = Field(default=4, ge=1, description="Prompts steered and scored.")
-    alphas: list[float] = Field(default=[-8.0, -4.0, 0.0, 4.0, 8.0], min_length=2)
-    metric: MetricName = Field(default="concept", description="Alignment scorer.")
-    scorer_model: str | None = Field(default=None, description="Checkpoint of 'clap'.")
-    branch: BranchName = Field(default="cond", description="CFG branch to steer.")
-    distance: Literal["audio", "latents"] = Field(default="audio", description="Preservation "
-                                                  "on decoded audio or on the final latents.")
 
     def plan(self, ctx: StepContext) -> list[Unit]:
         return [Unit("steer", {})]
@@ -134,17 +124,11 @@ class SAESteer(MethodSpec):
             if self.site is None or self.site not in path:
                 raise TadaError(f"sae maps sites {sorted(path)}; choose one with site: <name>")
             path = path[self.site]
-        positive, negative, evaluation = steering_prompts(self.pairs, self.concept, self.target,
-                                                          self.eval_prompts)
-        metric = build_metric(self.metric, ctx.adapter, self.scorer_model)
-        scorer = getattr(metric, "scorer", None)
-        if scorer is None:
-            raise TadaError(f"sae-steer needs a concept scorer; metric {self.metric!r} has none")
+        positive, negative, request, scorer = self.steering_inputs(ctx)
         out_dir = ctx.out_dir / "steering" / ctx.name
-        settings = SAESteeringSettings(k=self.k, score=self.score, mode=self.mode,
-                                       branch=self.branch, distance=self.distance)
-        result = run_sae_steering(ctx.adapter, ctx.request(evaluation, list(range(len(evaluation)))),
-                                  positive, negative, path, sorted(set(self.alphas)), scorer,
+        settings = SAESteeringSettings(k=self.k, score=self.score, mode=self.mode, steps=self.patch_steps,
+                                       branch=self.branch, budget=self.budget, distance=self.distance)
+        result = run_sae_steering(ctx.adapter, request, positive, negative, path, sorted(set(self.alphas)), scorer,
                                   self.concept, self.target, settings=settings, out_dir=out_dir)
         ctx.record_folder(out_dir)
         summary = result.summary()

@@ -18,7 +18,7 @@ from pydantic import Field
 
 from interp.errors import TadaError
 from interp.experiments.context import StepContext
-from interp.experiments.fields import BranchName, Refable, SiteStr, StepWindow
+from interp.experiments.fields import BranchName, Refable, SiteStr, StepWindow, StrictModel
 from interp.experiments.methods import MethodSpec, register_method
 from interp.experiments.units import Row, Unit
 from interp.methods.common import MetricName, PairsSpec, build_metric
@@ -57,32 +57,20 @@ def _split(pairs: list, target: str) -> tuple[list[str], list[str]]:
     return positive, negative
 
 
-@register_method
-class CAA(MethodSpec):
-    """Steer one concept value with CAA vectors, at chosen sites and at every layer."""
+class SteeringSettings(StrictModel):
+    """Fields and inputs every steering method shares (mixed into ``caa`` and ``sae-steer``)."""
 
-    summary_line = "contrastive activation addition at located heads vs every layer"
-    exports = ("auc", "sites")
-    needs_catalog = True
-
-    method: Literal["caa"] = Field(description="Contrastive activation addition.")
     concept: str = Field(description="Concept to steer, as the pair source names it (e.g. mood).")
     target: str = Field(description="Value to steer towards (e.g. happy).")
     pairs: PairsSpec = Field(description="Pairs giving positive (target) and negative prompts.")
-    sites: Refable(list[SiteStr] | dict[str, list[SiteStr]]) | None = Field(
-        default=None, description="Where to steer (e.g. {from: locate, key: subsets}: the "
-        "heads located for `concept`); default: only the all-layer baseline.")
-    all_layers: bool = Field(default=True, description="Also steer every cross-attention "
-                             "layer's output (the paper's 'everywhere' baseline).")
     eval_prompts: int = Field(default=4, ge=1, description="Prompts without the target value "
-                              "that are steered and scored (disjoint from the vector prompts).")
+                              "that are steered and scored (disjoint from the selection prompts).")
     alphas: list[float] = Field(default=[-8.0, -4.0, 0.0, 4.0, 8.0], min_length=2,
                                 description="Steering strengths (0 is always included).")
     metric: MetricName = Field(default="concept", description="Alignment scorer (see locate).")
     scorer_model: str | None = Field(default=None, description="Checkpoint of the 'clap' scorer.")
     patch_steps: StepWindow = Field(default="all", description="Denoising steps to steer.")
     branch: BranchName = Field(default="cond", description="CFG branch to steer.")
-    renormalize: bool = Field(default=False, description="Keep each activation's norm.")
     budget: float = Field(default=0.5, gt=0, description="Preservation budget of the AUC "
                           "(distance to the alpha = 0 output, relative).")
     distance: Literal["audio", "latents"] = Field(
@@ -95,6 +83,39 @@ class CAA(MethodSpec):
         if self.pairs.source not in sources():
             ctx.error("pairs.source", f"unknown pair source; valid: {sorted(sources())}",
                       self.pairs.source)
+
+    def steering_inputs(self, ctx: StepContext) -> tuple[list[str], list[str], Any, Any]:
+        """(positive prompts, negative prompts, the evaluation request, the concept scorer).
+
+        The evaluation request holds the prompts to steer, one seed each (0, 1, ...).
+        """
+        positive, negative, evaluation = steering_prompts(self.pairs, self.concept, self.target,
+                                                          self.eval_prompts)
+        metric = build_metric(self.metric, ctx.adapter, self.scorer_model)
+        scorer = getattr(metric, "scorer", None)
+        if scorer is None:
+            raise TadaError(f"{self.method} needs a concept scorer; metric {self.metric!r} has none")
+        return positive, negative, ctx.request(evaluation, list(range(len(evaluation)))), scorer
+
+
+@register_method
+class CAA(SteeringSettings, MethodSpec):
+    """Steer one concept value with CAA vectors, at chosen sites and at every layer."""
+
+    summary_line = "contrastive activation addition at located heads vs every layer"
+    exports = ("auc", "sites")
+    needs_catalog = True
+
+    method: Literal["caa"] = Field(description="Contrastive activation addition.")
+    sites: Refable(list[SiteStr] | dict[str, list[SiteStr]]) | None = Field(
+        default=None, description="Where to steer (e.g. {from: locate, key: subsets}: the "
+        "heads located for `concept`); default: only the all-layer baseline.")
+    all_layers: bool = Field(default=True, description="Also steer every cross-attention "
+                             "layer's output (the paper's 'everywhere' baseline).")
+    renormalize: bool = Field(default=False, description="Keep each activation's norm.")
+
+    def check(self, ctx: Any) -> None:
+        super().check(ctx)
         if self.sites is None and not self.all_layers:
             ctx.error("sites", "nothing to steer: give sites, or set all_layers: true")
 
@@ -119,14 +140,7 @@ class CAA(MethodSpec):
 
         label = unit.params["label"]
         adapter = ctx.adapter
-        positive, negative, evaluation = steering_prompts(self.pairs, self.concept, self.target,
-                                                          self.eval_prompts)
-        seeds = list(range(len(evaluation)))
-        request = ctx.request(evaluation, seeds)
-        metric = build_metric(self.metric, adapter, self.scorer_model)
-        scorer = getattr(metric, "scorer", None)
-        if scorer is None:
-            raise TadaError(f"caa needs a concept scorer; metric {self.metric!r} has none")
+        positive, negative, request, scorer = self.steering_inputs(ctx)
         settings = CAASettings(steps=self.patch_steps, branch=self.branch,
                                renormalize=self.renormalize, budget=self.budget,
                                distance=self.distance)
