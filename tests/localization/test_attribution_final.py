@@ -27,15 +27,9 @@ def base():
     return GenerationRequest(("-",), (0,), num_steps=10, guidance_scale=4.0, decode=False)
 
 
-def _metric_after_adding(model, base, metric, site: str, delta: torch.Tensor, eps: float) -> float:
-    request = GenerationRequest((PAIR.corrupted,), (0,), num_steps=base.num_steps,
-                                guidance_scale=base.guidance_scale, decode=False)
-    clean = model.generate(GenerationRequest((PAIR.clean,), (0,), num_steps=base.num_steps,
-                                             guidance_scale=base.guidance_scale, decode=False))
-    edits = [Edit(site, Add({STEP: eps * delta}), steps=[STEP], branch="cond")] if eps else []
-    output = run(model, request, edits=edits).output
-    with torch.no_grad():
-        return float(metric(output, Reference(clean, output, PAIR))[0])
+def _request(base: GenerationRequest, prompt: str) -> GenerationRequest:
+    return GenerationRequest((prompt,), (0,), num_steps=base.num_steps,
+                             guidance_scale=base.guidance_scale, decode=False)
 
 
 def test_estimate_is_the_derivative_of_the_final_metric(model, base):
@@ -46,17 +40,20 @@ def test_estimate_is_the_derivative_of_the_final_metric(model, base):
     estimates = attribute(model, base, [PAIR], [0], every, steps=[STEP], progress=False, metric=metric)
     # the three largest estimates: finite differences of float32 generations resolve ~1e-3
     heads = sorted(every, key=lambda k: -abs(estimates.scores[k]))[:3]
+    reads = [Read(site, steps=[STEP], branch="cond") for site in heads]
+    clean = run(model, _request(base, PAIR.clean), reads=reads)
+    corrupted = run(model, _request(base, PAIR.corrupted), reads=reads)
+
+    def metric_after_adding(site: str, delta: torch.Tensor, eps: float) -> float:
+        edit = Edit(site, Add({STEP: eps * delta}), steps=[STEP], branch="cond")
+        output = run(model, _request(base, PAIR.corrupted), edits=[edit]).output
+        with torch.no_grad():
+            return float(metric(output, Reference(clean.output, output, PAIR))[0])
+
+    eps = 1e-2
     for site in heads:
-        reads = {}
-        for name, prompt in (("clean", PAIR.clean), ("corrupted", PAIR.corrupted)):
-            request = GenerationRequest((prompt,), (0,), num_steps=base.num_steps,
-                                        guidance_scale=base.guidance_scale, decode=False)
-            reads[name] = run(model, request, reads=[Read(site, steps=[STEP], branch="cond")]).reads[site][0]
-        delta = reads["clean"] - reads["corrupted"]
-        eps = 1e-2
-        plus = _metric_after_adding(model, base, metric, site, delta, eps)
-        minus = _metric_after_adding(model, base, metric, site, delta, -eps)
-        derivative = (plus - minus) / (2 * eps)
+        delta = clean.reads[site][0] - corrupted.reads[site][0]
+        derivative = (metric_after_adding(site, delta, eps) - metric_after_adding(site, delta, -eps)) / (2 * eps)
         assert abs(derivative) > 0.02, f"{site}: too small an effect to check ({derivative})"
         assert estimates.scores[site] == pytest.approx(derivative, rel=0.05, abs=1e-3), site
 
