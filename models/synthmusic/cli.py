@@ -10,9 +10,7 @@ import json
 import shlex
 import sys
 
-TRAIN_STEPS_HELP = "optimizer steps (default: dit 5000, unet 2000)"
-"""Kept in step with :data:`models.synthmusic.train.DEFAULTS` by a test (importing the
-trainer here would load diffusers for every ``tada --help``)."""
+from .defaults import DEFAULTS
 
 
 def _parse_guidance(text: str) -> list[float]:
@@ -65,7 +63,7 @@ def add_commands(subparsers) -> None:
     sub = sm.add_subparsers(dest="synthmusic_command", required=True)
     tr = sub.add_parser("train", help="train the DiT or UNet from scratch (fixed number of steps)")
     tr.add_argument("kind", choices=["dit", "unet"])
-    tr.add_argument("--steps", type=int, default=None, help=TRAIN_STEPS_HELP)
+    tr.add_argument("--steps", type=int, default=None, help=f"optimizer steps (default: dit {DEFAULTS['dit']['steps']}, unet {DEFAULTS['unet']['steps']})")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--out", default=None, help="output directory (default runs/synthmusic/KIND)")
     tr.add_argument("--init-from", default=None, help="continue from this saved pipeline directory")

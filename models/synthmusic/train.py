@@ -21,12 +21,11 @@ from tqdm import tqdm
 
 from . import data
 from .captions import caption
+from .defaults import DEFAULTS
 from .denoisers import MAX_TOKENS, build_denoiser, build_text_encoder, build_tokenizer, denoiser_inputs, output_to_x0
 from .music import DATA_VERSION
 from .pipeline import SynthMusicPipeline, make_scheduler
 
-DEFAULTS = {"dit": {"steps": 5000, "lr": 1e-3}, "unet": {"steps": 2000, "lr": 1e-3}}
-"""Default steps and learning rate per kind."""
 
 
 def _plot_loss(losses: list[float], path: Path, title: str) -> None:

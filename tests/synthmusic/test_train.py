@@ -38,9 +38,3 @@ def test_training_is_bit_for_bit_deterministic(kind: str, tmp_path: Path, small_
     assert info["steps"] == 3 and info["seed"] == 5 and info["data_version"] == data.DATA_VERSION
     assert (a / "loss.png").stat().st_size > 0
 
-
-def test_cli_help_states_the_default_steps():
-    from models.synthmusic.cli import TRAIN_STEPS_HELP
-
-    for kind, settings in train.DEFAULTS.items():
-        assert f"{kind} {settings['steps']}" in TRAIN_STEPS_HELP
