@@ -26,7 +26,14 @@ def test_latents_only_requests_skip_decoding(family):
     request = GenerationRequest(prompts=("a sad violin song",), seeds=(0,), num_steps=2,
                                 guidance_scale=3.0,
                                 duration_s=4.0 if family == "stable-audio" else None)
-    decoded = adapter.generate(request)
-    latents_only = adapter.generate(replace(request, decode=False))
+    calls: list[int] = []
+    hook = adapter.pipeline.vae.decoder.register_forward_hook(lambda m, a, o: calls.append(1))
+    try:
+        decoded = adapter.generate(request)
+        decoder_calls = len(calls)
+        latents_only = adapter.generate(replace(request, decode=False))
+    finally:
+        hook.remove()
+    assert decoder_calls >= 1 and len(calls) == decoder_calls, "the decoder must not run for latents only"
     assert decoded.audio is not None and latents_only.audio is None
     assert torch.equal(decoded.latents, latents_only.latents)
