@@ -151,7 +151,8 @@ def cache_activations(
     reserve, started, generation_s = 0, time.perf_counter(), 0.0
     for offset in range(0, len(units), batch_size):
         chunk = units[offset : offset + batch_size]
-        batch = replace(request, prompts=tuple(p for p, _ in chunk), seeds=tuple(s for _, s in chunk))
+        batch = replace(request, prompts=tuple(p for p, _ in chunk), seeds=tuple(s for _, s in chunk),
+                        decode=False)  # only activations are kept: no audio to decode
         reads = [
             Read(n, steps=selection, branch=parsed_branch,
                  reduce=lambda x, w=widths[n]: x.reshape(-1, w).to(dtype))

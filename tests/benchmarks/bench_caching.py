@@ -48,8 +48,9 @@ def _request(args, index: int):
     words = ["sad", "happy", "fast", "slow", "jazz", "metal", "piano", "violin"]
     prompts = tuple(f"a {words[(index + i) % 8]} song with drums" for i in range(args.batch_size))
     duration = None if args.model == "synthmusic-dit" else args.duration  # SynthMusic clips are 2 s
+    # caching decodes nothing, so the plain baseline generates latents only as well
     return GenerationRequest(prompts=prompts, seeds=tuple(range(args.batch_size)),
-                             num_steps=args.steps, guidance_scale=3.0, duration_s=duration)
+                             num_steps=args.steps, guidance_scale=3.0, duration_s=duration, decode=False)
 
 
 def _sites(args) -> list[str]:
