@@ -10,9 +10,10 @@ for bit. Concepts are independent by construction:
 * ``tempo``: a fixed BPM per class (:data:`TEMPO_BPM`); melody notes fall on every beat,
   chords on every second beat, drums on the same grid.
 * ``mood``: major (happy) or minor (sad) triad held under a melody on the same scale.
-  The key is fixed per instrument (:func:`key_root` is 0), so mood is a matter of *which*
-  pitches sound (the third, sixth and seventh degrees), not of intervals relative to a
-  random tonic: with random keys (data v1) both trained models stayed at chance on mood.
+  The key is fixed per instrument (its tonic is the instrument's register), so mood is a
+  matter of *which* pitches sound (the third, sixth and seventh degrees), not of intervals
+  relative to a random tonic: with random keys (data v1) both trained models stayed at
+  chance on mood.
 * ``vocals``: a formant-synthesised sung vowel in a female or male pitch range.
 
 Random choices that do not define a concept (melody contour, vowel, mix levels) are
@@ -53,7 +54,7 @@ TEMPO_BPM: dict[str, float] = {"slow": 66.0, "medium": 104.0, "fast": 156.0}
 _MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
 _MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10)
 
-# Base MIDI note (the tonic) of the chord for each instrument; see key_root.
+# Base MIDI note (the tonic) of the chord for each instrument: the key is fixed (data v2).
 _REGISTER = {"piano": 55, "organ": 55, "flute": 67, "strings": 55, "bass": 40, "guitar": 52}
 
 # Vowel formants (F1, F2, F3) in Hz for a male voice; female voices scale them by 1.15.
@@ -65,7 +66,7 @@ _VOWELS = {
 }
 _VOICE_BASE_MIDI = {"female": 62, "male": 45}  # D4 and A2: bottom of the sung range
 
-# Per-part random stream ids (_STREAM_KEY is unused since data v2 but keeps the others fixed).
+# Per-part random stream ids (_STREAM_KEY drew v1's random key; unused, kept so the others stay fixed).
 _STREAM_KEY, _STREAM_MELODY, _STREAM_VOICE, _STREAM_DRUMS, _STREAM_MIX, _STREAM_TONE = range(6)
 
 
@@ -223,14 +224,14 @@ def _add(buf: np.ndarray, start: float, note: np.ndarray, gain: float) -> None:
     buf[i : i + m] += gain * note[:m]
 
 
-def _harmony(values: ConceptValues, root: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _harmony(values: ConceptValues, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Chord on every second beat and a melody note on every beat, in the instrument's timbre.
 
     Returns:
         The chord+melody signal and the list of MIDI melody notes (for tests).
     """
     scale = _MAJOR_SCALE if values.mood == "happy" else _MINOR_SCALE
-    base = _REGISTER[values.instrument] + root
+    base = _REGISTER[values.instrument]
     beats = beat_times(values.tempo)
     period = 60.0 / TEMPO_BPM[values.tempo]
     melody_rng = _rng(seed, _STREAM_MELODY)
@@ -290,14 +291,14 @@ def _formant_gain(freqs: np.ndarray, formants: tuple[float, ...]) -> np.ndarray:
     return gain
 
 
-def _vocals(values: ConceptValues, root: int, seed: int) -> np.ndarray:
+def _vocals(values: ConceptValues, seed: int) -> np.ndarray:
     """A sung vowel on the scale, two beats per note, glottal source through formants."""
     rng = _rng(seed, _STREAM_VOICE)
     vowel = list(_VOWELS)[int(rng.integers(len(_VOWELS)))]
     scale = _MAJOR_SCALE if values.mood == "happy" else _MINOR_SCALE
     scale_f = 1.15 if values.vocals == "female" else 1.0
     formants = tuple(f * scale_f for f in _VOWELS[vowel])
-    base = _VOICE_BASE_MIDI[values.vocals] + (root % 7)
+    base = _VOICE_BASE_MIDI[values.vocals]
     period = 60.0 / TEMPO_BPM[values.tempo]
     out = np.zeros(NUM_SAMPLES)
     starts = beat_times(values.tempo)[::2]
@@ -316,19 +317,10 @@ def _vocals(values: ConceptValues, root: int, seed: int) -> np.ndarray:
     return out
 
 
-def key_root(seed: int) -> int:
-    """Semitones added to every note of the clip with this seed: always 0 since data v2.
-
-    v1 drew a random root 0..11 per clip; the trained models could not learn major vs minor
-    relative to a moving tonic in their budget, so the key is now fixed per instrument.
-    """
-    del seed
-    return 0
-
-
-def tonic_pitch_class(values: ConceptValues, seed: int) -> int:
-    """Pitch class (0 = C) of the key's tonic for this clip (depends on instrument register and seed)."""
-    return (_REGISTER[values.instrument] + key_root(seed)) % 12
+def tonic_pitch_class(values: ConceptValues) -> int:
+    """Pitch class (0 = C) of the key's tonic: fixed per instrument since data v2 (v1 drew a
+    random key per clip, and the trained models could not learn mood relative to it)."""
+    return _REGISTER[values.instrument] % 12
 
 
 def render_parts(values: ConceptValues, seed: int) -> dict[str, np.ndarray]:
@@ -339,10 +331,9 @@ def render_parts(values: ConceptValues, seed: int) -> dict[str, np.ndarray]:
     """
     if not isinstance(values, ConceptValues):
         raise TypeError(f"values must be a ConceptValues, got {type(values).__name__}")
-    root = key_root(seed)
-    parts = {"music": _harmony(values, root, seed)[0],
+    parts = {"music": _harmony(values, seed)[0],
              "drums": _drums(values.tempo, seed) if values.drums == "yes" else np.zeros(NUM_SAMPLES),
-             "vocals": _vocals(values, root, seed) if values.vocals != "none" else np.zeros(NUM_SAMPLES)}
+             "vocals": _vocals(values, seed) if values.vocals != "none" else np.zeros(NUM_SAMPLES)}
     return {k: v / (np.abs(v).max() + 1e-9) for k, v in parts.items()}
 
 
@@ -369,4 +360,4 @@ def render(values: ConceptValues, seed: int) -> np.ndarray:
 
 def melody_notes(values: ConceptValues, seed: int) -> np.ndarray:
     """The MIDI melody notes :func:`render` plays for ``(values, seed)`` (for tests and docs)."""
-    return _harmony(values, key_root(seed), seed)[1]
+    return _harmony(values, seed)[1]

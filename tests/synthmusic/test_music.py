@@ -53,7 +53,7 @@ def _pitch_class_energy(audio: np.ndarray) -> np.ndarray:
 def test_mood_changes_the_third(instrument):
     for seed in range(3):
         v = BASE.replace("instrument", instrument)
-        root = tonic_pitch_class(v, seed)
+        root = tonic_pitch_class(v)
         happy = _pitch_class_energy(render_parts(v, seed)["music"])
         sad = _pitch_class_energy(render_parts(v.replace("mood", "sad"), seed)["music"])
         major, minor = (root + 4) % 12, (root + 3) % 12
