@@ -13,8 +13,6 @@ Everything else (reads, writes, patching, steering) is generic and lives in the 
 """
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +46,9 @@ class GenerationRequest:
         start_latents: The latents to resume from when ``start_step > 0``.
         keep_latents_at: Steps before which the sampler's latents are returned in
             :attr:`GenerationOutput.step_latents` (for a later resume).
+        keep_graph: Run with gradients and return latents that carry the autograd graph
+            from the noise (for attribution against a metric of the final output). Only
+            adapters with :attr:`ModelAdapter.differentiable` accept it.
     """
 
     prompts: tuple[str, ...]
@@ -61,6 +62,7 @@ class GenerationRequest:
     start_step: int = 0
     start_latents: torch.Tensor | None = field(default=None, compare=False, repr=False)
     keep_latents_at: tuple[int, ...] = ()
+    keep_graph: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.prompts, str) or isinstance(self.seeds, int):
@@ -153,16 +155,14 @@ class ModelAdapter(ABC):
     """Whether :meth:`generate` honours ``start_step`` / ``keep_latents_at``. Only for
     deterministic samplers: resuming a stochastic one would change its later noise."""
     differentiable: bool = False
-    """Whether :meth:`generate` keeps the autograd graph of the whole sampling trajectory
-    inside :meth:`keeping_graph` (for attribution against a metric of the final output).
-    Pipelines otherwise run without gradients."""
+    """Whether :meth:`generate` honours ``keep_graph`` (the autograd graph of the whole
+    sampling trajectory). Pipelines otherwise run without gradients."""
 
     def __init__(self, name: str, pipeline: Any, catalog: SiteCatalog):
         self.name = name
         self.pipeline = pipeline
         self.catalog = catalog
         self._root: GenerationRoot | None = None
-        self._keep_graph = False
         self.traced: Any = None  # the backend's wrapper, created lazily by interp.runner
 
     @property
@@ -199,33 +199,17 @@ class ModelAdapter(ABC):
                 f"weights (structure only). Load it with weights to run generations."
             )
 
-    @property
-    def keep_graph(self) -> bool:
-        """True inside :meth:`keeping_graph`: :meth:`generate` must run with gradients."""
-        return self._keep_graph
-
-    @contextmanager
-    def keeping_graph(self) -> Iterator[None]:
-        """Generations inside this block record the autograd graph from the initial noise
-        to the final latents (only for :attr:`differentiable` adapters)."""
-        if not self.differentiable:
-            raise TadaError(
-                f"{type(self).__name__} cannot differentiate through its sampler (its pipeline "
-                f"runs without gradients); use attribution with the local metric (metric=None)."
-            )
-        previous, self._keep_graph = self._keep_graph, True
-        try:
-            with torch.enable_grad():
-                yield
-        finally:
-            self._keep_graph = previous
-
     def check_request(self, request: GenerationRequest) -> None:
         """Raise a clear error for request features this adapter cannot honour."""
         if (request.start_step or request.keep_latents_at) and not self.can_resume:
             raise TadaError(
                 f"{type(self).__name__} cannot resume a generation mid-way (start_step / "
                 f"keep_latents_at); run it from step 0."
+            )
+        if request.keep_graph and not self.differentiable:
+            raise TadaError(
+                f"{type(self).__name__} cannot differentiate through its sampler (its pipeline "
+                f"runs without gradients); use attribution with the local metric (metric=None)."
             )
 
     def concept_scorer(self) -> Any:

@@ -258,13 +258,13 @@ def _trajectory_unit(adapter: ModelAdapter, base: GenerationRequest, pair: Promp
         return fn
 
     edits = [Edit(n, Apply(capture(n)), steps=steps, branch=Branch.COND) for n in stages]
-    corrupted_request = replace(base, prompts=(pair.corrupted,), seeds=(seed,))
-    with adapter.keeping_graph():
-        output = run(adapter, corrupted_request, edits=edits).output
-        detached = type(output)(output.latents.detach(), None, output.sample_rate)
+    corrupted_request = replace(base, prompts=(pair.corrupted,), seeds=(seed,), keep_graph=True)
+    output = run(adapter, corrupted_request, edits=edits).output
+    detached = type(output)(output.latents.detach(), None, output.sample_rate)
+    with torch.enable_grad():
         value = metric(output, Reference(clean.output, detached, pair))[0]
-        keys = list(captured)
-        grads = torch.autograd.grad(value, [captured[k] for k in keys], allow_unused=True)
+    keys = list(captured)
+    grads = torch.autograd.grad(value, [captured[k] for k in keys], allow_unused=True)
     totals: dict[str, Tensor] = {}
     for (name, step), grad in zip(keys, grads):
         if grad is None:

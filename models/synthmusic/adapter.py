@@ -89,7 +89,7 @@ class SynthMusicAdapter(ModelAdapter):
 
     def generate(self, request: GenerationRequest) -> GenerationOutput:
         self.require_weights("generate")
-        with torch.set_grad_enabled(self.keep_graph):
+        with torch.set_grad_enabled(request.keep_graph):
             out = self._sample(request)
         return GenerationOutput(out.latents, out.audios, self.pipeline.sample_rate, out.step_latents or {})
 

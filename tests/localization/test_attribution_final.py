@@ -63,6 +63,8 @@ def test_gradient_modes(model, tiny_sa):
     assert gradient_metric(model, concept) is concept
     assert gradient_metric(model, concept, "local") is None
     assert gradient_metric(tiny_sa, LatentSimilarity()) is None  # Stable Audio's sampler is not
+    with pytest.raises(TadaError, match="cannot differentiate through its sampler"):
+        run(tiny_sa, GenerationRequest(("x",), (0,), num_steps=2, duration_s=4.0, keep_graph=True))
     with pytest.raises(TadaError, match="differentiable end to end"):
         attribute(tiny_sa, GenerationRequest(("x",), (0,), num_steps=2, duration_s=4.0), [PAIR], [0],
                   ["cross.0.head.0"], progress=False, metric=LatentSimilarity())
@@ -71,6 +73,7 @@ def test_gradient_modes(model, tiny_sa):
 def test_pipeline_still_runs_without_gradients_outside_attribution(model, base):
     out = model.generate(GenerationRequest((PAIR.clean,), (0,), num_steps=2, decode=False))
     assert not out.latents.requires_grad
-    with model.keeping_graph():
-        kept = model.generate(GenerationRequest((PAIR.clean,), (0,), num_steps=2, decode=False))
+    with torch.no_grad():  # the request, not the caller's mode, decides
+        kept = model.generate(GenerationRequest((PAIR.clean,), (0,), num_steps=2, decode=False,
+                                                keep_graph=True))
     assert kept.latents.requires_grad
