@@ -187,6 +187,11 @@ class ModelAdapter(ABC):
         return not any(p.is_meta for p in self.denoiser.parameters())
 
     @property
+    def max_duration_s(self) -> float | None:
+        """Longest audio, in seconds, one generation can produce (``None``: no limit known)."""
+        return None
+
+    @property
     def device(self) -> torch.device:
         """Device of the denoiser's parameters."""
         return next(self.denoiser.parameters()).device

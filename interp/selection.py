@@ -67,7 +67,7 @@ class Steps:
     def of(cls, indices: Iterable[int] | int) -> "Steps":
         """Exactly the given step indices."""
         values = (indices,) if isinstance(indices, int) else tuple(indices)
-        if not values or any((not isinstance(i, int)) or i < 0 for i in values):
+        if not values or any(not isinstance(i, int) or isinstance(i, bool) or i < 0 for i in values):
             raise SelectionError(
                 f"Step indices must be a non-empty list of non-negative integers, got {values!r}."
             )
@@ -80,11 +80,13 @@ class Steps:
             return value
         if value is None or value == "all":
             return cls.all()
-        if isinstance(value, int):
+        if isinstance(value, int) and not isinstance(value, bool):
             return cls.of(value)
         if isinstance(value, str):
             start, sep, stop = value.partition(":")
             try:
+                if not value.isascii():
+                    raise ValueError(value)
                 if sep:
                     return cls.range(int(start or 0), int(stop) if stop else None)
                 return cls.of(int(value))

@@ -34,7 +34,8 @@ COMPONENT_AXES: dict[str, str] = {
 }
 
 _SITE_PATTERN = re.compile(
-    r"^(?P<attention>[a-z]+)\.(?P<layer>-?\d+)\.(?P<component>[a-z]+)(?:\.(?P<head>-?\d+))?$"
+    r"^(?P<attention>[a-z]+)\.(?P<layer>-?[0-9]+)\.(?P<component>[a-z]+)(?:\.(?P<head>-?[0-9]+))?$",
+    re.ASCII,
 )
 
 SITE_GRAMMAR = (

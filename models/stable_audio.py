@@ -36,6 +36,12 @@ class StableAudioAdapter(ModelAdapter):
     def sample_rate(self) -> int:
         return int(self.pipeline.vae.sampling_rate)
 
+    @property
+    def max_duration_s(self) -> float:
+        """The pipeline denoises ``sample_size`` latent frames and crops: no longer audio."""
+        vae = self.pipeline.vae
+        return float(self.pipeline.transformer.config.sample_size * vae.hop_length / vae.sampling_rate)
+
     def generate(self, request: GenerationRequest) -> GenerationOutput:
         self.require_weights("generate")
         return call_pipeline(self.pipeline, request, self.device, self.sample_rate,

@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    StrictInt,
     Tag,
 )
 from pydantic_core import PydanticCustomError
@@ -114,3 +115,52 @@ def Refable(inner: Any) -> Any:  # noqa: N802 - reads like a type
 
 #: Tags used by :func:`Refable`; error paths skip them.
 REF_TAGS = ("ref", "value")
+
+
+# Bounds on generation settings, checked when a spec is parsed (before any work runs).
+MAX_STEPS = 10_000
+MAX_SEEDS = 10_000
+SEED_LIMIT = 2**63
+MAX_GUIDANCE = 1_000.0
+MIN_DURATION_S = 0.1
+MAX_DURATION_S = 3_600.0
+MAX_NAME_LENGTH = 64
+
+
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise PydanticCustomError(
+            "bool_not_number", "expected a number, got the boolean {value}", {"value": value}
+        )
+    return value
+
+
+#: Denoising steps: an integer in ``[1, MAX_STEPS]`` (booleans and floats refused).
+StepCount: TypeAlias = Annotated[StrictInt, Field(ge=1, le=MAX_STEPS)]
+
+#: A seed: an integer in ``[0, 2**63)``; larger values would alias in torch's generator.
+Seed: TypeAlias = Annotated[StrictInt, Field(ge=0, lt=SEED_LIMIT)]
+
+#: A classifier-free guidance scale: a finite number in ``[0, MAX_GUIDANCE]``.
+Guidance: TypeAlias = Annotated[
+    float, BeforeValidator(_no_bool), Field(ge=0, le=MAX_GUIDANCE, allow_inf_nan=False)
+]
+
+#: Audio length in seconds: finite, in ``[MIN_DURATION_S, MAX_DURATION_S]`` (and within
+#: the model's own maximum, checked against the model).
+Duration: TypeAlias = Annotated[
+    float,
+    BeforeValidator(_no_bool),
+    Field(ge=MIN_DURATION_S, le=MAX_DURATION_S, allow_inf_nan=False),
+]
+
+
+def distinct_seeds(seeds: list[int] | None) -> list[int] | None:
+    """Refuse repeated seeds (in linear time: specs may list thousands)."""
+    if seeds is None:
+        return None
+    seen: set[int] = set()
+    duplicates = sorted({s for s in seeds if s in seen or seen.add(s)})  # type: ignore[func-returns-value]
+    if duplicates:
+        raise ValueError(f"seeds must be distinct; {duplicates[:10]} appear more than once")
+    return seeds

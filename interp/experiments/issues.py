@@ -21,6 +21,12 @@ _short.maxstring = 60
 _short.maxother = 60
 _short.maxlist = 6
 _short.maxdict = 4
+_short.maxlevel = 2
+
+#: An error lists at most this many problems, each cut to MAX_LINE characters, so a
+#: hostile spec cannot produce a megabyte of error text.
+MAX_ISSUES = 12
+MAX_LINE = 300
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,12 @@ class Issue:
         shown = "" if self.value is _MISSING else f" = {_short.repr(self.value)}"
         message = self.message.strip()
         message = message if message.endswith((".", "?", "!")) else message + "."
-        return f"{where}{shown}: {message}"
+        line = f"{_clip(where, 120)}{shown}: {message}"
+        return _clip(line, MAX_LINE)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 _TOP_ORDER = ("", "name", "description", "model", "generation", "prompts", "metrics", "output", "steps")
@@ -73,10 +84,12 @@ class SpecError(TadaError, ValueError):
     def render(self) -> str:
         """One paragraph: header, one line per issue, how to check again."""
         count = len(self.issues)
-        what = f"Experiment spec {self.source!r}" if self.source else "Experiment spec"
+        what = f"Experiment spec {_clip(self.source, 200)!r}" if self.source else "Experiment spec"
         lines = [f"{what} is invalid ({count} problem{'s' if count != 1 else ''}):"]
-        lines += [f"  - {issue.line()}" for issue in self.issues]
-        target = self.source or "FILE"
+        lines += [f"  - {issue.line()}" for issue in self.issues[:MAX_ISSUES]]
+        if count > MAX_ISSUES:
+            lines.append(f"  - ... and {count - MAX_ISSUES} more problems (fix these first).")
+        target = _clip(self.source, 200) if self.source else "FILE"
         lines.append(f"Fix {'them' if count != 1 else 'it'} and check again with `tada validate {target}`.")
         return "\n".join(lines)
 

@@ -62,17 +62,25 @@ def _catalog(spec: ExperimentSpec, base_dir: Path, issues: list[Issue]) -> Any:
     except TadaError as error:
         issues.append(Issue("model.name", str(error), spec.model.name))
         return None
+    issues.extend(_duration_issues(spec, adapter.max_duration_s))
     return adapter.catalog
 
 
-def _has_sites(spec: ExperimentSpec) -> bool:
-    """Whether any step needs the model's catalog: a site field, or a method that checks
-    its own settings (layers, heads) against the model."""
-    return any(
-        getattr(step, "needs_catalog", False)
-        or any(m.kind == "site" for m, _, _ in marked(type(step), step, ""))
-        for step in spec.steps
-    )
+def _duration_issues(spec: ExperimentSpec, limit: float | None) -> list[Issue]:
+    """Durations longer than the model can generate."""
+    if limit is None:
+        return []
+    found = [("generation.duration_s", spec.generation.duration_s)]
+    found += [
+        (f"steps[{i}].generation.duration_s", step.generation.duration_s)
+        for i, step in enumerate(spec.steps)
+        if step.generation is not None
+    ]
+    return [
+        Issue(path, f"longer than {spec.model.name!r} can generate; use at most {limit:g} s", value)
+        for path, value in found
+        if value is not None and value > limit
+    ]
 
 
 def load_spec(
@@ -119,7 +127,7 @@ def load_spec(
         parsed, pruned = _remainder(data, error, context)
     if parsed is not None and pruned is not None:
         catalog = None
-        if check_model and _has_sites(parsed):
+        if check_model:
             catalog = _catalog(parsed, base_dir, issues)
         found = check_spec(
             parsed,

@@ -21,10 +21,19 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar, get_args, get_origin
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, field_validator
 
 from interp.errors import TadaError, did_you_mean
-from interp.experiments.fields import StrictModel
+from interp.experiments.fields import (
+    MAX_NAME_LENGTH,
+    MAX_SEEDS,
+    Duration,
+    Guidance,
+    Seed,
+    StepCount,
+    StrictModel,
+    distinct_seeds,
+)
 from interp.experiments.metrics import MetricSpec
 from interp.experiments.units import Row, Unit
 
@@ -33,21 +42,25 @@ if TYPE_CHECKING:
 
 ENTRY_POINT_GROUP = "tada_interp.methods"
 
-StepName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
+StepName = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$", max_length=MAX_NAME_LENGTH)
+]
 
 
 class GenerationOverride(StrictModel):
     """Per-step changes to the experiment's generation settings (all optional)."""
 
-    steps: int | None = Field(default=None, ge=1, description="Number of denoising steps.")
-    guidance: float | None = Field(
-        default=None, ge=0, description="CFG scale; <= 1 disables guidance."
+    steps: StepCount | None = Field(default=None, description="Number of denoising steps.")
+    guidance: Guidance | None = Field(default=None, description="CFG scale; <= 1 disables guidance.")
+    duration_s: Duration | None = Field(default=None, description="Audio length in seconds.")
+    seeds: list[Seed] | None = Field(
+        default=None, min_length=1, max_length=MAX_SEEDS, description="Seeds per prompt."
     )
-    duration_s: float | None = Field(default=None, gt=0, description="Audio length in seconds.")
-    seeds: list[int] | None = Field(default=None, min_length=1, description="Seeds per prompt.")
     negative_prompt: str | None = Field(
         default=None, description="Prompt of the unconditional branch."
     )
+
+    _distinct = field_validator("seeds")(distinct_seeds)
 
 
 class MethodSpec(StrictModel):

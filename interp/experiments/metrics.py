@@ -15,7 +15,8 @@ Register your own (e.g. a concept scorer)::
         return output.audio.flatten(1).abs().amax(1).tolist()
 """
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,20 +69,23 @@ class Metric:
     fn: MetricFn
     description: str
     options: tuple[str, ...] = ()
+    types: dict[str, type] = field(default_factory=dict)
 
 
 _METRICS: dict[str, Metric] = {}
 
 
 def register_metric(
-    name: str, *, description: str, options: Sequence[str] = ()
+    name: str, *, description: str, options: Sequence[str] | Mapping[str, type] = ()
 ) -> Callable[[MetricFn], MetricFn]:
     """Decorator registering ``fn(output, context) -> floats`` under ``name``.
 
     Args:
         name: Unique metric name used in specs and in the ``metric`` column.
         description: One line for docs and error messages.
-        options: Names of the options the metric accepts (others are spec errors).
+        options: Names of the options the metric accepts (others are spec errors), or a
+            mapping name -> type (``bool``, ``int``, ``float``, ``str``) whose values specs
+            must match.
 
     Raises:
         TadaError: If the name is taken.
@@ -94,7 +98,8 @@ def register_metric(
                 f"({_METRICS[name].fn.__module__}); metric names must be unique. "
                 f"Registered: {sorted(_METRICS)}."
             )
-        _METRICS[name] = Metric(name, fn, description, tuple(options))
+        types = dict(options) if isinstance(options, Mapping) else {}
+        _METRICS[name] = Metric(name, fn, description, tuple(options), types)
         return fn
 
     return decorate
@@ -152,12 +157,27 @@ class MetricSpec(StrictModel):
             raise ValueError(
                 f"metric {self.name!r} has no option(s) {unknown}; valid options: {valid}"
             )
+        for key, value in self.options.items():
+            kind = metric.types.get(key)
+            if kind is not None and not _is_a(value, kind):
+                raise ValueError(
+                    f"option {key!r} of metric {self.name!r} must be a {kind.__name__}, got "
+                    f"{value!r}"
+                )
         return self
 
     @property
     def column(self) -> str:
         """The value of the ``metric`` column for this metric."""
         return self.label or self.name
+
+
+def _is_a(value: Any, kind: type) -> bool:
+    if isinstance(value, bool) and kind is not bool:
+        return False
+    if kind is float:
+        return isinstance(value, (int, float)) and math.isfinite(value)
+    return isinstance(value, kind)
 
 
 def compute(
@@ -196,7 +216,7 @@ def duration_s(output: GenerationOutput, context: MetricContext) -> list[float]:
     "latent_distance",
     description="L2 distance of the final latents to the reference run's (same prompts "
     "and seeds, without the step's edits); option normalize divides by the reference norm.",
-    options=("normalize",),
+    options={"normalize": bool},
 )
 def latent_distance(output: GenerationOutput, context: MetricContext) -> list[float]:
     """L2 distance between final latents and the reference generation's."""

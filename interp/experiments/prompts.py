@@ -18,6 +18,9 @@ from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 from interp.errors import TadaError
 from interp.experiments.fields import StrictModel
 
+#: Most prompts one prompt set may expand to (a template multiplies its word lists).
+MAX_PROMPTS = 100_000
+
 
 @dataclass(frozen=True)
 class Prompt:
@@ -72,7 +75,7 @@ class InlinePrompts(StrictModel):
     """Prompts written in the spec: ``{inline: [...], concept: ...}``."""
 
     inline: list[PromptEntry] = Field(
-        min_length=1, description="Prompt strings, or mappings {prompt, concept, fields}."
+        min_length=1, max_length=MAX_PROMPTS, description="Prompt strings, or mappings {prompt, concept, fields}."
     )
     concept: str | None = Field(
         default=None, description="Concept label for items that do not give their own."
@@ -102,7 +105,9 @@ class FilePrompts(StrictModel):
     concept: str | None = Field(
         default=None, description="Concept label for rows that have none."
     )
-    limit: int | None = Field(default=None, ge=1, description="Use only the first N rows.")
+    limit: int | None = Field(
+        default=None, ge=1, strict=True, description="Use only the first N rows."
+    )
 
     @field_validator("file")
     @classmethod
@@ -125,6 +130,11 @@ class FilePrompts(StrictModel):
         rows = _read_rows(path, self.column)
         out = []
         for number, row in enumerate(rows, start=1):
+            if number > MAX_PROMPTS and self.limit is None:
+                raise TadaError(
+                    f"Prompt file {path.name} holds more than {MAX_PROMPTS} prompts; set "
+                    f"'limit:' to use only the first rows, or split the file."
+                )
             text = row.get(self.column)
             if not isinstance(text, str) or not text.strip():
                 raise TadaError(
@@ -168,6 +178,15 @@ class TemplatePrompts(StrictModel):
         empty = [k for k, v in self.words.items() if not v]
         if empty:
             raise ValueError(f"word list(s) {empty} are empty")
+        count = 1
+        for values in self.words.values():
+            count *= len(values)
+            if count > MAX_PROMPTS:
+                sizes = {k: len(v) for k, v in self.words.items()}
+                raise ValueError(
+                    f"the word lists {sizes} multiply to more than {MAX_PROMPTS} prompts; "
+                    f"shorten them or split the set"
+                )
         if self.concept is not None and not _placeholders(self.concept) <= given:
             raise ValueError(
                 f"concept {self.concept!r} uses placeholders not in words {sorted(given)}"
@@ -201,7 +220,7 @@ def _prompt_set_kind(value: Any) -> str | None:
 
 #: A prompt set: a plain list, ``{inline: ...}``, ``{file: ...}`` or ``{template: ...}``.
 PromptSet = Annotated[
-    Annotated[list[PromptEntry], Tag("list")]
+    Annotated[list[PromptEntry], Field(max_length=MAX_PROMPTS), Tag("list")]
     | Annotated[InlinePrompts, Tag("inline")]
     | Annotated[FilePrompts, Tag("file")]
     | Annotated[TemplatePrompts, Tag("template")],

@@ -100,6 +100,8 @@ def _target(root: type[BaseModel], error: dict[str, Any], data: Any) -> tuple[An
 def prune(root: type[BaseModel], data: dict[str, Any], error: ValidationError) -> Pruned | None:
     """Remove what ``error`` points at; ``None`` if nothing useful would remain."""
     work = copy.deepcopy(data)
+    if isinstance(work.get("prompts"), list):  # a bare list means {default: <list>}
+        work["prompts"] = {"default": work["prompts"]}
     result = Pruned(work)
     steps = data.get("steps")
     for item in error.errors():
@@ -112,6 +114,8 @@ def prune(root: type[BaseModel], data: dict[str, Any], error: ValidationError) -
         if head == "prompts":
             name = target[1]
             result.broken_prompt_sets.add(str(name))
+            if not isinstance(work["prompts"], dict) or not isinstance(name, str):
+                return None
             work["prompts"][name] = ["placeholder"]
             continue
         if head == "generation":

@@ -20,7 +20,18 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, GetCoreSchemaHandler, SerializeAsAny, field_validator, model_validator
 
 from interp.experiments import methods as registry
-from interp.experiments.fields import StrictModel
+from interp.experiments.fields import (
+    MAX_NAME_LENGTH,
+    MAX_SEEDS,
+    MAX_STEPS,
+    MIN_DURATION_S,
+    Duration,
+    Guidance,
+    Seed,
+    StepCount,
+    StrictModel,
+    distinct_seeds,
+)
 from interp.experiments.methods import GenerationOverride, MethodSpec
 from interp.experiments.metrics import MetricSpec
 from interp.experiments.prompts import PromptSet
@@ -51,6 +62,8 @@ class ModelSpec(StrictModel):
     threads: int | None = Field(
         default=None,
         ge=1,
+        le=1024,
+        strict=True,
         description="CPU threads for torch. Default: 1 for models under 100M parameters on "
         "the CPU (small models run fastest on one thread, and identically on any machine), "
         "otherwise torch's default.",
@@ -60,25 +73,28 @@ class ModelSpec(StrictModel):
 class GenerationSpec(StrictModel):
     """Generation settings shared by all steps (each step may override them)."""
 
-    steps: int = Field(default=25, ge=1, description="Number of denoising steps.")
-    guidance: float = Field(default=4.0, ge=0, description="CFG scale; <= 1 disables guidance.")
-    duration_s: float | None = Field(
-        default=None, gt=0, description="Audio length in seconds (default: the model's)."
+    steps: StepCount = Field(
+        default=25, description=f"Number of denoising steps (1 to {MAX_STEPS})."
     )
-    seeds: list[int] = Field(
-        default_factory=lambda: [0], min_length=1, description="Seeds; each prompt runs once per seed."
+    guidance: Guidance = Field(
+        default=4.0, description="CFG scale (finite, 0 to 1000); <= 1 disables guidance."
+    )
+    duration_s: Duration | None = Field(
+        default=None,
+        description=f"Audio length in seconds ({MIN_DURATION_S} to the model's maximum; "
+        "default: the model's).",
+    )
+    seeds: list[Seed] = Field(
+        default_factory=lambda: [0],
+        min_length=1,
+        max_length=MAX_SEEDS,
+        description="Seeds (distinct, 0 <= seed < 2**63); each prompt runs once per seed.",
     )
     negative_prompt: str | None = Field(
         default=None, description="Prompt of the unconditional branch (needs guidance > 1)."
     )
 
-    @field_validator("seeds")
-    @classmethod
-    def _distinct(cls, seeds: list[int]) -> list[int]:
-        duplicates = sorted({s for s in seeds if seeds.count(s) > 1})
-        if duplicates:
-            raise ValueError(f"seeds must be distinct; {duplicates} appear more than once")
-        return seeds
+    _distinct = field_validator("seeds")(distinct_seeds)
 
     @model_validator(mode="after")
     def _negative_needs_guidance(self) -> "GenerationSpec":
@@ -122,6 +138,7 @@ class ExperimentSpec(StrictModel):
 
     name: str = Field(
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        max_length=MAX_NAME_LENGTH,
         description="Experiment name; the default output directory is runs/<name>.",
     )
     description: str = Field(default="", description="Free text shown in the report.")

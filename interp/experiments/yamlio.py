@@ -8,13 +8,38 @@ import yaml
 from interp.experiments.issues import Issue, SpecError
 
 
+#: Deepest nesting of lists and mappings a spec may use.
+MAX_DEPTH = 50
+#: Most values a spec may hold once YAML aliases are expanded (an "alias bomb" guard).
+MAX_VALUES = 200_000
+
+
 class _StrictLoader(yaml.SafeLoader):
-    """A safe loader that refuses duplicate keys (PyYAML silently keeps the last)."""
+    """A safe loader that refuses duplicate keys (PyYAML silently keeps the last), keys
+    that are lists or mappings, and nesting deeper than :data:`MAX_DEPTH`."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"nesting deeper than {MAX_DEPTH} levels", self.peek_event().start_mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise yaml.constructor.ConstructorError(
+                None, None, "a key must be a plain word or number, not a list or mapping",
+                key_node.start_mark,
+            )  # fmt: skip
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
@@ -31,6 +56,40 @@ def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
+def _size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """Number of values under ``node`` with aliases expanded (memoized per node)."""
+    if id(node) not in sizes:
+        sizes[id(node)] = 0  # a recursive alias counts once
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        total = 1
+        for child in children:
+            total += _size(child, sizes)
+            if total > MAX_VALUES:
+                break
+        sizes[id(node)] = total
+    return sizes[id(node)]
+
+
+def _load(text: str) -> Any:
+    loader = _StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _size(node, {}) > MAX_VALUES:
+            raise yaml.YAMLError(
+                f"the document holds more than {MAX_VALUES} values once its aliases (*name) "
+                f"are expanded; write the values out or use fewer aliases"
+            )
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def read_spec_file(path: Path) -> dict[str, Any]:
     """The mapping in a YAML spec file.
 
@@ -42,7 +101,7 @@ def read_spec_file(path: Path) -> dict[str, Any]:
         hint = " (it is a directory)" if path.is_dir() else ""
         raise SpecError([Issue("", f"file {source!r} does not exist{hint}")], source)
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506
+        data = _load(path.read_text(encoding="utf-8"))
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -37,7 +37,7 @@ CASES: list[tuple[str, Any, list[str]]] = [
     ("guidance-negative", spec(generation={"guidance": -1}), ["generation.guidance", "-1"]),
     ("seeds-not-list", spec(generation={"seeds": "0"}), ["generation.seeds", "valid list"]),
     ("seeds-duplicate", spec(generation={"seeds": [1, 1]}), ["generation.seeds", "distinct"]),
-    ("duration-zero", spec(generation={"duration_s": 0}), ["generation.duration_s", "greater than 0"]),
+    ("duration-zero", spec(generation={"duration_s": 0}), ["generation.duration_s", "greater than or equal to 0.1"]),
     ("device-bad", spec(model={"name": "tiny-stable-audio", "device": "gpu"}), ["model.device", "'gpu'"]),
     ("dtype-bad", spec(model={"name": "tiny-stable-audio", "dtype": "float64"}),
      ["model.dtype", "'float32', 'float16' or 'bfloat16'"]),
