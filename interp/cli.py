@@ -10,6 +10,7 @@ a function ``add_commands(subparsers) -> None`` that adds parsers and sets
 import argparse
 import json
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -64,7 +65,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from interp.experiments import run
 
-    results = run(args.file, out=args.out, progress=not args.no_progress)
+    results = run(args.file, out=args.out, progress=not args.no_progress, force=args.force)
     print(results.text())
     return 0
 
@@ -153,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="results directory (default: the spec's "
                    "'output', else runs/<name>)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--force", action="store_true", help="use a non-empty --out that is not a "
+                   "tada run directory (files there may be overwritten)")  # fmt: skip
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser(
@@ -203,8 +206,31 @@ def _quiet_library_warnings() -> None:
     warnings.filterwarnings("ignore", message=r".*weight_norm.* is deprecated", category=FutureWarning)
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C: temporary files are removed
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tada`` console script; returns the exit code."""
+    previous = _on_sigterm(_interrupt)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # from the first instruction on, plug-in loading included
+        print("\ntada: interrupted. Finished units are saved; rerun the same command to "
+              "continue.", file=sys.stderr)  # fmt: skip
+        return 130
+    finally:
+        _on_sigterm(previous)
+
+
+def _on_sigterm(handler: Any) -> Any:
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except (ValueError, TypeError):  # not the main thread, or no previous Python handler
+        return None
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = args.debug or os.environ.get("TADA_DEBUG") == "1"
@@ -222,10 +248,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             notes = "".join(f"\n{note}" for note in getattr(error, "__notes__", []))
             print(f"tada: error: {error}{notes}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("\ntada: interrupted. Finished units are saved; rerun the same command to "
-              "continue.", file=sys.stderr)  # fmt: skip
-        return 130
+    except OSError as error:  # disk full, permissions: the user's to fix, not a bug
+        if debug:
+            raise
+        where = f" {str(error.filename)!r}" if error.filename else ""
+        print(f"tada: error: cannot access{where}: {error.strerror or error}.", file=sys.stderr)
+        return 2
     except Exception as error:  # noqa: BLE001 - unexpected: say so, traceback on --debug
         if debug:
             raise

@@ -27,6 +27,10 @@ class ModelNotFoundError(TadaError, LookupError):
     """A model name, hub id or path cannot be resolved to loadable weights."""
 
 
+class DeviceError(TadaError, RuntimeError):
+    """A torch device is malformed or not available on this machine."""
+
+
 class UnsupportedModelError(TadaError, TypeError):
     """A model loads but its architecture is not supported by any adapter."""
 

@@ -11,13 +11,14 @@ object with:
 """
 
 import json
+import os
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from interp.adapter import ModelAdapter
-from interp.errors import ModelNotFoundError, UnsupportedModelError, did_you_mean
+from interp.errors import DeviceError, ModelNotFoundError, UnsupportedModelError, did_you_mean
 
 ENTRY_POINT_GROUP = "tada_interp.models"
 
@@ -112,5 +113,44 @@ def load_model(
             be found offline (the message says how to supply them).
         UnsupportedModelError: A directory holding an unsupported pipeline.
     """
-    family, source = resolve(name_or_path)
+    if not isinstance(name_or_path, (str, os.PathLike)) or not str(name_or_path).strip():
+        raise ModelNotFoundError(
+            f"load_model needs a model name, hub id or directory, got {name_or_path!r}; "
+            f"known names: {sorted(known_names())}."
+        )
+    if weights:
+        check_device(device)
+    family, source = resolve(str(name_or_path))
     return family.load(source, weights=weights, device=device, dtype=dtype)
+
+
+def check_device(device: Any) -> None:
+    """Raise a clear error when torch cannot use ``device`` on this machine.
+
+    Raises:
+        DeviceError: Malformed device, or CUDA / MPS asked for where it is unavailable.
+    """
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise DeviceError(
+            f"Unknown device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'mps'."
+        ) from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise DeviceError(
+                f"Device {device!r} asks for a CUDA GPU, but torch finds none on this machine; "
+                f"use device 'cpu' here, or run on a machine with a GPU."
+            )
+        if parsed.index is not None and parsed.index >= count:
+            raise DeviceError(
+                f"Device {device!r} does not exist: this machine has {count} CUDA GPU(s), "
+                f"cuda:0 to cuda:{count - 1}."
+            )
+    elif parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError(f"Device {device!r} (Apple MPS) is not available on this machine; use 'cpu'.")
+    elif parsed.type not in ("cpu", "cuda", "mps", "meta"):
+        raise DeviceError(f"Unsupported device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'mps'.")

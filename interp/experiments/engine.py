@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from interp.errors import TadaError
+from interp.experiments import rundir
 from interp.experiments.checks import CheckContext, check_marked, step_prompt_set
 from interp.experiments.context import StepContext
 from interp.experiments.fields import Ref
@@ -31,20 +32,18 @@ from interp.experiments.loading import LoadedSpec, load_spec
 from interp.experiments.methods import MethodSpec
 from interp.experiments.model import source_of
 from interp.experiments.report import write_report
-from interp.experiments.results import Results
+from interp.experiments.results import Results, table_digest
 from interp.experiments.spec import ExperimentSpec
 from interp.experiments.table import write_table
 from interp.experiments.units import Row, UnitResult, UnitStore, fingerprint, write_text
 from interp.experiments.yamlio import dump
+from interp.registry import check_device
 
 
 def output_dir(loaded: LoadedSpec, out: str | Path | None) -> Path:
-    """Where results go: ``out``, else the spec's ``output``, else ``runs/<name>``."""
-    if out is not None:
-        return Path(out)
-    if loaded.spec.output:
-        return Path(loaded.spec.output)
-    return Path("runs") / loaded.spec.name
+    """Where results go: ``out``, else the spec's ``output`` (below the spec file's
+    directory), else ``runs/<name>``; see :func:`interp.experiments.rundir.resolve`."""
+    return rundir.resolve(out, loaded.spec.output, loaded.spec.name, loaded.base_dir)
 
 
 def resolved_spec(loaded: LoadedSpec) -> dict[str, Any]:
@@ -209,6 +208,7 @@ def run(
     out: str | Path | None = None,
     *,
     progress: bool = True,
+    force: bool = False,
 ) -> Results:
     """Run an experiment (or finish an interrupted one) and return its results.
 
@@ -216,9 +216,12 @@ def run(
         spec: A YAML path, a mapping, or an :class:`ExperimentSpec`.
         out: Results directory (default: the spec's ``output`` or ``runs/<name>``).
         progress: Show tqdm progress bars (units done / total, ETA).
+        force: Use a non-empty ``out`` that is not a run directory (see
+            :mod:`interp.experiments.rundir` for the rules of run directories).
 
     Raises:
         SpecError: If the spec is invalid (nothing runs).
+        RunDirError: If the results directory cannot or must not be used.
         TadaError: If the model cannot be loaded or a method fails cleanly.
     """
     loaded = load_spec(spec)
@@ -227,28 +230,37 @@ def run(
             f"The spec sets model.weights: false, which builds {loaded.spec.model.name!r} "
             f"without weights (validation only); set weights: true to run it."
         )
+    check_device(loaded.spec.model.device)
     out_dir = output_dir(loaded, out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with rundir.claim(out_dir, force=force) as claimed:
+        return _execute(loaded, claimed, progress)
+
+
+def _execute(loaded: LoadedSpec, claimed: rundir.RunDir, progress: bool) -> Results:
+    out_dir = claimed.path
     store = UnitStore(out_dir)
-    store.clean_temporaries()
     write_text(out_dir / "spec.yaml", dump(resolved_spec(loaded)))
     summaries: dict[str, dict[str, Any]] = {}
     outcomes: list[dict[str, Any]] = []
     unit_results: list[UnitResult] = []
+    kept_units: list[Path] = []
     for index, step in enumerate(loaded.spec.steps):
         outcome, finished = _run_step(loaded, index, out_dir, store, summaries, progress)
         summaries[step.name] = outcome["summary"]
         outcomes.append(outcome)
         unit_results.extend(finished)
+        kept_units.extend(store.path(step.name, r.id) for r in finished)
     rows = write_table(out_dir / "results.csv", [row for r in unit_results for row in r.rows])
     summary = {
         "experiment": loaded.spec.name,
         "description": loaded.spec.description,
         "model": loaded.spec.model.name,
         "rows": rows,
+        "table_sha256": table_digest(out_dir / "results.csv"),
         "steps": outcomes,
         "files": {"spec": "spec.yaml", "table": "results.csv", "report": "index.html"},
     }
     write_text(out_dir / "summary.json", json.dumps(summary, indent=1, sort_keys=True) + "\n")
     write_report(out_dir)
+    claimed.retire(kept_units, [f for o in outcomes for f in o["files"]])
     return Results(out_dir)

@@ -1,5 +1,6 @@
 """The results of a run, as a Python object that also displays in Jupyter."""
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,6 @@ class Results:
     """
 
     def __init__(self, path: str | Path):
-        from interp.experiments.table import read_table
-
         self.path = Path(path)
         summary_file = self.path / "summary.json"
         if not summary_file.is_file():
@@ -31,8 +30,8 @@ class Results:
                 else " Give a directory written by `tada run`."
             )
             raise TadaError(f"{str(self.path)!r} holds no finished run (no summary.json).{hint}")
-        self.summary: dict[str, Any] = json.loads(summary_file.read_text(encoding="utf-8"))
-        self.rows: list[dict[str, Any]] = read_table(self.path / "results.csv")
+        self.summary: dict[str, Any] = _read_summary(summary_file)
+        self.rows: list[dict[str, Any]] = _read_rows(self.path / "results.csv", self.summary)
 
     @property
     def steps(self) -> dict[str, dict[str, Any]]:
@@ -95,3 +94,43 @@ class Results:
         from interp.experiments.report import render
 
         return render(self.path, self.summary, self.rows, inline=True)
+
+
+_DAMAGED = "The run in {path!r} is damaged: {what}. Rerun `tada run` with the same spec and --out to rebuild it (finished units are reused)."
+
+
+def table_digest(path: Path) -> str:
+    """SHA-256 of a results table, kept in ``summary.json`` to detect damage."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _read_summary(path: Path) -> dict[str, Any]:
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        valid = isinstance(summary, dict) and isinstance(summary.get("rows"), int) and all(
+            isinstance(s, dict) and {"name", "method", "units", "summary"} <= set(s)
+            and isinstance(s["summary"], dict)
+            for s in summary["steps"]
+        ) and {"experiment", "model"} <= set(summary)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise TadaError(_DAMAGED.format(path=str(path.parent), what=f"summary.json cannot be read ({error})")) from None
+    if not valid:
+        raise TadaError(_DAMAGED.format(path=str(path.parent), what="summary.json lacks the fields a run writes"))
+    return summary
+
+
+def _read_rows(path: Path, summary: dict[str, Any]) -> list[dict[str, Any]]:
+    from interp.experiments.table import read_table
+
+    where = str(path.parent)
+    digest = summary.get("table_sha256")
+    try:
+        if digest is not None and table_digest(path) != digest:
+            raise TadaError(_DAMAGED.format(path=where, what="results.csv differs from the table the run wrote (truncated or edited)"))
+        rows = read_table(path)
+    except (OSError, ValueError, TypeError) as error:
+        raise TadaError(_DAMAGED.format(path=where, what=f"results.csv cannot be read ({error})")) from None
+    if len(rows) != summary["rows"]:
+        raise TadaError(_DAMAGED.format(
+            path=where, what=f"results.csv holds {len(rows)} rows where the run wrote {summary['rows']}"))
+    return rows

@@ -7,6 +7,7 @@ interrupted run (Ctrl-C, ``kill -9``) never leaves a half-written result behind,
 rerunning skips every unit whose file exists with a matching fingerprint.
 """
 
+import errno
 import hashlib
 import json
 import os
@@ -146,15 +147,32 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         path: Final location.
         write: Writes the content to the temporary path it is given.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
+    temp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(handle)
         write(Path(temp))
         os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
+    except BaseException as error:
+        if temp is not None:
+            Path(temp).unlink(missing_ok=True)
+        if isinstance(error, OSError) and not isinstance(error, TadaError):
+            raise WriteError(path, error) from None
         raise
+
+
+class WriteError(TadaError, OSError):
+    """A result file could not be written (disk full, no permission, ...)."""
+
+    def __init__(self, path: Path, error: OSError):
+        reason = "the disk is full" if error.errno == errno.ENOSPC else (error.strerror or str(error))
+        super().__init__(
+            f"Cannot write {str(path)!r}: {reason}. Finished units are saved; free space or "
+            f"fix the permissions, then rerun the same command to continue."
+        )
+        self.path = path
+        self.reason = error
 
 
 def write_text(path: Path, text: str) -> None:
@@ -186,12 +204,3 @@ class UnitStore:
         """Write a finished unit atomically."""
         text = json.dumps(result.as_dict(), indent=1, sort_keys=True)
         write_text(self.path(step, result.id), text + "\n")
-
-    def clean_temporaries(self) -> int:
-        """Remove temp files left by a killed run; returns how many."""
-        count = 0
-        if self.root.is_dir():
-            for temp in self.root.glob(".*.tmp"):
-                temp.unlink(missing_ok=True)
-                count += 1
-        return count
