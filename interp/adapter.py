@@ -21,6 +21,7 @@ from torch import nn
 
 from interp.catalog import SiteCatalog
 from interp.errors import TadaError
+from interp.request_checks import check_request_values
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,7 @@ class GenerationRequest:
     keep_graph: bool = False
 
     def __post_init__(self) -> None:
-        if isinstance(self.prompts, str) or isinstance(self.seeds, int):
-            raise TadaError("GenerationRequest.prompts and .seeds must be sequences.")
+        check_request_values(self)
         object.__setattr__(self, "prompts", tuple(self.prompts))
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
         if not self.prompts:

@@ -6,6 +6,7 @@ what, and :class:`Edit` / :class:`Read` bind them to denoising steps, a CFG bran
 the one place that executes them inside a traced generation.
 """
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -80,6 +81,10 @@ class Scale(Operation):
 
     factor: float
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.factor, (int, float)) or isinstance(self.factor, bool) or not math.isfinite(self.factor):
+            raise EditError(f"Scale.factor must be a finite number, got {self.factor!r}.")
+
     def apply(self, x: Tensor, step: int, where: str) -> Tensor:
         return x * self.factor
 
@@ -120,11 +125,28 @@ class Edit:
     samples: tuple[int, ...] | list[int] | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "site", as_site(self.site))
-        object.__setattr__(self, "steps", Steps.parse(self.steps))
-        object.__setattr__(self, "branch", Branch.parse(self.branch))
-        if self.samples is not None:
-            object.__setattr__(self, "samples", tuple(self.samples))
+        if not isinstance(self.op, Operation):
+            raise EditError(
+                f"Edit.op must be an Operation such as Zero(), Scale(0.5), Add(vector), "
+                f"Replace(tensor) or Apply(fn) (from interp.edits), got {self.op!r}."
+            )
+        _bind(self)
+
+
+def _bind(edit: "Edit | Read") -> None:
+    """Parse the site, steps, branch and samples of an edit or read in place."""
+    object.__setattr__(edit, "site", as_site(edit.site))
+    object.__setattr__(edit, "steps", Steps.parse(edit.steps))
+    object.__setattr__(edit, "branch", Branch.parse(edit.branch))
+    if edit.samples is not None:
+        samples = edit.samples
+        if isinstance(samples, (str, bytes)) or not isinstance(samples, (tuple, list, range)) or not all(
+            isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in samples
+        ):
+            raise EditError(
+                f"samples must be None or a list of sample indices (integers >= 0), got {samples!r}."
+            )
+        object.__setattr__(edit, "samples", tuple(samples))
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,10 +167,8 @@ class Read:
     key: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "site", as_site(self.site))
-        object.__setattr__(self, "steps", Steps.parse(self.steps))
-        object.__setattr__(self, "branch", Branch.parse(self.branch))
-        if self.samples is not None:
-            object.__setattr__(self, "samples", tuple(self.samples))
+        if self.reduce is not None and not callable(self.reduce):
+            raise EditError(f"Read.reduce must be a function of a tensor or None, got {self.reduce!r}.")
+        _bind(self)
         if self.key is None:
             object.__setattr__(self, "key", self.site.name)

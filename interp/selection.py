@@ -95,6 +95,11 @@ class Steps:
                     f"Cannot read steps {value!r}: write 'all', an index like '3', "
                     f"a range like '0:10' or '5:', or a list like [0, 2, 4]."
                 ) from None
+        if not isinstance(value, (list, tuple, range)):
+            raise SelectionError(
+                f"Cannot read steps {value!r}: write 'all', an index like 3, a range like "
+                f"'0:10' or '5:', or a list like [0, 2, 4]."
+            )
         return cls.of(value)
 
     def resolve(self, num_steps: int) -> tuple[int, ...]:
