@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from interp.errors import TadaError
 from interp.experiments import methods as registry
+from interp.experiments import rundir
 from interp.experiments.checks import check_spec, marked
 from interp.experiments.issues import Issue, SpecError, from_validation_error
 from interp.experiments.prompts import Prompt, resolve_prompt_set
@@ -83,6 +84,17 @@ def _duration_issues(spec: ExperimentSpec, limit: float | None) -> list[Issue]:
     ]
 
 
+def _output_issues(spec: ExperimentSpec, base_dir: Path) -> list[Issue]:
+    """A spec's ``output`` must stay below the spec file's directory."""
+    if spec.output is None:
+        return []
+    try:
+        rundir.resolve(None, spec.output, spec.name, base_dir)
+    except rundir.RunDirError as error:
+        return [Issue("output", str(error), spec.output)]
+    return []
+
+
 def load_spec(
     spec: "str | Path | dict[str, Any] | ExperimentSpec",
     *,
@@ -138,6 +150,7 @@ def load_spec(
             generation_ok=pruned.generation_ok,
         )
         issues.extend(pruned.original(issue) for issue in found)
+        issues.extend(_output_issues(parsed, base_dir))
     if issues:
         raise SpecError(issues, source)
     assert parsed is not None

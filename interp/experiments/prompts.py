@@ -220,7 +220,7 @@ def _prompt_set_kind(value: Any) -> str | None:
 
 #: A prompt set: a plain list, ``{inline: ...}``, ``{file: ...}`` or ``{template: ...}``.
 PromptSet = Annotated[
-    Annotated[list[PromptEntry], Field(max_length=MAX_PROMPTS), Tag("list")]
+    Annotated[list[PromptEntry], Field(min_length=1, max_length=MAX_PROMPTS), Tag("list")]
     | Annotated[InlinePrompts, Tag("inline")]
     | Annotated[FilePrompts, Tag("file")]
     | Annotated[TemplatePrompts, Tag("template")],

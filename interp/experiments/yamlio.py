@@ -40,6 +40,8 @@ def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) 
                 None, None, "a key must be a plain word or number, not a list or mapping",
                 key_node.start_mark,
             )  # fmt: skip
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # merged keys (<<: *base) may be overridden by the mapping's own
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
