@@ -95,7 +95,9 @@ class Steps:
                     f"Cannot read steps {value!r}: write 'all', an index like '3', "
                     f"a range like '0:10' or '5:', or a list like [0, 2, 4]."
                 ) from None
-        if not isinstance(value, (list, tuple, range)):
+        if not isinstance(value, (list, tuple, range)) or not all(
+            isinstance(i, int) and not isinstance(i, bool) for i in value
+        ):
             raise SelectionError(
                 f"Cannot read steps {value!r}: write 'all', an index like 3, a range like "
                 f"'0:10' or '5:', or a list like [0, 2, 4]."
