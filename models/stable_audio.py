@@ -38,9 +38,12 @@ class StableAudioAdapter(ModelAdapter):
 
     @property
     def max_duration_s(self) -> float:
-        """The pipeline denoises ``sample_size`` latent frames and crops: no longer audio."""
-        vae = self.pipeline.vae
-        return float(self.pipeline.transformer.config.sample_size * vae.hop_length / vae.sampling_rate)
+        """The pipeline denoises ``sample_size`` latent frames and crops: no longer audio.
+        A structure-only build has no VAE: Stable Audio Open's Oobleck VAE (hop 2048 at
+        44.1 kHz) is assumed."""
+        vae = self.pipeline.vae if self.pipeline is not None else None
+        hop, rate = (vae.hop_length, vae.sampling_rate) if vae is not None else (2048, 44100)
+        return float(self._transformer.config.sample_size * hop / rate)
 
     def generate(self, request: GenerationRequest) -> GenerationOutput:
         self.require_weights("generate")

@@ -157,8 +157,8 @@ class ExperimentSpec(StrictModel):
     )
     output: str | None = Field(
         default=None,
-        description="Results directory, relative to the working directory "
-        "(default: runs/<name>; `tada run --out` overrides it).",
+        description="Results directory, relative to the spec file's directory and inside it "
+        "(default: runs/<name> in the working directory; `tada run --out` overrides it).",
     )
     steps: list[SerializeAsAny[AnyMethod]] = Field(
         min_length=1, description="Method steps, run in order."
