@@ -116,7 +116,7 @@ def load_model(
     if not isinstance(name_or_path, (str, os.PathLike)) or not str(name_or_path).strip():
         raise ModelNotFoundError(
             f"load_model needs a model name, hub id or directory, got {name_or_path!r}; "
-            f"known names: {sorted(known_names())}."
+            f"`tada sites --help` and docs/models list the names."
         )
     if weights:
         check_device(device)

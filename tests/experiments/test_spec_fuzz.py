@@ -21,7 +21,7 @@ from .conftest import BASE
 MAX_MESSAGE = 4096
 #: Fixed examples by default (deterministic suite); TADA_FUZZ_EXAMPLES=N explores N random ones.
 _DEEP = os.environ.get("TADA_FUZZ_EXAMPLES")
-FUZZ = settings(max_examples=int(_DEEP or 120), deadline=None, derandomize=_DEEP is None,
+FUZZ = settings(max_examples=int(_DEEP or 80), deadline=None, derandomize=_DEEP is None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])  # fmt: skip
 
 scalars = (
