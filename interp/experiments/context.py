@@ -6,6 +6,7 @@ traced generations, and helpers that write artifacts atomically into the run dir
 with relative paths for the report.
 """
 
+import hashlib
 import io
 import json
 from collections.abc import Callable, Sequence
@@ -35,7 +36,11 @@ __all__ = ["CheckContext", "StepContext"]
 
 def _safe(name: str) -> str:
     keep = "".join(c if c.isalnum() or c in "._-=+" else "_" for c in name)
-    return keep.strip("._") or "artifact"
+    keep = keep.strip("._") or "artifact"
+    if len(keep.encode()) > 120:  # file names hold 255 bytes: cut, and keep names distinct
+        digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+        keep = keep.encode()[:100].decode(errors="ignore") + "-" + digest
+    return keep
 
 
 @dataclass

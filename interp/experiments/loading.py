@@ -7,6 +7,7 @@ schedule, branches against guidance, references between steps, prompt files).
 """
 
 from dataclasses import dataclass, field
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from interp.experiments.issues import Issue, SpecError, from_validation_error
 from interp.experiments.prompts import Prompt, resolve_prompt_set
 from interp.experiments.repair import Pruned, prune, prune_steps
 from interp.experiments.spec import ExperimentSpec
-from interp.experiments.yamlio import read_spec_file
+from interp.experiments.yamlio import check_shape, read_spec_file
 
 
 @dataclass
@@ -117,12 +118,16 @@ def load_spec(
     if isinstance(spec, ExperimentSpec):
         data = spec.model_dump(mode="json", by_alias=True, exclude_unset=True)
     elif isinstance(spec, dict):
+        check_shape(spec)
         data = spec
-    else:
+    elif isinstance(spec, (str, PathLike)):
         path = Path(spec)
         source = str(spec)
         data = read_spec_file(path)
         base_dir = base_dir or path.resolve().parent
+    else:
+        raise SpecError([Issue("", f"a spec is a YAML file path, a mapping or an ExperimentSpec, "
+                                   f"got {type(spec).__name__}")])  # fmt: skip
     base_dir = Path(base_dir or Path.cwd())
     try:
         registry.load_plugins()

@@ -20,7 +20,9 @@ from typing import Any
 
 from interp.errors import TadaError
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]*$")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]*$", re.ASCII)
+#: Longest unit id: ``units/<step>.<id>.json`` must stay a valid file name (255 bytes).
+MAX_ID_LENGTH = 150
 
 #: The fixed columns of ``results.csv``, in order; row labels follow, sorted.
 COLUMNS = (
@@ -43,6 +45,11 @@ class Unit:
     params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if isinstance(self.id, str) and len(self.id) > MAX_ID_LENGTH:
+            raise TadaError(
+                f"Unit id {self.id[:40]!r}... is {len(self.id)} characters long; at most "
+                f"{MAX_ID_LENGTH} fit in a file name (a concept or label that long? shorten it)."
+            )
         if not isinstance(self.id, str) or not _ID.match(self.id):
             raise TadaError(
                 f"Unit id {self.id!r} is invalid: use letters, digits and '_ . = + -', "

@@ -92,6 +92,38 @@ def _load(text: str) -> Any:
         loader.dispose()
 
 
+def check_shape(data: Any) -> None:
+    """Refuse an in-memory spec nested deeper than :data:`MAX_DEPTH`, holding more than
+    :data:`MAX_VALUES` values, or containing itself (the limits a YAML file gets).
+
+    Raises:
+        SpecError: Naming the limit that was crossed.
+    """
+    count = 0
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    on_path: set[int] = set()
+    while stack:
+        value, depth = stack.pop()
+        if depth < 0:  # leaving a container
+            on_path.discard(id(value))
+            continue
+        count += 1
+        problem = None
+        if depth > MAX_DEPTH:
+            problem = f"the spec is nested deeper than {MAX_DEPTH} levels"
+        elif count > MAX_VALUES:
+            problem = f"the spec holds more than {MAX_VALUES} values"
+        elif isinstance(value, (dict, list, tuple)) and id(value) in on_path:
+            problem = "the spec contains itself (a list or mapping that includes itself)"
+        if problem:
+            raise SpecError([Issue("", problem)])
+        if isinstance(value, (dict, list, tuple)):
+            on_path.add(id(value))
+            stack.append((value, -1))
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children)
+
+
 def read_spec_file(path: Path) -> dict[str, Any]:
     """The mapping in a YAML spec file.
 

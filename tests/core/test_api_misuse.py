@@ -15,6 +15,7 @@ import json, math
 from interp.adapter import GenerationRequest as R
 from interp.edits import Edit, Read, Scale, Zero
 from interp.errors import TadaError
+from interp.experiments import load_spec
 site = "cross.0.head.1"
 cases = {
     "edit-op-string": lambda: Edit(site, "zero"),
@@ -37,6 +38,8 @@ cases = {
     "request-guidance-inf": lambda: R(prompts=("a",), seeds=(0,), guidance_scale=math.inf),
     "request-duration-inf": lambda: R(prompts=("a",), seeds=(0,), duration_s=math.inf),
     "request-negative-unguided": lambda: R(prompts=("a",), seeds=(0,), guidance_scale=1.0, negative_prompt="x"),
+    "load-spec-int": lambda: load_spec(5),
+    "load-spec-bytes": lambda: load_spec(b"name: t"),
 }
 out = {}
 for name, make in cases.items():
@@ -71,6 +74,8 @@ EXPECTED = {
     "request-guidance-inf": "guidance_scale must be a finite number",
     "request-duration-inf": "duration_s must be None or a finite number",
     "request-negative-unguided": "negative prompt would be ignored",
+    "load-spec-int": "a spec is a YAML file path, a mapping or an ExperimentSpec, got int",
+    "load-spec-bytes": "got bytes",
 }
 
 

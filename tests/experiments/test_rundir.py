@@ -144,3 +144,30 @@ def test_cuda_spec_validates_but_fails_at_once_without_cuda(tmp_path: Path) -> N
     with pytest.raises(DeviceError, match="finds none on this machine"):
         run(path, out=tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_failed_write_names_the_file(tmp_path: Path) -> None:
+    import errno
+
+    from interp.experiments.units import atomic_write
+
+    def full(temp: Path) -> None:
+        temp.write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    target = tmp_path / "plots" / "x.png"
+    with pytest.raises(OSError, match=f"Cannot write '{target}': the disk is full") as caught:
+        atomic_write(target, full)
+    assert isinstance(caught.value, TadaError)
+    assert list((tmp_path / "plots").iterdir()) == []  # the temporary file is gone
+
+
+def test_long_names_fit_in_file_names() -> None:
+    from interp.experiments.context import _safe
+    from interp.experiments.units import Unit
+
+    long = "é" * 300
+    assert len(_safe(long).encode()) <= 120 and _safe(long) != _safe(long + "x")
+    assert _safe("a sad violin") == "a_sad_violin"
+    with pytest.raises(TadaError, match="at most 150"):
+        Unit("c-" + "x" * 200)

@@ -8,13 +8,14 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from interp import cli
 from interp.errors import TadaError
-from interp.experiments import load_spec
+from interp.experiments import SpecError, load_spec
 
 from .conftest import BASE
 
@@ -97,3 +98,26 @@ def test_validate_any_file_exits_0_or_2(data: dict[str, Any], noise: str, cut: i
     assert code in (0, 2), output
     assert len(output.encode()) < MAX_MESSAGE
     assert "Traceback" not in output and "tada: unexpected" not in output
+
+
+def _deep(levels: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def _cyclic() -> dict[str, Any]:
+    data: dict[str, Any] = {**BASE}
+    data["model"] = data
+    return data
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [({**BASE, "model": _deep(5000)}, "nested deeper than 50"), (_cyclic(), "contains itself")],
+    ids=["deep", "cyclic"],
+)  # fmt: skip
+def test_in_memory_specs_of_any_shape_fail_clearly(spec: Any, message: str, tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match=message):
+        load_spec(spec, base_dir=tmp_path)
