@@ -82,7 +82,8 @@ class Scale(Operation):
     factor: float
 
     def __post_init__(self) -> None:
-        if not isinstance(self.factor, (int, float)) or isinstance(self.factor, bool) or not math.isfinite(self.factor):
+        factor = self.factor
+        if not isinstance(factor, (int, float)) or isinstance(factor, bool) or not math.isfinite(factor):
             raise EditError(f"Scale.factor must be a finite number, got {self.factor!r}.")
 
     def apply(self, x: Tensor, step: int, where: str) -> Tensor:

@@ -52,7 +52,9 @@ def check_request_values(request: Any) -> None:
             raise RequestError(f"GenerationRequest.{name} must be an integer, got {value!r}.")
     for index, step in enumerate(_sequence("keep_latents_at", request.keep_latents_at, "integers")):
         if not _is_int(step):
-            raise RequestError(f"GenerationRequest.keep_latents_at[{index}] must be an integer, got {step!r}.")
+            raise RequestError(
+                f"GenerationRequest.keep_latents_at[{index}] must be an integer, got {step!r}."
+            )
     guidance = request.guidance_scale
     if not _is_real(guidance) or not math.isfinite(guidance) or guidance < 0:
         raise RequestError(

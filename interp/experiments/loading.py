@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from interp.errors import TadaError
 from interp.experiments import methods as registry
 from interp.experiments import rundir
-from interp.experiments.checks import check_spec, marked
+from interp.experiments.checks import check_spec
 from interp.experiments.issues import Issue, SpecError, from_validation_error
 from interp.experiments.prompts import Prompt, resolve_prompt_set
 from interp.experiments.repair import Pruned, prune, prune_steps

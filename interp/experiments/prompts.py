@@ -75,7 +75,9 @@ class InlinePrompts(StrictModel):
     """Prompts written in the spec: ``{inline: [...], concept: ...}``."""
 
     inline: list[PromptEntry] = Field(
-        min_length=1, max_length=MAX_PROMPTS, description="Prompt strings, or mappings {prompt, concept, fields}."
+        min_length=1,
+        max_length=MAX_PROMPTS,
+        description="Prompt strings, or mappings {prompt, concept, fields}.",
     )
     concept: str | None = Field(
         default=None, description="Concept label for items that do not give their own."

@@ -96,7 +96,11 @@ class Results:
         return render(self.path, self.summary, self.rows, inline=True)
 
 
-_DAMAGED = "The run in {path!r} is damaged: {what}. Rerun `tada run` with the same spec and --out to rebuild it (finished units are reused)."
+def _damaged(run_dir: Path, what: str) -> TadaError:
+    return TadaError(
+        f"The run in {str(run_dir)!r} is damaged: {what}. Rerun `tada run` with the same spec "
+        f"and --out to rebuild it (finished units are reused)."
+    )
 
 
 def table_digest(path: Path) -> str:
@@ -107,30 +111,33 @@ def table_digest(path: Path) -> str:
 def _read_summary(path: Path) -> dict[str, Any]:
     try:
         summary = json.loads(path.read_text(encoding="utf-8"))
-        valid = isinstance(summary, dict) and isinstance(summary.get("rows"), int) and all(
-            isinstance(s, dict) and {"name", "method", "units", "summary"} <= set(s)
-            and isinstance(s["summary"], dict)
-            for s in summary["steps"]
-        ) and {"experiment", "model"} <= set(summary)
+        valid = (
+            isinstance(summary, dict)
+            and {"experiment", "model"} <= set(summary)
+            and isinstance(summary.get("rows"), int)
+            and all(
+                isinstance(s, dict) and {"name", "method", "units", "summary"} <= set(s)
+                and isinstance(s["summary"], dict)
+                for s in summary["steps"]
+            )
+        )  # fmt: skip
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise TadaError(_DAMAGED.format(path=str(path.parent), what=f"summary.json cannot be read ({error})")) from None
+        raise _damaged(path.parent, f"summary.json cannot be read ({error})") from None
     if not valid:
-        raise TadaError(_DAMAGED.format(path=str(path.parent), what="summary.json lacks the fields a run writes"))
+        raise _damaged(path.parent, "summary.json lacks the fields a run writes")
     return summary
 
 
 def _read_rows(path: Path, summary: dict[str, Any]) -> list[dict[str, Any]]:
     from interp.experiments.table import read_table
 
-    where = str(path.parent)
     digest = summary.get("table_sha256")
     try:
         if digest is not None and table_digest(path) != digest:
-            raise TadaError(_DAMAGED.format(path=where, what="results.csv differs from the table the run wrote (truncated or edited)"))
+            raise _damaged(path.parent, "results.csv differs from the table the run wrote (truncated or edited)")
         rows = read_table(path)
     except (OSError, ValueError, TypeError) as error:
-        raise TadaError(_DAMAGED.format(path=where, what=f"results.csv cannot be read ({error})")) from None
+        raise _damaged(path.parent, f"results.csv cannot be read ({error})") from None
     if len(rows) != summary["rows"]:
-        raise TadaError(_DAMAGED.format(
-            path=where, what=f"results.csv holds {len(rows)} rows where the run wrote {summary['rows']}"))
+        raise _damaged(path.parent, f"results.csv holds {len(rows)} rows where the run wrote {summary['rows']}")
     return rows

@@ -7,7 +7,6 @@ import yaml
 
 from interp.experiments.issues import Issue, SpecError
 
-
 #: Deepest nesting of lists and mappings a spec may use.
 MAX_DEPTH = 50
 #: Most values a spec may hold once YAML aliases are expanded (an "alias bomb" guard).

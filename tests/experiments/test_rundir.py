@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from interp.errors import DeviceError, TadaError
 from interp.experiments import Results, run
 from interp.experiments.rundir import LOCK, MARKER, RunDirError
-from interp.errors import DeviceError, TadaError
 
 from .conftest import SUBPROCESS_ENV, spec, write
 
