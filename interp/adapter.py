@@ -192,6 +192,11 @@ class ModelAdapter(ABC):
         return None
 
     @property
+    def min_duration_s(self) -> float | None:
+        """Shortest audio, in seconds, that is not empty (``None``: no limit known)."""
+        return None
+
+    @property
     def device(self) -> torch.device:
         """Device of the denoiser's parameters."""
         return next(self.denoiser.parameters()).device

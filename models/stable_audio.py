@@ -41,9 +41,14 @@ class StableAudioAdapter(ModelAdapter):
         """The pipeline denoises ``sample_size`` latent frames and crops: no longer audio.
         A structure-only build has no VAE: Stable Audio Open's Oobleck VAE (hop 2048 at
         44.1 kHz) is assumed."""
+        return self._transformer.config.sample_size * self.min_duration_s
+
+    @property
+    def min_duration_s(self) -> float:
+        """One latent frame: shorter requests would crop the audio to nothing."""
         vae = self.pipeline.vae if self.pipeline is not None else None
         hop, rate = (vae.hop_length, vae.sampling_rate) if vae is not None else (2048, 44100)
-        return float(self._transformer.config.sample_size * hop / rate)
+        return float(hop / rate)
 
     def generate(self, request: GenerationRequest) -> GenerationOutput:
         self.require_weights("generate")

@@ -64,25 +64,29 @@ def _catalog(spec: ExperimentSpec, base_dir: Path, issues: list[Issue]) -> Any:
     except TadaError as error:
         issues.append(Issue("model.name", str(error), spec.model.name))
         return None
-    issues.extend(_duration_issues(spec, adapter.max_duration_s))
+    issues.extend(_duration_issues(spec, adapter.min_duration_s, adapter.max_duration_s))
     return adapter.catalog
 
 
-def _duration_issues(spec: ExperimentSpec, limit: float | None) -> list[Issue]:
-    """Durations longer than the model can generate."""
-    if limit is None:
-        return []
+def _duration_issues(spec: ExperimentSpec, low: float | None, high: float | None) -> list[Issue]:
+    """Durations the model cannot generate (longer than its maximum, or so short that the
+    audio would be empty)."""
     found = [("generation.duration_s", spec.generation.duration_s)]
     found += [
         (f"steps[{i}].generation.duration_s", step.generation.duration_s)
         for i, step in enumerate(spec.steps)
         if step.generation is not None
     ]
-    return [
-        Issue(path, f"longer than {spec.model.name!r} can generate; use at most {limit:g} s", value)
-        for path, value in found
-        if value is not None and value > limit
-    ]
+    issues = []
+    for path, value in found:
+        if value is None:
+            continue
+        if high is not None and value > high:
+            issues.append(Issue(path, f"longer than {spec.model.name!r} can generate; use at most {high:g} s", value))
+        if low is not None and value < low:
+            issues.append(Issue(path, f"too short for {spec.model.name!r} (the audio would be empty); use at "
+                                      f"least {low:g} s", value))  # fmt: skip
+    return issues
 
 
 def _output_issues(spec: ExperimentSpec, base_dir: Path) -> list[Issue]:
