@@ -53,7 +53,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             print(f"tada: error: {error}", file=sys.stderr)
             failed += 1
             continue
-        steps = ", ".join(f"{s.name} ({s.method})" for s in loaded.spec.steps)
+        steps = ", ".join(f"{s.name} ({s.method})" for s in loaded.spec.steps[:8])
+        steps += ", ..." if len(loaded.spec.steps) > 8 else ""
         n_prompts = sum(len(p) for p in loaded.prompts.values())
         checked = "schema only" if args.no_model else f"sites checked against {loaded.spec.model.name}"
         print(f"{path}: valid; {len(loaded.spec.steps)} step(s): {steps}; {n_prompts} prompt(s); {checked}.")
