@@ -8,7 +8,7 @@ Plug-in methods get those checks for free by using these types.
 """
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     StrictInt,
     Tag,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -28,9 +29,48 @@ from interp.sites import Site
 
 
 class StrictModel(BaseModel):
-    """Base of all spec models: unknown keys are errors, never silently dropped."""
+    """Base of all spec models: unknown keys are errors, never silently dropped; numbers
+    are finite, and a boolean is never taken for a number (``steps: true`` is not 1)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_default=False)
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, validate_default=False, allow_inf_nan=False
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name, field in cls.model_fields.items():
+                key = field.alias if field.alias in data else name
+                if key in data and _has_bool(data[key]) and _numeric_only(field.annotation):
+                    raise PydanticCustomError(
+                        "bool_not_number",
+                        "{key} expects a number, got a boolean (true or false)",
+                        {"key": key},
+                    )
+        return data
+
+
+def _has_bool(value: Any) -> bool:
+    return isinstance(value, bool) or (
+        isinstance(value, list) and any(isinstance(v, bool) for v in value)
+    )
+
+
+def _numeric_only(annotation: Any) -> bool:
+    """Whether a field's type takes numbers (or lists of numbers) but never booleans."""
+    kinds: set[Any] = set()
+    stack = [annotation]
+    while stack:
+        node = stack.pop()
+        args = get_args(node)
+        if get_origin(node) is Annotated:
+            stack.append(args[0])
+        elif args and get_origin(node) is not Literal:
+            stack.extend(args)
+        else:
+            kinds.add(node)
+    return bool(kinds & {int, float}) and bool not in kinds and Any not in kinds
 
 
 @dataclass(frozen=True)
