@@ -262,5 +262,5 @@ def _execute(loaded: LoadedSpec, claimed: rundir.RunDir, progress: bool) -> Resu
     }
     write_text(out_dir / "summary.json", json.dumps(summary, indent=1, sort_keys=True) + "\n")
     write_report(out_dir)
-    claimed.retire(kept_units, [f for o in outcomes for f in o["files"]])
+    claimed.retire(kept_units, [f for o in outcomes for f in o["files"]], [o["name"] for o in outcomes])
     return Results(out_dir)

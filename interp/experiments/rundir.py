@@ -17,6 +17,7 @@ When a run finishes, the outputs of units and steps the spec no longer has are r
 
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -32,7 +33,8 @@ LOCK = ".tada-lock"
 OWN_FILES = (MARKER, LOCK, "spec.yaml", "results.csv", "summary.json", "index.html", "run.log")
 #: What a run directory written before markers existed holds (adopted when it has at
 #: least spec.yaml and units/ and nothing else).
-_LEGACY = {"spec.yaml", "units", "results.csv", "summary.json", "index.html", "plots", "audio"}
+_LEGACY = {"spec.yaml", "units", "results.csv", "summary.json", "index.html", "plots", "audio",
+           "arrays", "data", "steering", "saes", "run.log"}  # fmt: skip
 
 
 class RunDirError(TadaError, OSError):
@@ -127,23 +129,28 @@ class RunDir:
     Attributes:
         path: The directory.
         previous_files: Step files listed by the summary of the previous run, if any.
+        previous_steps: Names of the previous run's steps.
     """
 
     def __init__(self, path: Path):
         self.path = path
         self.previous_files: set[str] = set()
+        self.previous_steps: set[str] = set()
         try:
             summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
             self.previous_files = {f for s in summary["steps"] for f in s.get("files", [])}
-        except (OSError, ValueError, KeyError, TypeError):
+            self.previous_steps = {s["name"] for s in summary["steps"]}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             pass
 
-    def retire(self, units: Iterable[Path], files: Iterable[str]) -> list[str]:
+    def retire(self, units: Iterable[Path], files: Iterable[str], steps: Iterable[str] = ()) -> list[str]:
         """Remove outputs of units and steps the spec no longer has.
 
         Args:
             units: Unit files of the current plan (everything else in ``units/`` goes).
             files: Artifact paths (relative) of the current run (kept).
+            steps: The current steps' names: a previous step's folders
+                (``<folder>/<old step>/``, e.g. ``saes/train/``) go when it is gone.
 
         Returns:
             The relative paths removed.
@@ -172,6 +179,13 @@ class RunDir:
         for unit in stale_units:
             unit.unlink(missing_ok=True)
             removed.append(unit.relative_to(self.path).as_posix())
+        gone = self.previous_steps - set(steps)
+        for folder in sorted(p for p in self.path.iterdir() if p.is_dir() and p.name != "units"):
+            for step in sorted(gone):
+                target = folder / step
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target)
+                    removed.append(target.relative_to(self.path).as_posix() + "/")
         for folder, _, _ in sorted(os.walk(self.path), reverse=True):  # empty folders, deepest first
             if Path(folder) != self.path and not any(Path(folder).iterdir()):
                 Path(folder).rmdir()

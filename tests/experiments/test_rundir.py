@@ -107,6 +107,8 @@ def test_changed_spec_retires_stale_outputs(tmp_path: Path, quiet_warnings: None
     before = _files(out)
     assert {"units/two.p0000.json", "audio/two/p0000-a-s0.wav", "plots/two-rms.png"} <= before
     (out / "audio" / "one" / ".p0000-a-s0.wav.x1.tmp").write_bytes(b"half")  # left by kill -9
+    (out / "saes" / "two").mkdir(parents=True)  # a method's own folder for step two
+    (out / "saes" / "two" / "weights.bin").write_bytes(b"w")
     results = run(write(tmp_path / "b.yaml", _small(steps=TWO_STEPS[:1], prompts=["a"])), out=out,
                   progress=False)  # fmt: skip
     after = _files(out)
