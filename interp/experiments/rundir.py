@@ -241,6 +241,8 @@ def claim(path: Path, *, force: bool = False) -> Iterator[RunDir]:
         marker = path / MARKER
         if not marker.is_file():
             marker.write_text(json.dumps({"tada": "run", "format": 1}) + "\n", encoding="utf-8")
-        yield RunDir(path)
+        claimed = RunDir(path)  # reads the previous summary, then retires it: until this
+        (path / "summary.json").unlink(missing_ok=True)  # run ends, the run is unfinished
+        yield claimed
     finally:
         handle.close()

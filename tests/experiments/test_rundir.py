@@ -173,3 +173,22 @@ def test_long_names_fit_in_file_names() -> None:
     assert _safe("a sad violin") == "a_sad_violin"
     with pytest.raises(TadaError, match="at most 150"):
         Unit("c-" + "x" * 200)
+
+
+def test_a_failed_rerun_does_not_pass_for_finished(tmp_path: Path, quiet_warnings: None,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The old summary is retired when a run starts: a rerun that fails leaves the
+    directory 'unfinished', never old results under the new spec.yaml."""
+    from interp.experiments import engine
+
+    out = tmp_path / "run"
+    run(write(tmp_path / "a.yaml", _small()), out=out, progress=False)
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise TadaError("a method failed")
+
+    monkeypatch.setattr(engine, "_run_step", fail)
+    with pytest.raises(TadaError, match="a method failed"):
+        run(write(tmp_path / "b.yaml", _small(prompts=["c"])), out=out, progress=False)
+    with pytest.raises(TadaError, match="no finished run.*interrupted"):
+        Results(out)
