@@ -193,7 +193,7 @@ class RunDir:
 
 
 def _check_contents(path: Path, force: bool) -> None:
-    entries = sorted(p.name for p in path.iterdir())
+    entries = sorted(p.name for p in path.iterdir() if p.name != LOCK)  # a racing run's lock
     legacy = (path / "units").is_dir() and (path / "spec.yaml").is_file() and set(entries) <= _LEGACY
     if entries and MARKER not in entries and not force and not legacy:
         shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
