@@ -68,6 +68,8 @@ def test_refuses_a_file_and_symlinks_inside(tmp_path: Path, quiet_warnings: None
     (tmp_path / "file").write_text("x")
     with pytest.raises(RunDirError, match="is a file"):
         run(path, out=tmp_path / "file", progress=False)
+    with pytest.raises(RunDirError, match="Cannot create the results directory '/proc/tada-run'"):
+        run(path, out="/proc/tada-run", progress=False)  # a place nobody may write
     out = tmp_path / "run"
     run(path, out=out, progress=False)
     (out / "audio" / "elsewhere").symlink_to(tmp_path)
