@@ -20,6 +20,8 @@ from interp.experiments.fields import StrictModel
 
 #: Most prompts one prompt set may expand to (a template multiplies its word lists).
 MAX_PROMPTS = 100_000
+#: Largest prompt file read.
+MAX_FILE_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,10 @@ class FilePrompts(StrictModel):
         if path.suffix.lower() not in (".csv", ".jsonl", ".txt"):
             raise ValueError(
                 f"prompt file {path.name!r} has an unsupported suffix; use .csv, .jsonl or .txt"
+            )
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ValueError(
+                f"prompt file {path.name!r} is larger than {MAX_FILE_BYTES // 2**20} MB; split it"
             )
         return value
 
