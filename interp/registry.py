@@ -112,5 +112,10 @@ def load_model(
             be found offline (the message says how to supply them).
         UnsupportedModelError: A directory holding an unsupported pipeline.
     """
+    from interp.quiet import quiet_loaded_libraries, warn_precision
+
     family, source = resolve(name_or_path)
-    return family.load(source, weights=weights, device=device, dtype=dtype)
+    quiet_loaded_libraries()
+    adapter = family.load(source, weights=weights, device=device, dtype=dtype)
+    warn_precision(adapter)
+    return adapter
