@@ -77,6 +77,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
         print(json.dumps(results.summary, indent=1, sort_keys=True))
     else:
         print(results.text())
+        from interp.experiments.runlog import summarize
+
+        print(summarize(args.dir))
     return 0
 
 
@@ -120,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show third-party loading bars, logs and warnings")  # fmt: skip
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser(
@@ -195,21 +200,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _quiet_library_warnings() -> None:
-    """Hide known harmless warnings of dependencies (shown again with --debug)."""
-    import warnings
-
-    warnings.filterwarnings("ignore", module=r"torchsde\..*")
-    warnings.filterwarnings("ignore", message=r".*weight_norm.* is deprecated", category=FutureWarning)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tada`` console script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = args.debug or os.environ.get("TADA_DEBUG") == "1"
-    if not debug:
-        _quiet_library_warnings()
+    from interp.quiet import quiet_libraries
+
+    quiet_libraries(verbose=args.verbose or debug)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2

@@ -10,7 +10,7 @@ of a full-size model takes longer than that.
 import sys
 import threading
 import time
-from typing import TextIO
+from io import TextIOBase
 
 from tqdm import tqdm
 
@@ -36,12 +36,12 @@ class ProgressDisplay:
     """
 
     def __init__(self, desc: str, *, position: int | None = None, refresh_s: float = 10.0,
-                 file: TextIO | None = None) -> None:  # fmt: skip
+                 file: TextIOBase | None = None) -> None:  # fmt: skip
         self.desc = desc
         self.bar = tqdm(
             total=None, desc=desc, unit="gen", file=file or sys.stderr, position=position,
             leave=position is None, dynamic_ncols=True, mininterval=0.5,
-            bar_format="{desc}: {n_fmt}/{total_fmt} gen | {postfix}",
+            bar_format="{desc}: {n_fmt}/{total_fmt} gen{postfix}",
         )  # fmt: skip
         self._last: ProgressEvent | None = None
         self._received = 0.0
