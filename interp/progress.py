@@ -129,6 +129,10 @@ class Progress:
         self._emit("batch_end")
 
     # --- derived values ------------------------------------------------------------
+    def elapsed_s(self) -> float:
+        """Seconds since the unit (or reporter) started."""
+        return self.clock() - self._started
+
     def seconds_per_sample_step(self) -> float | None:
         """Measured seconds per denoising step of one sample (``None`` before a step)."""
         return self._step_time / self._sample_steps if self._sample_steps else None
@@ -146,7 +150,7 @@ class Progress:
             kind=kind, unit=self.unit, generations_done=self.generations_done,
             generations_total=self.generations_total, batch_size=self.batch_size,
             step=self.step_count, steps=self.steps, denoising_steps=self.denoising_steps,
-            elapsed_s=self.clock() - self._started, eta_s=self.eta_s(),
+            elapsed_s=self.elapsed_s(), eta_s=self.eta_s(),
         )  # fmt: skip
 
     def _emit(self, kind: EventKind) -> None:

@@ -88,7 +88,7 @@ def warn_truncated(adapter: Any, prompts: Sequence[str]) -> None:
     """Warn once per prompt that is longer than the model's tokenizer reads."""
     tokenizer = getattr(getattr(adapter, "pipeline", None), "tokenizer", None)
     limit = getattr(tokenizer, "model_max_length", None)
-    if tokenizer is None or not isinstance(limit, int) or limit > 100_000:
+    if not callable(tokenizer) or not isinstance(limit, int) or limit > 100_000:
         return
     for prompt in dict.fromkeys(prompts):
         key = (id(tokenizer), prompt)

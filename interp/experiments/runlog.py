@@ -55,8 +55,9 @@ def _peak_memory() -> dict[str, Any]:
                 "memory_kind": "cuda_max_allocated"}  # fmt: skip
     import resource
 
-    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    return {"peak_memory_mb": round(kib / 1024, 1), "memory_kind": "process_peak_rss"}
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    mib = peak / 2**20 if sys.platform == "darwin" else peak / 1024
+    return {"peak_memory_mb": round(mib, 1), "memory_kind": "process_peak_rss"}
 
 
 def _reset_peak_memory() -> None:
@@ -113,7 +114,7 @@ class RunLog:
         """Log a finished unit with the counts its :class:`~interp.progress.Progress` gathered."""
         if self.logged(step, unit, fingerprint):
             return
-        wall = counts.clock() - counts._started
+        wall = counts.elapsed_s()
         self._append({
             "event": "end", "step": step, "unit": unit, "fingerprint": fingerprint,
             "start": started, "end": utc_now(), "wall_s": round(wall, 4),
@@ -137,7 +138,7 @@ def summarize(run_dir: str | Path, slowest: int = 5) -> str:
     lines = [f"run.log: {len(ends)} units in {total:.1f} s; {generations} generations ({per}), "
              f"{steps} denoising steps; peak memory {peak:.0f} MB."]  # fmt: skip
     ordered = sorted(ends, key=lambda e: -float(e.get("wall_s", 0.0)))[:slowest]
-    lines.append(f"slowest units:")
+    lines.append("slowest units:")
     for e in ordered:
         lines.append(f"  {e.get('step')}/{e.get('unit')}: {float(e.get('wall_s', 0.0)):.2f} s, "
                      f"{e.get('generations', 0)} generations, batch {e.get('batch_size', 0)}, "
