@@ -197,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
         except Exception as error:  # noqa: BLE001 - a broken plug-in must not break tada
             print(f"tada: warning: skipped plug-in commands {point.name!r} ({point.value}): "
                   f"{type(error).__name__}: {error}", file=sys.stderr)  # fmt: skip
+    for command in sub.choices.values():  # `tada run x.yaml -v` works too
+        try:
+            command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                                 help="show third-party loading bars, logs and warnings")  # fmt: skip
+        except argparse.ArgumentError:
+            pass  # a plug-in command with its own -v
     return parser
 
 
