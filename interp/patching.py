@@ -274,6 +274,7 @@ def patched_generation(
     """
     variant = Variant.of(sites, "patched")
     step_sel, branch = Steps.parse(steps), Branch.parse(branch)
+    expect(3)  # clean and corrupted in one batch, then the patched run
     needed = sorted({stage_site(s).name for s in variant.sites})
     both = replace(base, prompts=(pair.clean, pair.corrupted), seeds=(seed, seed))
     baseline = run(adapter, both, reads=[Read(n, steps=step_sel, branch=branch) for n in needed])
