@@ -120,3 +120,34 @@ def test_display_moves_while_a_step_runs() -> None:
     text = stream.getvalue()
     assert text.count("\r") >= before + 5
     assert "step 1/10" in text and "0:01 elapsed" in text
+
+
+@pytest.mark.slow
+def test_ace_step_reports_its_real_steps() -> None:
+    """ACE-Step reports steps from its own pipeline callback (the other diffusers families
+    share models/pipeline_call.py, covered above through Stable Audio): one step event per
+    denoiser call counted by a plain torch hook, inside one batch of the request's size."""
+    import warnings
+
+    from interp.adapter import GenerationRequest
+    from interp.edits import Read
+    from interp.runner import run
+    from models.ace_step import AceStepAdapter
+    from models.tiny.ace_step import tiny_ace_step
+
+    adapter = AceStepAdapter("tiny-ace-step", tiny_ace_step())
+    request = GenerationRequest(prompts=("a sad violin song", "a happy trumpet"), seeds=(0, 1),
+                                num_steps=3, guidance_scale=3.0, duration_s=2.0)  # fmt: skip
+    site = adapter.catalog.where(attention="cross", component="heads")[0].name
+    calls: list[int] = []
+    handle = adapter.denoiser.register_forward_hook(lambda m, a, o: calls.append(1))
+    events: list[ProgressEvent] = []
+    try:
+        with reporting(Progress(events.append)), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            run(adapter, request, reads=[Read(site)])
+    finally:
+        handle.remove()
+    assert len(calls) == 3
+    assert [e.kind for e in events] == ["batch_start", "step", "step", "step", "batch_end"]
+    assert events[-1].generations_done == 2 and events[-1].denoising_steps == 3
