@@ -13,7 +13,10 @@ All of them talk to the *active* :class:`Progress` (set with :func:`reporting`),
 nobody when none is active, so library code has no ``progress`` flag to thread through.
 The active reporter is process-wide (not per thread): tracing backends may run the
 model in a worker thread. Every event is a frozen :class:`ProgressEvent` of plain
-values, so it can be pickled, logged or sent from a worker process to a driver.
+values, so it can be pickled, logged or sent from a worker process to a driver: a
+worker runs its units under ``Progress(send_to_driver)``, and the driver passes each
+event it receives to its display (any callable taking a :class:`ProgressEvent`, such as
+:class:`~interp.progress_display.ProgressDisplay`).
 
 Example::
 

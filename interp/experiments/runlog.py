@@ -125,9 +125,31 @@ class RunLog:
         self._ended.add((step, unit, fingerprint))
 
 
+def _current_fingerprints(run_dir: Path) -> set[str] | None:
+    """Fingerprints of the unit files now in the run directory (``None``: no units/)."""
+    units = run_dir / "units"
+    if not units.is_dir():
+        return None
+    found = set()
+    for path in units.glob("*.json"):
+        try:
+            found.add(json.loads(path.read_text(encoding="utf-8")).get("fingerprint", ""))
+        except (OSError, json.JSONDecodeError, AttributeError):
+            continue
+    return found
+
+
 def summarize(run_dir: str | Path, slowest: int = 5) -> str:
-    """A few lines about ``run.log``: total time, time per generation, the slowest units."""
+    """A few lines about ``run.log``: total time, time per generation, the slowest units.
+
+    Entries of units whose result is no longer in ``units/`` (the spec changed since) are
+    left out of the totals and counted separately."""
     ends = [e for e in read_log(run_dir) if e.get("event") == "end"]
+    current = _current_fingerprints(Path(run_dir))
+    stale = 0
+    if current is not None:
+        kept = [e for e in ends if e.get("fingerprint") in current]
+        stale, ends = len(ends) - len(kept), kept
     if not ends:
         return "run.log: no finished units logged."
     total = sum(float(e.get("wall_s", 0.0)) for e in ends)
@@ -136,7 +158,8 @@ def summarize(run_dir: str | Path, slowest: int = 5) -> str:
     peak = max(float(e.get("peak_memory_mb", 0.0)) for e in ends)
     per = f"{total / generations:.3g} s per generation" if generations else "no generations"
     lines = [f"run.log: {len(ends)} units in {total:.1f} s; {generations} generations ({per}), "
-             f"{steps} denoising steps; peak memory {peak:.0f} MB."]  # fmt: skip
+             f"{steps} denoising steps; peak memory {peak:.0f} MB."
+             + (f" ({stale} entries of an earlier spec left out.)" if stale else "")]  # fmt: skip
     ordered = sorted(ends, key=lambda e: -float(e.get("wall_s", 0.0)))[:slowest]
     lines.append("slowest units:")
     for e in ordered:

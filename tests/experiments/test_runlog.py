@@ -90,3 +90,14 @@ def test_show_summarizes_the_log(tmp_path: Path, quiet_warnings: None) -> None:
     assert text.startswith(f"run.log: 2 units in {sum(walls):.1f} s; 2 generations")
     assert "slowest units:\n  gen/p0" in text
     assert main(["show", str(out)]) == 0
+
+
+def test_show_leaves_out_units_of_an_earlier_spec(tmp_path: Path, quiet_warnings: None) -> None:
+    """Changing the spec reruns its units into the same directory: the summary counts only
+    the entries whose result files are current."""
+    out = tmp_path / "run"
+    run(write(tmp_path / "a.yaml", spec()), out=out, progress=False)
+    run(write(tmp_path / "b.yaml", spec(metrics=["latent_distance"])), out=out, progress=False)
+    assert len([e for e in read_log(out) if e["event"] == "end"]) == 4
+    text = summarize(out)
+    assert text.startswith("run.log: 2 units in ") and "(2 entries of an earlier spec left out.)" in text
