@@ -14,7 +14,10 @@ NOISE = re.compile(r"Warning|warn\(|Loading|\bit/s|Writing model|past_key_values
 
 
 def _tada(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}  # the CLI's own filters
+    # the CLI's own settings only: an in-process main() earlier in the session exports them
+    inherited = {"PYTHONWARNINGS", "HF_HUB_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY",
+                 "DIFFUSERS_VERBOSITY", "TRANSFORMERS_NO_ADVISORY_WARNINGS"}  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in inherited}
     return subprocess.run([sys.executable, "-m", "interp.cli", *args], cwd=ROOT, env={**env, **ENV},
                           capture_output=True, text=True, timeout=300)  # fmt: skip
 
