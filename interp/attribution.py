@@ -28,7 +28,6 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from interp.adapter import GenerationRequest, ModelAdapter
 from interp.edits import Apply, Edit, Read
@@ -36,6 +35,7 @@ from interp.errors import TadaError
 from interp.metrics import Metric, Reference, needs_audio
 from interp.prompts import PromptPair
 from interp.patching import stage_site
+from interp.progress import expect, shown
 from interp.runner import run
 from interp.selection import Branch, Steps, StepsLike
 from interp.sites import Site, as_site
@@ -163,60 +163,58 @@ def attribute(
     stages = sorted({stage_site(s).name for s in parsed})
     result = AttributionResult()
     per_unit: dict[str, list[float]] = defaultdict(list)
-    bar = tqdm(total=len(pairs) * len(seeds), disable=not progress, desc="attribution", unit="unit")
-    for pair in pairs:
-        for seed in seeds:
-            if metric is not None:
-                totals = _trajectory_unit(adapter, base, pair, seed, stages, wanted_steps, metric)
+    with shown(progress, "attribution"):
+        expect(2 * len(pairs) * len(seeds))  # a clean and a corrupted run per unit
+        for pair in pairs:
+            for seed in seeds:
+                if metric is not None:
+                    totals = _trajectory_unit(adapter, base, pair, seed, stages, wanted_steps, metric)
+                    _collect(parsed, totals, per_unit)
+                    continue
+                # 1. the clean run: cached activations and denoiser outputs at every step
+                clean_request = replace(base, prompts=(pair.clean,), seeds=(seed,))
+                recorder = _DenoiserOutputs(adapter.denoiser)
+                try:
+                    clean = run(adapter, clean_request, reads=[Read(n, branch=Branch.COND) for n in stages])
+                finally:
+                    recorder.close()
+                clean_outputs = [v[-1:] for v in recorder.values]  # the conditional row
+
+                # 2. the corrupted run with one backward pass per step
+                totals: dict[str, Tensor] = {}
+
+                class Accumulator:
+                    def metric(self, out: Tensor, step: int) -> Tensor:
+                        return -((out - clean_outputs[step]) ** 2).sum()
+
+                    def accumulate(self, step: int, grads: dict, captured: dict) -> None:
+                        if step not in wanted_steps:
+                            return
+                        for name, grad in grads.items():
+                            if grad is None:
+                                continue
+                            delta = clean.reads[name][step].to(grad.dtype) - captured[name].detach()
+                            totals[name] = totals.get(name, 0) + _delta_times_grad(name, delta, grad)
+
+                accumulator = Accumulator()
+                gradient_pass = None
+
+                def capture(name: str):  # noqa: ANN202
+                    def fn(x: Tensor, step: int) -> Tensor:
+                        gradient_pass.captured[name] = x
+                        return x
+                    return fn
+
+                edits = [Edit(n, Apply(capture(n)), branch=Branch.COND) for n in stages]
+                corrupted_request = replace(base, prompts=(pair.corrupted,), seeds=(seed,))
+                cond_rows = [1] if base.guided else [0]
+                gradient_pass = _GradientPass(adapter.denoiser, cond_rows, accumulator)
+                try:
+                    with torch.enable_grad():
+                        run(adapter, corrupted_request, edits=edits)
+                finally:
+                    gradient_pass.close()
                 _collect(parsed, totals, per_unit)
-                bar.update(1)
-                continue
-            # 1. the clean run: cached activations and denoiser outputs at every step
-            clean_request = replace(base, prompts=(pair.clean,), seeds=(seed,))
-            recorder = _DenoiserOutputs(adapter.denoiser)
-            try:
-                clean = run(adapter, clean_request, reads=[Read(n, branch=Branch.COND) for n in stages])
-            finally:
-                recorder.close()
-            clean_outputs = [v[-1:] for v in recorder.values]  # the conditional row
-
-            # 2. the corrupted run with one backward pass per step
-            totals: dict[str, Tensor] = {}
-
-            class Accumulator:
-                def metric(self, out: Tensor, step: int) -> Tensor:
-                    return -((out - clean_outputs[step]) ** 2).sum()
-
-                def accumulate(self, step: int, grads: dict, captured: dict) -> None:
-                    if step not in wanted_steps:
-                        return
-                    for name, grad in grads.items():
-                        if grad is None:
-                            continue
-                        delta = clean.reads[name][step].to(grad.dtype) - captured[name].detach()
-                        totals[name] = totals.get(name, 0) + _delta_times_grad(name, delta, grad)
-
-            accumulator = Accumulator()
-            gradient_pass = None
-
-            def capture(name: str):  # noqa: ANN202
-                def fn(x: Tensor, step: int) -> Tensor:
-                    gradient_pass.captured[name] = x
-                    return x
-                return fn
-
-            edits = [Edit(n, Apply(capture(n)), branch=Branch.COND) for n in stages]
-            corrupted_request = replace(base, prompts=(pair.corrupted,), seeds=(seed,))
-            cond_rows = [1] if base.guided else [0]
-            gradient_pass = _GradientPass(adapter.denoiser, cond_rows, accumulator)
-            try:
-                with torch.enable_grad():
-                    run(adapter, corrupted_request, edits=edits)
-            finally:
-                gradient_pass.close()
-            _collect(parsed, totals, per_unit)
-            bar.update(1)
-    bar.close()
     result.per_unit = dict(per_unit)
     result.scores = {k: float(np.mean(v)) for k, v in per_unit.items()}
     return result

@@ -79,6 +79,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
         print(json.dumps(results.summary, indent=1, sort_keys=True))
     else:
         print(results.text())
+        from interp.experiments.runlog import summarize
+
+        print(summarize(args.dir))
     return 0
 
 
@@ -122,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show third-party loading bars, logs and warnings")  # fmt: skip
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser(
@@ -196,15 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
         except Exception as error:  # noqa: BLE001 - a broken plug-in must not break tada
             print(f"tada: warning: skipped plug-in commands {point.name!r} ({point.value}): "
                   f"{type(error).__name__}: {error}", file=sys.stderr)  # fmt: skip
+    for command in sub.choices.values():  # `tada run x.yaml -v` works too
+        try:
+            command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                                 help="show third-party loading bars, logs and warnings")  # fmt: skip
+        except argparse.ArgumentError:
+            pass  # a plug-in command with its own -v
     return parser
-
-
-def _quiet_library_warnings() -> None:
-    """Hide known harmless warnings of dependencies (shown again with --debug)."""
-    import warnings
-
-    warnings.filterwarnings("ignore", module=r"torchsde\..*")
-    warnings.filterwarnings("ignore", message=r".*weight_norm.* is deprecated", category=FutureWarning)
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -235,8 +238,9 @@ def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = args.debug or os.environ.get("TADA_DEBUG") == "1"
-    if not debug:
-        _quiet_library_warnings()
+    from interp.quiet import quiet_libraries
+
+    quiet_libraries(verbose=args.verbose or debug)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2

@@ -24,13 +24,13 @@ from typing import Literal
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from interp.adapter import GenerationRequest, ModelAdapter
 from interp.edits import Edit, Read, Replace, Zero
 from interp.errors import TadaError
 from interp.metrics import Effect, Metric, Reference, needs_audio, normalized_effect
 from interp.prompts import PromptPair
+from interp.progress import expect, shown
 from interp.runner import run
 from interp.selection import Branch, Steps, StepsLike
 from interp.sites import Site, as_site
@@ -143,7 +143,8 @@ def sweep(
         ablation: ``zero`` or ``mean`` (needs ``mean_activations``: site name ->
             per-step tensor ``[step, rows, ...]`` from :func:`mean_activations`).
         batch_size: Variants per batched forward pass (1 = sequential).
-        progress: Show a progress bar.
+        progress: Show progress on stderr (ignored inside an active
+            :func:`interp.progress.reporting` block, which receives the counts).
         on_unit: Called with each finished row (for incremental saving).
         reuse_latents: Start patched rows at the first intervened step from the target
             run's latents, when the adapter can resume (see the module docstring).
@@ -165,60 +166,58 @@ def sweep(
     start = min(resolved) if reuse_latents and adapter.can_resume else 0
     result = SweepResult(direction, metric.name)
     chunks = [variants[i : i + batch_size] for i in range(0, len(variants), batch_size)]
-    bar = tqdm(total=len(pairs) * len(seeds) * len(chunks), disable=not progress,
-               desc=f"{direction} x{len(variants)} variants", unit="batch")
-    for pair_index, pair in enumerate(pairs):
-        for seed in seeds:
-            both = replace(base, prompts=(pair.clean, pair.corrupted), seeds=(seed, seed))
-            baseline = run(
-                adapter, replace(both, keep_latents_at=(start,) if start else ()),
-                reads=[Read(name, steps=step_sel, branch=branch) for name in needed],
-            )
-            ref = Reference(_select(baseline.output, 0), _select(baseline.output, 1), pair)
-            source = 0 if direction == "denoising" else 1
-            target = 1 - source if direction != "ablation" else 0
-            target_prompt = (pair.clean, pair.corrupted)[target]
-            with torch.no_grad():
-                m_source = float(metric(_select(baseline.output, source) if direction != "ablation"
-                                        else ref.corrupted, ref)[0])
-            for chunk in chunks:
-                # row 0 is an unpatched control: the target run computed in the same batch
-                # shape as its variants, so a site without effect reads exactly zero.
-                edits = []
-                for i, variant in enumerate(chunk, start=1):
-                    for site in variant.sites:
-                        if direction == "ablation":
-                            op = Zero() if ablation == "zero" else Replace(
-                                _cached_value(mean_activations, resolved, site, 0, rows_per_sample, 1)
-                            )
-                        else:
-                            op = Replace(_cached_value(
-                                baseline.reads, resolved, site, source, rows_per_sample, 2
-                            ))
-                        edits.append(Edit(site, op, steps=step_sel, branch=branch, samples=(i,)))
-                n = len(chunk) + 1
-                request = replace(base, prompts=(target_prompt,) * n, seeds=(seed,) * n)
-                if start:
-                    resume_from = baseline.output.step_latents[start][target : target + 1]
-                    request = replace(request, start_step=start,
-                                      start_latents=resume_from.expand(n, *resume_from.shape[1:]).clone())
-                output = run(adapter, request, edits=edits).output
+    with shown(progress, f"{direction} x{len(variants)} variants"):
+        expect(len(pairs) * len(seeds) * (2 + sum(len(chunk) + 1 for chunk in chunks)))
+        for pair_index, pair in enumerate(pairs):
+            for seed in seeds:
+                both = replace(base, prompts=(pair.clean, pair.corrupted), seeds=(seed, seed))
+                baseline = run(
+                    adapter, replace(both, keep_latents_at=(start,) if start else ()),
+                    reads=[Read(name, steps=step_sel, branch=branch) for name in needed],
+                )
+                ref = Reference(_select(baseline.output, 0), _select(baseline.output, 1), pair)
+                source = 0 if direction == "denoising" else 1
+                target = 1 - source if direction != "ablation" else 0
+                target_prompt = (pair.clean, pair.corrupted)[target]
                 with torch.no_grad():
-                    values = metric(output, ref)
-                m_target = float(values[0])
-                m_clean, m_corrupted = (m_source, m_target) if direction == "denoising" \
-                    else (m_target, m_source)
-                for i, variant in enumerate(chunk, start=1):
-                    row = {
-                        "concept": pair.concept, "pair": pair_index, "seed": seed,
-                        "variant": variant.label, "value": float(values[i]),
-                        "clean": m_clean, "corrupted": m_corrupted,
-                    }
-                    result.rows.append(row)
-                    if on_unit is not None:
-                        on_unit(row)
-                bar.update(1)
-    bar.close()
+                    m_source = float(metric(_select(baseline.output, source) if direction != "ablation"
+                                            else ref.corrupted, ref)[0])
+                for chunk in chunks:
+                    # row 0 is an unpatched control: the target run computed in the same batch
+                    # shape as its variants, so a site without effect reads exactly zero.
+                    edits = []
+                    for i, variant in enumerate(chunk, start=1):
+                        for site in variant.sites:
+                            if direction == "ablation":
+                                op = Zero() if ablation == "zero" else Replace(
+                                    _cached_value(mean_activations, resolved, site, 0, rows_per_sample, 1)
+                                )
+                            else:
+                                op = Replace(_cached_value(
+                                    baseline.reads, resolved, site, source, rows_per_sample, 2
+                                ))
+                            edits.append(Edit(site, op, steps=step_sel, branch=branch, samples=(i,)))
+                    n = len(chunk) + 1
+                    request = replace(base, prompts=(target_prompt,) * n, seeds=(seed,) * n)
+                    if start:
+                        resume_from = baseline.output.step_latents[start][target : target + 1]
+                        request = replace(request, start_step=start,
+                                          start_latents=resume_from.expand(n, *resume_from.shape[1:]).clone())
+                    output = run(adapter, request, edits=edits).output
+                    with torch.no_grad():
+                        values = metric(output, ref)
+                    m_target = float(values[0])
+                    m_clean, m_corrupted = (m_source, m_target) if direction == "denoising" \
+                        else (m_target, m_source)
+                    for i, variant in enumerate(chunk, start=1):
+                        row = {
+                            "concept": pair.concept, "pair": pair_index, "seed": seed,
+                            "variant": variant.label, "value": float(values[i]),
+                            "clean": m_clean, "corrupted": m_corrupted,
+                        }
+                        result.rows.append(row)
+                        if on_unit is not None:
+                            on_unit(row)
     return result
 
 
@@ -275,6 +274,7 @@ def patched_generation(
     """
     variant = Variant.of(sites, "patched")
     step_sel, branch = Steps.parse(steps), Branch.parse(branch)
+    expect(3)  # clean and corrupted in one batch, then the patched run
     needed = sorted({stage_site(s).name for s in variant.sites})
     both = replace(base, prompts=(pair.clean, pair.corrupted), seeds=(seed, seed))
     baseline = run(adapter, both, reads=[Read(n, steps=step_sel, branch=branch) for n in needed])

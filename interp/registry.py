@@ -120,8 +120,13 @@ def load_model(
         )
     if weights:
         check_device(device)
+    from interp.quiet import quiet_loaded_libraries, warn_precision
+
     family, source = resolve(str(name_or_path))
-    return family.load(source, weights=weights, device=device, dtype=dtype)
+    quiet_loaded_libraries()
+    adapter = family.load(source, weights=weights, device=device, dtype=dtype)
+    warn_precision(adapter)
+    return adapter
 
 
 def check_device(device: Any) -> None:

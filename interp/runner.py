@@ -18,6 +18,8 @@ from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
 from interp.catalog import AttentionModule
 from interp.edits import Edit, Read
 from interp.errors import EditError
+from interp.progress import generation
+from interp.quiet import warn_truncated
 from interp.selection import branch_rows
 from interp.types import ReadTrace
 
@@ -182,19 +184,21 @@ def run(
     adapter.require_weights("run a generation")
     adapter.check_request(request)
     plan, read_steps = _plan(adapter, request, edits, reads)
-    if not plan:
-        with torch.no_grad():
-            return RunResult(output=GenerationOutput(**adapter.root(request)))
-    from interp.backend import save, wrap
+    warn_truncated(adapter, request.prompts)
+    with generation(request.batch_size, request.num_steps - request.start_step):
+        if not plan:
+            with torch.no_grad():
+                return RunResult(output=GenerationOutput(**adapter.root(request)))
+        from interp.backend import save, wrap
 
-    root = wrap(adapter)
-    store: dict[str, list[Tensor]] = {key: [] for key in read_steps}
-    calls = [step - request.start_step for step in sorted(plan)]  # a resumed run skips steps
-    with root.trace(request) as tracer:
-        for call in tracer.iter[calls]:
-            step = call + request.start_step
-            for stage in plan[step]:
-                _execute(root, stage, step, store, save)
-        result = save(root.output)
+        root = wrap(adapter)
+        store: dict[str, list[Tensor]] = {key: [] for key in read_steps}
+        calls = [step - request.start_step for step in sorted(plan)]  # a resumed run skips steps
+        with root.trace(request) as tracer:
+            for call in tracer.iter[calls]:
+                step = call + request.start_step
+                for stage in plan[step]:
+                    _execute(root, stage, step, store, save)
+            result = save(root.output)
     reads_out = {key: torch.stack(values) for key, values in store.items()}
     return RunResult(GenerationOutput(**result), reads_out, read_steps)

@@ -41,6 +41,7 @@ from torch import nn
 from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
 from interp.catalog import SiteCatalog
 from interp.errors import TadaError
+from interp.progress import denoising_step
 from models.attention import attention_catalog
 from models.hub import load_pipeline, on_meta
 from models.offline import structure_config
@@ -160,6 +161,7 @@ class AceStepAdapter(ModelAdapter):
 
         def keep_latents(step: int, timestep: Any, latents: torch.Tensor) -> None:
             final["latents"] = latents
+            denoising_step()
 
         with uncond_first(self._transformer, request.batch_size, request.guided):
             out = self.pipeline(

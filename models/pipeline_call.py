@@ -4,7 +4,8 @@ Stable Audio, AudioLDM and AudioLDM2 take the same arguments except the name of 
 duration argument, and report the latents of each step through the same legacy
 ``callback``. This module makes that call once for all of them: per-row generators,
 the negative prompt repeated per sample, the final latents captured, and decoding
-skipped when the request asks for latents only.
+skipped when the request asks for latents only. Each step is reported to
+:mod:`interp.progress` from the same callback.
 """
 
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import torch
 
 from interp.adapter import GenerationOutput, GenerationRequest
+from interp.progress import denoising_step
 
 
 def call_pipeline(
@@ -37,6 +39,7 @@ def call_pipeline(
 
     def keep_latents(step: int, timestep: Any, latents: torch.Tensor) -> None:
         final["latents"] = latents
+        denoising_step()
 
     negative = request.negative_prompt
     out = pipeline(

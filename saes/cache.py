@@ -31,6 +31,7 @@ from torch import Tensor
 from interp.adapter import GenerationRequest, ModelAdapter
 from interp.edits import Read
 from interp.errors import TadaError, did_you_mean
+from interp.progress import expect
 from interp.runner import run
 from interp.selection import Branch, Steps, StepsLike, branch_rows
 from interp.sites import Site
@@ -149,6 +150,7 @@ def cache_activations(
     itemsize = torch.empty(0, dtype=dtype).element_size()
     writers: dict[str, _ShardWriter] = {}
     reserve, started, generation_s = 0, time.perf_counter(), 0.0
+    expect(len(units))
     for offset in range(0, len(units), batch_size):
         chunk = units[offset : offset + batch_size]
         batch = replace(request, prompts=tuple(p for p, _ in chunk), seeds=tuple(s for _, s in chunk),

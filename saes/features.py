@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from interp.adapter import GenerationRequest, ModelAdapter
 from interp.edits import Read
 from interp.errors import TadaError
+from interp.progress import expect
 from interp.runner import run
 from interp.selection import Branch, Steps, StepsLike
 from interp.sites import Site
@@ -86,6 +87,7 @@ def feature_activations(
         return sae.encode(vectors).mean(dim=1).float().cpu()  # [rows, d_sae]
 
     chunks = []
+    expect(len(units))
     for start in range(0, len(units), batch_size):
         chunk = units[start : start + batch_size]
         batch = replace(request, prompts=tuple(p for p, _ in chunk), seeds=tuple(s for _, s in chunk))

@@ -6,6 +6,7 @@ The run directory holds::
     units/           one JSON file per finished unit, written atomically
     results.csv      the tidy table, built from the unit files
     summary.json     each step's summary
+    run.log          one JSON line per unit start / end (times, generations, memory)
     plots/ audio/    PNG and WAV artifacts
     index.html       the report
 
@@ -15,7 +16,6 @@ stopped and a finished one only rebuilds the table and report.
 """
 
 import json
-import sys
 import zlib
 from pathlib import Path
 from typing import Any
@@ -33,9 +33,11 @@ from interp.experiments.methods import MethodSpec
 from interp.experiments.model import source_of
 from interp.experiments.report import write_report
 from interp.experiments.results import Results, table_digest
+from interp.experiments.runlog import RunLog
 from interp.experiments.spec import ExperimentSpec
 from interp.experiments.table import write_table
 from interp.experiments.units import Row, UnitResult, UnitStore, fingerprint, write_text
+from interp.experiments.watch import ProgressOption, StepWatch
 from interp.experiments.yamlio import dump
 from interp.registry import check_device
 
@@ -97,33 +99,14 @@ def _unit_seed(step: str, unit_id: str) -> int:
     return zlib.crc32(f"{step}/{unit_id}".encode())
 
 
-class _Progress:
-    def __init__(self, enabled: bool, name: str, total: int, done: int):
-        self.bar = None
-        if enabled:
-            from tqdm import tqdm
-
-            self.bar = tqdm(
-                total=total, initial=done, desc=name, unit="unit", file=sys.stderr,
-                dynamic_ncols=True,
-            )  # fmt: skip
-
-    def update(self) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def _run_step(
     loaded: LoadedSpec,
     index: int,
     out_dir: Path,
     store: UnitStore,
     summaries: dict[str, dict[str, Any]],
-    progress: bool,
+    progress: ProgressOption,
+    log: RunLog,
 ) -> tuple[dict[str, Any], list[UnitResult]]:
     spec = loaded.spec
     step = _resolve_step(spec.steps[index], index, summaries, loaded)
@@ -154,15 +137,14 @@ def _run_step(
     )
     prints = {u.id: fingerprint(base, u.id, u.params) for u in units}
     finished = {u.id: store.load(step.name, u.id, prints[u.id]) for u in units}
-    bar = _Progress(progress, step.name, len(units), sum(r is not None for r in finished.values()))
+    watch = StepWatch(progress, step.name, len(units), sum(r is not None for r in finished.values()), log)
     try:
         for unit in units:
             if finished[unit.id] is not None:
                 continue
-            finished[unit.id] = _run_unit(step, unit, ctx, prints[unit.id], store)
-            bar.update()
+            finished[unit.id] = _run_unit(step, unit, ctx, prints[unit.id], store, watch)
     finally:
-        bar.close()
+        watch.close()
     ctx.results = [finished[u.id] for u in units]  # type: ignore[misc]
     ctx.unit = None
     summary = step.finalize(ctx)
@@ -180,14 +162,16 @@ def _run_step(
     return outcome, ctx.results
 
 
-def _run_unit(step: MethodSpec, unit: Any, ctx: StepContext, print_: str, store: UnitStore) -> UnitResult:
+def _run_unit(step: MethodSpec, unit: Any, ctx: StepContext, print_: str, store: UnitStore,
+              watch: StepWatch) -> UnitResult:  # fmt: skip
     import torch
 
     ctx.unit = unit
     ctx._artifacts = []
     torch.manual_seed(_unit_seed(step.name, unit.id))
     try:
-        rows = step.run_unit(unit, ctx)
+        with watch.unit(step.name, unit.id, print_):
+            rows = step.run_unit(unit, ctx)
     except Exception as error:
         error.add_note(f"(while running unit {unit.id!r} of step {step.name!r}, method {step.method!r})")
         raise
@@ -199,6 +183,7 @@ def _run_unit(step: MethodSpec, unit: Any, ctx: StepContext, print_: str, store:
     for row in rows:
         row.step, row.method, row.unit = step.name, step.method, unit.id
     result = UnitResult(unit.id, rows, list(ctx._artifacts), fingerprint=print_)
+    watch.finished(step.name, unit.id, print_)
     store.save(step.name, result)
     return result
 
@@ -207,7 +192,7 @@ def run(
     spec: "str | Path | dict[str, Any] | ExperimentSpec",
     out: str | Path | None = None,
     *,
-    progress: bool = True,
+    progress: ProgressOption = True,
     force: bool = False,
 ) -> Results:
     """Run an experiment (or finish an interrupted one) and return its results.
@@ -215,7 +200,9 @@ def run(
     Args:
         spec: A YAML path, a mapping, or an :class:`ExperimentSpec`.
         out: Results directory (default: the spec's ``output`` or ``runs/<name>``).
-        progress: Show tqdm progress bars (units done / total, ETA).
+        progress: ``True``: show progress on stderr (units done / total; the current
+            unit's generations, denoising step and ETA); ``False``: nothing; a callable:
+            called with every :class:`~interp.progress.ProgressEvent` instead.
         force: Use a non-empty ``out`` that is not a run directory (see
             :mod:`interp.experiments.rundir` for the rules of run directories).
 
@@ -236,16 +223,17 @@ def run(
         return _execute(loaded, claimed, progress)
 
 
-def _execute(loaded: LoadedSpec, claimed: rundir.RunDir, progress: bool) -> Results:
+def _execute(loaded: LoadedSpec, claimed: rundir.RunDir, progress: ProgressOption) -> Results:
     out_dir = claimed.path
     store = UnitStore(out_dir)
+    log = RunLog(out_dir)
     write_text(out_dir / "spec.yaml", dump(resolved_spec(loaded)))
     summaries: dict[str, dict[str, Any]] = {}
     outcomes: list[dict[str, Any]] = []
     unit_results: list[UnitResult] = []
     kept_units: list[Path] = []
     for index, step in enumerate(loaded.spec.steps):
-        outcome, finished = _run_step(loaded, index, out_dir, store, summaries, progress)
+        outcome, finished = _run_step(loaded, index, out_dir, store, summaries, progress, log)
         summaries[step.name] = outcome["summary"]
         outcomes.append(outcome)
         unit_results.extend(finished)

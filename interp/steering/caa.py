@@ -26,6 +26,7 @@ from torch import Tensor
 from interp.adapter import GenerationRequest, ModelAdapter
 from interp.edits import Read
 from interp.errors import TadaError
+from interp.progress import expect
 from interp.runner import run
 from interp.selection import Branch, Steps, StepsLike
 from interp.sites import Site
@@ -171,6 +172,7 @@ def activation_means(
     units = [(p, s) for p in prompts for s in seeds]
     per_sample = 2 if (Branch.parse(branch) is Branch.BOTH and request.guided) else 1
     sums: dict[str, Tensor] = {}
+    expect(len(units))
     for start in range(0, len(units), batch_size):
         chunk = units[start : start + batch_size]
         batch = replace(request, prompts=tuple(p for p, _ in chunk), seeds=tuple(s for _, s in chunk))

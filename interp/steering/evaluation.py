@@ -32,6 +32,7 @@ from torch import Tensor
 from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
 from interp.errors import TadaError
 from interp.metrics import ConceptScorer
+from interp.progress import expect
 from interp.runner import run
 from interp.steering.steer import Steerer
 
@@ -259,6 +260,7 @@ def evaluate_steering(
     )
     reference: GenerationOutput | None = None
     base_alignment: Tensor | None = None
+    expect(len(grid) * request.batch_size)
     for alpha in grid:
         output = run(adapter, request, edits=steerer.edits(alpha)).output
         alignment = scorer.score(output, concept, value).detach().float().cpu().reshape(-1)

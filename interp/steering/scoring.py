@@ -18,6 +18,7 @@ from torch import Tensor
 
 from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
 from interp.errors import TadaError
+from interp.progress import expect
 from interp.runner import run
 
 Space = Literal["latents", "audio"]
@@ -97,6 +98,7 @@ class CentroidScorer:
                 raise TadaError("CentroidScorer.fit needs positive and negative prompts.")
             units = [(p, s) for p in prompts for s in seeds]
             total, count = None, 0
+            expect(len(units))
             for start in range(0, len(units), batch_size):
                 chunk = units[start : start + batch_size]
                 batch = replace(request, prompts=tuple(p for p, _ in chunk),

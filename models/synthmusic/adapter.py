@@ -14,6 +14,7 @@ from diffusers import StableAudioDiTModel, UNet2DConditionModel
 
 from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
 from interp.errors import ModelNotFoundError, TadaError
+from interp.progress import denoising_step
 from models.attention import attention_catalog
 from models.hub import on_meta
 from models.synthmusic.music import CONCEPTS
@@ -104,6 +105,7 @@ class SynthMusicAdapter(ModelAdapter):
             latents=request.start_latents,
             start_step=request.start_step,
             keep_latents_at=request.keep_latents_at,
+            callback=lambda step: denoising_step(),
             **dict(request.options),
         )
 

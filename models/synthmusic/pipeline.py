@@ -16,6 +16,7 @@ The generation contract:
 """
 
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from pathlib import Path
@@ -105,6 +106,7 @@ class SynthMusicPipeline(DiffusionPipeline):
         output_type: str = "np",
         start_step: int = 0,
         keep_latents_at: tuple[int, ...] = (),
+        callback: Callable[[int], None] | None = None,
     ) -> SynthMusicPipelineOutput:
         """Generates spectrograms (and audio) for ``prompt`` in the caller's gradient mode
         (under ``torch.enable_grad()`` the graph reaches from the noise to the latents).
@@ -122,6 +124,7 @@ class SynthMusicPipeline(DiffusionPipeline):
                 before it (from ``keep_latents_at`` of an earlier call). The sampler is
                 deterministic, so the result equals the uninterrupted run's.
             keep_latents_at: Steps whose incoming latents are returned in ``step_latents``.
+            callback: Called with the step index after each denoising step.
 
         Returns:
             :class:`SynthMusicPipelineOutput` with ``latents`` and ``audios``.
@@ -157,6 +160,8 @@ class SynthMusicPipeline(DiffusionPipeline):
                 x0 = x0_uncond + guidance_scale * (x0_cond - x0_uncond)
             velocity = (x - x0) / sigma
             x = self.scheduler.step(velocity, t, x).prev_sample
+            if callback is not None:
+                callback(i)
         if output_type == "latent":
             return SynthMusicPipelineOutput(latents=x, audios=None, step_latents=kept)
         audio = self.decode(x.detach())
