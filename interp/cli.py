@@ -62,9 +62,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from interp.distributed import ExecutorConfig
     from interp.experiments import run
 
-    results = run(args.file, out=args.out, progress=not args.no_progress)
+    executor = ExecutorConfig(args.executor, args.address, args.workers)
+    results = run(args.file, out=args.out, progress=not args.no_progress, executor=executor)
     print(results.text())
     return 0
 
@@ -146,13 +148,20 @@ def build_parser() -> argparse.ArgumentParser:
         "skips finished units, so an interrupted run (Ctrl-C, kill) completes without "
         "redoing work.",
         epilog="examples:\n  tada run experiments/tiny.yaml\n"
-        "  tada run experiments/tiny.yaml --out runs/tiny-2   # another directory",
+        "  tada run experiments/tiny.yaml --out runs/tiny-2   # another directory\n"
+        "  tada run experiments/default.yaml --executor ray --workers 2",
         formatter_class=_Formatter,
     )
     p.add_argument("file", metavar="FILE", help="YAML experiment spec")
     p.add_argument("--out", metavar="DIR", help="results directory (default: the spec's "
                    "'output', else runs/<name>)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--executor", choices=("local", "ray"), default="local", help="where the "
+                   "work runs: this process (default) or Ray workers (docs/distributed.md)")
+    p.add_argument("--address", metavar="ADDR", help="Ray cluster: 'auto', host:port or "
+                   "ray://host:port (default: start a local Ray instance)")
+    p.add_argument("--workers", metavar="N", type=int, help="Ray workers, one model each "
+                   "(default: as many as the cluster hosts)")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser(

@@ -29,7 +29,7 @@ def to_cpu(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class GenerationTask:
-    """One :func:`interp.runner.run` call; returns its :class:`RunResult` on the CPU."""
+    """One :func:`interp.runner.run` call (Ray workers send its result back on the CPU)."""
 
     request: GenerationRequest
     edits: Sequence[Edit] = ()
@@ -41,4 +41,4 @@ class GenerationTask:
     def __call__(self, adapter: Any) -> RunResult:
         from interp.runner import run
 
-        return to_cpu(run(adapter, self.request, list(self.edits), list(self.reads)))
+        return run(adapter, self.request, list(self.edits), list(self.reads))

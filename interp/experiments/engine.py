@@ -22,6 +22,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from interp.distributed import ExecutorConfig, ModelSettings, WorkStore, make_executor, using
+from interp.distributed.executor import recording
 from interp.errors import TadaError
 from interp.experiments.checks import CheckContext, check_marked, step_prompt_set
 from interp.experiments.context import StepContext
@@ -187,8 +189,10 @@ def _run_unit(step: MethodSpec, unit: Any, ctx: StepContext, print_: str, store:
     ctx.unit = unit
     ctx._artifacts = []
     torch.manual_seed(_unit_seed(step.name, unit.id))
+    work = WorkStore(store.root / "work" / f"{step.name}.{unit.id}.{print_}")  # finished items
     try:
-        rows = step.run_unit(unit, ctx)
+        with recording(work):
+            rows = step.run_unit(unit, ctx)
     except Exception as error:
         error.add_note(f"(while running unit {unit.id!r} of step {step.name!r}, method {step.method!r})")
         raise
@@ -201,6 +205,7 @@ def _run_unit(step: MethodSpec, unit: Any, ctx: StepContext, print_: str, store:
         row.step, row.method, row.unit = step.name, step.method, unit.id
     result = UnitResult(unit.id, rows, list(ctx._artifacts), fingerprint=print_)
     store.save(step.name, result)
+    work.remove()
     return result
 
 
@@ -209,6 +214,7 @@ def run(
     out: str | Path | None = None,
     *,
     progress: bool = True,
+    executor: ExecutorConfig | str = "local",
 ) -> Results:
     """Run an experiment (or finish an interrupted one) and return its results.
 
@@ -216,6 +222,9 @@ def run(
         spec: A YAML path, a mapping, or an :class:`ExperimentSpec`.
         out: Results directory (default: the spec's ``output`` or ``runs/<name>``).
         progress: Show tqdm progress bars (units done / total, ETA).
+        executor: Where work items run: ``"local"`` (this process), ``"ray"``, or an
+            :class:`~interp.distributed.ExecutorConfig` (Ray address, workers). The
+            results are the same with any executor (docs/distributed.md).
 
     Raises:
         SpecError: If the spec is invalid (nothing runs).
@@ -228,6 +237,8 @@ def run(
             f"without weights (validation only); set weights: true to run it."
         )
     out_dir = output_dir(loaded, out)
+    m = loaded.spec.model  # workers start (or fail) before anything is written
+    pool = make_executor(executor, ModelSettings(source_of(m.name, loaded.base_dir), m.device, m.dtype, m.threads))
     out_dir.mkdir(parents=True, exist_ok=True)
     store = UnitStore(out_dir)
     store.clean_temporaries()
@@ -235,11 +246,15 @@ def run(
     summaries: dict[str, dict[str, Any]] = {}
     outcomes: list[dict[str, Any]] = []
     unit_results: list[UnitResult] = []
-    for index, step in enumerate(loaded.spec.steps):
-        outcome, finished = _run_step(loaded, index, out_dir, store, summaries, progress)
-        summaries[step.name] = outcome["summary"]
-        outcomes.append(outcome)
-        unit_results.extend(finished)
+    try:
+        with using(pool):
+            for index, step in enumerate(loaded.spec.steps):
+                outcome, finished = _run_step(loaded, index, out_dir, store, summaries, progress)
+                summaries[step.name] = outcome["summary"]
+                outcomes.append(outcome)
+                unit_results.extend(finished)
+    finally:
+        pool.close()
     rows = write_table(out_dir / "results.csv", [row for r in unit_results for row in r.rows])
     summary = {
         "experiment": loaded.spec.name,
