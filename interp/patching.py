@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from interp.adapter import GenerationRequest, ModelAdapter
 from interp.distributed.executor import run_tasks
+from interp.distributed.tasks import GenerationTask
 from interp.edits import Edit, Read, Replace, Zero
 from interp.errors import TadaError
 from interp.metrics import Effect, Metric, Reference, needs_audio, normalized_effect
@@ -351,7 +352,8 @@ def patched_generation(
     step_sel, branch = Steps.parse(steps), Branch.parse(branch)
     needed = sorted({stage_site(s).name for s in variant.sites})
     both = replace(base, prompts=(pair.clean, pair.corrupted), seeds=(seed, seed))
-    baseline = run(adapter, both, reads=[Read(n, steps=step_sel, branch=branch) for n in needed])
+    reads = tuple(Read(n, steps=step_sel, branch=branch) for n in needed)
+    baseline = run_tasks(adapter, [GenerationTask(both, reads=reads)])[0]
     resolved = step_sel.resolve(base.num_steps)
     rows_per_sample = 2 if (branch is Branch.BOTH and base.guided) else 1
     source = 0 if direction == "denoising" else 1
@@ -361,5 +363,6 @@ def patched_generation(
         for s in variant.sites
     ]
     target = pair.corrupted if direction == "denoising" else pair.clean
-    patched = run(adapter, replace(base, prompts=(target,), seeds=(seed,)), edits=edits).output
+    request = replace(base, prompts=(target,), seeds=(seed,))
+    patched = run_tasks(adapter, [GenerationTask(request, tuple(edits))])[0].output
     return _select(baseline.output, 0), _select(baseline.output, 1), patched

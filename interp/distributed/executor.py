@@ -177,7 +177,10 @@ def run_tasks(adapter: Any, tasks: Sequence[Task], on_result: OnResult | None = 
             on_result(index, result)
 
     if missing:
-        done = current().map(adapter, [tasks[i] for i in missing], finished)
+        from interp.distributed.concurrency import waiting
+
+        with waiting():
+            done = current().map(adapter, [tasks[i] for i in missing], finished)
         if len(done) != len(missing):
             raise TadaError(f"The executor returned {len(done)} results for {len(missing)} work items.")
         for index, result in zip(missing, done):

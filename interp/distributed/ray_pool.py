@@ -11,6 +11,7 @@ restarted, reloads the model, and the item it was running is submitted again. It
 deterministic, so a redone item gives the same result.
 """
 
+import queue
 import socket
 import sys
 import warnings
@@ -154,27 +155,49 @@ class RayExecutor:
         remote = ray.remote(max_restarts=-1, max_task_retries=-1, **resources)(_Worker)
         self.actors = [remote.remote(model) for _ in range(granted)]
         self.workers = granted
+        self._idle: queue.SimpleQueue = queue.SimpleQueue()
+        for actor in self.actors:
+            self._idle.put(actor)
 
     def pids(self) -> list[int]:
         """Process ids of the actors (for tests and diagnostics)."""
         return self._ray.get([a.pid.remote() for a in self.actors])
 
     def map(self, adapter: Any, tasks: Sequence[Task], on_result: OnResult) -> list[Any]:
+        """Hand items to idle actors (shared by every thread that calls ``map``, so units
+        running side by side share the pool), collect results as they come."""
         ray = self._ray
         results: list[Any] = [None] * len(tasks)
         pending = list(range(len(tasks)))[::-1]
         running: dict[Any, tuple[int, Any]] = {}
-        idle = list(self.actors)
         while pending or running:
-            while pending and idle:
-                index, actor = pending.pop(), idle.pop(0)
+            while pending:
+                try:
+                    actor = self._idle.get(block=not running, timeout=None if running else 1.0)
+                except queue.Empty:
+                    break
+                index = pending.pop()
                 running[actor.run.remote(tasks[index])] = (index, actor)
-            ready, _ = ray.wait(list(running), num_returns=1)
-            index, actor = running.pop(ready[0])
-            results[index] = ray.get(ready[0])
-            idle.append(actor)
-            on_result(index, results[index])
+            if not running:
+                continue
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=0.05 if pending else None)
+            for ref in ready:
+                index, actor = running.pop(ref)
+                self._idle.put(actor)
+                try:
+                    results[index] = ray.get(ref)
+                except BaseException:
+                    self._drain(running)
+                    raise
+                on_result(index, results[index])
         return results
+
+    def _drain(self, running: dict[Any, tuple[int, Any]]) -> None:
+        """After a failed item: let the others end and give their actors back."""
+        if running:
+            self._ray.wait(list(running), num_returns=len(running))
+        for _, actor in running.values():
+            self._idle.put(actor)
 
     def close(self) -> None:
         for actor in getattr(self, "actors", []):

@@ -17,12 +17,15 @@ stopped and a finished one only rebuilds the table and report.
 import json
 import sys
 import zlib
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from interp.distributed import ExecutorConfig, ModelSettings, WorkStore, make_executor, using
+from interp.distributed import ExecutorConfig, ModelSettings, WorkStore, current, make_executor, using
+from interp.distributed.concurrency import run_side_by_side
 from interp.distributed.executor import recording
 from interp.errors import TadaError
 from interp.experiments.checks import CheckContext, check_marked, step_prompt_set
@@ -159,11 +162,16 @@ def _run_step(
     finished = {u.id: store.load(step.name, u.id, prints[u.id]) for u in units}
     bar = _Progress(progress, step.name, len(units), sum(r is not None for r in finished.values()))
     try:
-        for unit in units:
-            if finished[unit.id] is not None:
-                continue
-            finished[unit.id] = _run_unit(step, unit, ctx, prints[unit.id], store)
-            bar.update()
+        workers = current().workers  # with several, units run side by side (concepts in parallel)
+
+        def job(unit: Any) -> Callable[[], None]:
+            def call() -> None:
+                own = ctx if workers <= 1 else replace(ctx, _artifacts=[])
+                finished[unit.id] = _run_unit(step, unit, own, prints[unit.id], store)
+                bar.update()
+            return call
+
+        run_side_by_side([job(u) for u in units if finished[u.id] is None], workers)
     finally:
         bar.close()
     ctx.results = [finished[u.id] for u in units]  # type: ignore[misc]
