@@ -47,7 +47,7 @@ class ModelSettings:
         models.set_threads(adapter, self.threads, self.device)
         return adapter
 
-    def resources(self) -> dict[str, float]:
+    def resources(self) -> dict[str, int]:
         """What one actor asks Ray for."""
         if self.device.startswith("cuda"):
             return {"num_gpus": 1, "num_cpus": 1}
@@ -119,9 +119,10 @@ class _Worker:
         return to_cpu(task(self.adapter))
 
 
-def _capacity(ray: Any, resources: dict[str, float]) -> int:
-    """How many actors with these resources the cluster can host now."""
-    available = ray.available_resources()
+def _capacity(ray: Any, resources: dict[str, int]) -> int:
+    """How many actors with these resources the cluster can host (busy or not: Ray
+    starts an actor once resources free up)."""
+    available = ray.cluster_resources()
     counts = []
     for name, need in (("GPU", resources.get("num_gpus", 0)), ("CPU", resources.get("num_cpus", 0))):
         if need:
@@ -146,7 +147,7 @@ class RayExecutor:
         if granted < 1:
             self.close()
             raise ExecutorError(f"The Ray cluster has no room for one worker needing {resources} "
-                                f"(available: {ray.available_resources()}).")
+                                f"(it has: {ray.cluster_resources()}).")
         if workers is not None and granted < workers:
             warnings.warn(f"Asked for {workers} Ray workers, the cluster can host {granted} "
                           f"(each needs {resources}); running with {granted}.", stacklevel=2)
