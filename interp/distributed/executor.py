@@ -108,6 +108,10 @@ class WorkStore:
         import shutil
 
         shutil.rmtree(self.root, ignore_errors=True)
+        try:
+            self.root.parent.rmdir()  # the shared work/ folder, once no unit uses it
+        except OSError:
+            pass
 
 
 _EXECUTOR: ContextVar[Executor | None] = ContextVar("tada_executor", default=None)

@@ -25,7 +25,12 @@ from .specs import reduced_default
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+
+
+def _env() -> dict[str, str]:
+    """The environment for a ``tada`` subprocess, read after ``ray.init`` (which adds the
+    local cluster's credentials to it)."""
+    return {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
 
 
 @pytest.fixture(scope="module")
@@ -124,10 +129,11 @@ def test_a_killed_driver_resumes_and_computes_only_what_is_missing(cluster, refe
     driver = subprocess.Popen(
         [sys.executable, "-m", "interp.cli", "run", str(spec), "--out", str(out), "--no-progress",
          "--executor", "ray", "--address", cluster, "--workers", "2"],
-        env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=_env(), stdout=subprocess.DEVNULL, stderr=(tmp_path / "stderr").open("w"),
     )  # fmt: skip
     try:
-        _wait_for(lambda: _stored_items(out) >= 3, timeout=150)
+        _wait_for(lambda: _stored_items(out) >= 3 or driver.poll() is not None, timeout=150)
+        assert driver.poll() is None, (tmp_path / "stderr").read_text()[-2000:]
     finally:
         driver.send_signal(signal.SIGKILL)
         driver.wait()
@@ -164,7 +170,7 @@ def test_an_unreachable_address_fails_fast_and_writes_nothing(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "interp.cli", "run", str(ROOT / "experiments" / "tiny.yaml"),
          "--out", str(out), "--executor", "ray", "--address", "127.0.0.1:9"],
-        env=ENV, capture_output=True, text=True, timeout=60,
+        env=_env(), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert time.monotonic() - start < 30
     assert result.returncode == 2
