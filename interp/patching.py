@@ -175,12 +175,16 @@ def sweep(
     bar = tqdm(total=len(tasks), disable=not progress,
                desc=f"{direction} x{len(variants)} variants", unit="batch")
     result = SweepResult(direction, metric.name)
-    for rows in run_tasks(adapter, tasks, lambda index, rows: bar.update(1)):
+    try:
+        done = run_tasks(adapter, tasks, lambda index, rows: bar.update(1))
+    finally:
+        _BASELINES.clear()  # the last baseline's reads are not needed after the sweep
+        bar.close()
+    for rows in done:
         for row in rows:
             result.rows.append(row)
             if on_unit is not None:
                 on_unit(row)
-    bar.close()
     return result
 
 

@@ -11,7 +11,7 @@ driver are never used by two units at once.
 import contextvars
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import Any
 
@@ -51,6 +51,12 @@ def run_side_by_side(calls: Sequence[Callable[[], Any]], threads: int) -> list[A
     """
     if threads <= 1 or len(calls) <= 1:
         return [call() for call in calls]
-    with ThreadPoolExecutor(max_workers=min(threads, len(calls))) as pool:
+    pool = ThreadPoolExecutor(max_workers=min(threads, len(calls)), thread_name_prefix="tada-unit")
+    try:
         futures = [pool.submit(contextvars.copy_context().run, _exclusive, call) for call in calls]
+        wait(futures)
+    except BaseException:  # Ctrl-C: do not wait for the other units (closing the executor ends them)
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     return [future.result() for future in futures]

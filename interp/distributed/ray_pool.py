@@ -187,10 +187,10 @@ class RayExecutor:
                 self._idle.put(actor)
                 try:
                     results[index] = ray.get(ref)
+                    on_result(index, results[index])
                 except BaseException:
                     self._drain(running)
                     raise
-                on_result(index, results[index])
         return results
 
     def _drain(self, running: dict[Any, tuple[int, Any]]) -> None:
