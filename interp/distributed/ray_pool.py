@@ -14,6 +14,7 @@ deterministic, so a redone item gives the same result.
 import queue
 import socket
 import sys
+import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +25,8 @@ from interp.distributed.executor import OnResult, Task
 from interp.errors import TadaError
 
 INSTALL = 'pip install -e ".[ray]"'
-CONNECT_TIMEOUT_S = 10.0
+CONNECT_TIMEOUT_S = 8.0
+INIT_TIMEOUT_S = 10.0
 
 
 class ExecutorError(TadaError, RuntimeError):
@@ -86,18 +88,48 @@ def _init(ray: Any, address: str | None) -> bool:
     """Connect to (or start) Ray; ``True`` if this call started the connection."""
     if ray.is_initialized():
         return False
-    if address is not None:
-        _check_reachable(address)
+    options = dict(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 logging_level="ERROR")
+        if address is None:
+            ray.init(**options)  # a local instance: started here, in the main thread
+        else:
+            _check_reachable(address)
+            _init_within(ray, options, INIT_TIMEOUT_S)
+    except ExecutorError:
+        raise
     except (ConnectionError, RuntimeError, ValueError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        text = str(error).strip()
+        first = text.splitlines()[0].rstrip(".") if text else type(error).__name__
         raise ExecutorError(
             f"Cannot connect to Ray at {address!r}: {first}. Start a cluster (`ray start "
             f"--head`) or omit --address for a local instance."
         ) from None
     return True
+
+
+def _init_within(ray: Any, options: dict[str, Any], timeout: float) -> None:
+    """``ray.init(**options)``, given up after ``timeout`` seconds (Ray Client and GCS
+    connections retry for minutes on an address that accepts but does not answer)."""
+    outcome: dict[str, BaseException | None] = {}
+
+    def connect() -> None:
+        try:
+            ray.init(**options)
+            outcome["error"] = None
+        except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=connect, name="tada-ray-connect", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if "error" not in outcome:
+        raise ExecutorError(
+            f"The Ray cluster at {options['address']!r} did not answer within {timeout:.0f} s; "
+            f"check that it runs (`ray status`) and the address, or omit --address for a "
+            f"local instance."
+        )
+    if outcome["error"] is not None:
+        raise outcome["error"]
 
 
 class _Worker:
