@@ -15,7 +15,6 @@ import queue
 import socket
 import sys
 import threading
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -66,7 +65,7 @@ def import_ray() -> Any:
 
 def _check_reachable(address: str) -> None:
     """Fail fast (within ``CONNECT_TIMEOUT_S``) on a host:port nobody listens on."""
-    if address in ("auto", "local"):
+    if address == "auto":
         return
     parsed = urlparse(address if "://" in address else f"tcp://{address}")
     host, port = parsed.hostname, parsed.port
@@ -90,8 +89,8 @@ def _init(ray: Any, address: str | None) -> bool:
         return False
     options = dict(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     try:
-        if address is None:
-            ray.init(**options)  # a local instance: started here, in the main thread
+        if address in (None, "local"):
+            ray.init(**options)  # a new local instance: started here, in the main thread
         else:
             _check_reachable(address)
             _init_within(ray, options, INIT_TIMEOUT_S)
@@ -181,10 +180,8 @@ class RayExecutor:
             raise ExecutorError(f"The Ray cluster has no room for one worker needing {resources} "
                                 f"(it has: {ray.cluster_resources()}).")
         if workers is not None and granted < workers:
-            warnings.warn(f"Asked for {workers} Ray workers, the cluster can host {granted} "
-                          f"(each needs {resources}); running with {granted}.", stacklevel=2)
             print(f"tada: warning: asked for {workers} Ray workers; the cluster can host "
-                  f"{granted}, running with {granted}.", file=sys.stderr)
+                  f"{granted} (each needs {resources}), running with {granted}.", file=sys.stderr)
         remote = ray.remote(max_restarts=-1, max_task_retries=-1, **resources)(_Worker)
         self.actors = [remote.remote(model) for _ in range(granted)]
         self.workers = granted

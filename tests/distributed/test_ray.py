@@ -150,10 +150,11 @@ def test_a_killed_driver_resumes_and_computes_only_what_is_missing(cluster, refe
     assert not list((out / "units" / "work").glob("*/*.json"))  # cleaned up per unit
 
 
-def test_more_workers_than_the_cluster_hosts_warns_and_runs(cluster, tmp_path):
-    with pytest.warns(UserWarning, match="can host 2"):
-        _run(ROOT / "experiments" / "tiny.yaml", tmp_path / "run",
-             executor=ExecutorConfig("ray", workers=5))
+def test_more_workers_than_the_cluster_hosts_warns_and_runs(cluster, tmp_path, capfd):
+    _run(ROOT / "experiments" / "tiny.yaml", tmp_path / "run", executor=ExecutorConfig("ray", workers=5))
+    warning = [line for line in capfd.readouterr().err.splitlines() if "warning" in line]
+    assert warning == ["tada: warning: asked for 5 Ray workers; the cluster can host 2 (each "
+                       "needs {'num_cpus': 1}), running with 2."]
     assert (tmp_path / "run" / "results.csv").is_file()
 
 
