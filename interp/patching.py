@@ -17,15 +17,19 @@ step ``k`` from the target run's latents, which the baseline run recorded: the s
 before ``k`` are identical to the unpatched target run and are not recomputed.
 """
 
-from collections import defaultdict
+import hashlib
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Literal
 
 import torch
 from torch import Tensor
 
 from interp.adapter import GenerationRequest, ModelAdapter
+from interp.distributed.executor import run_tasks
+from interp.distributed.tasks import GenerationTask
 from interp.edits import Edit, Read, Replace, Zero
 from interp.errors import TadaError
 from interp.metrics import Effect, Metric, Reference, needs_audio, normalized_effect
@@ -161,64 +165,140 @@ def sweep(
         adapter.catalog.parse_many(v.sites)
     if direction == "ablation" and ablation == "mean" and mean_activations is None:
         raise TadaError("Mean ablation needs mean_activations (see interp.patching.mean_activations).")
-    needed = sorted({stage_site(s).name for v in variants for s in v.sites})
+    needed = tuple(sorted({stage_site(s).name for v in variants for s in v.sites}))
     rows_per_sample = 2 if (branch is Branch.BOTH and base.guided) else 1
     start = min(resolved) if reuse_latents and adapter.can_resume else 0
+    plan = _SweepPlan(base, metric, direction, step_sel, branch, ablation, mean_activations,
+                      needed, rows_per_sample, start, resolved)
+    chunks = [tuple(variants[i : i + batch_size]) for i in range(0, len(variants), batch_size)]
+    tasks = [_ChunkTask(plan, pair_index, pair, seed, chunk)
+             for pair_index, pair in enumerate(pairs) for seed in seeds for chunk in chunks]
     result = SweepResult(direction, metric.name)
-    chunks = [variants[i : i + batch_size] for i in range(0, len(variants), batch_size)]
     with shown(progress, f"{direction} x{len(variants)} variants"):
         expect(len(pairs) * len(seeds) * (2 + sum(len(chunk) + 1 for chunk in chunks)))
-        for pair_index, pair in enumerate(pairs):
-            for seed in seeds:
-                both = replace(base, prompts=(pair.clean, pair.corrupted), seeds=(seed, seed))
-                baseline = run(
-                    adapter, replace(both, keep_latents_at=(start,) if start else ()),
-                    reads=[Read(name, steps=step_sel, branch=branch) for name in needed],
-                )
-                ref = Reference(_select(baseline.output, 0), _select(baseline.output, 1), pair)
-                source = 0 if direction == "denoising" else 1
-                target = 1 - source if direction != "ablation" else 0
-                target_prompt = (pair.clean, pair.corrupted)[target]
-                with torch.no_grad():
-                    m_source = float(metric(_select(baseline.output, source) if direction != "ablation"
-                                            else ref.corrupted, ref)[0])
-                for chunk in chunks:
-                    # row 0 is an unpatched control: the target run computed in the same batch
-                    # shape as its variants, so a site without effect reads exactly zero.
-                    edits = []
-                    for i, variant in enumerate(chunk, start=1):
-                        for site in variant.sites:
-                            if direction == "ablation":
-                                op = Zero() if ablation == "zero" else Replace(
-                                    _cached_value(mean_activations, resolved, site, 0, rows_per_sample, 1)
-                                )
-                            else:
-                                op = Replace(_cached_value(
-                                    baseline.reads, resolved, site, source, rows_per_sample, 2
-                                ))
-                            edits.append(Edit(site, op, steps=step_sel, branch=branch, samples=(i,)))
-                    n = len(chunk) + 1
-                    request = replace(base, prompts=(target_prompt,) * n, seeds=(seed,) * n)
-                    if start:
-                        resume_from = baseline.output.step_latents[start][target : target + 1]
-                        request = replace(request, start_step=start,
-                                          start_latents=resume_from.expand(n, *resume_from.shape[1:]).clone())
-                    output = run(adapter, request, edits=edits).output
-                    with torch.no_grad():
-                        values = metric(output, ref)
-                    m_target = float(values[0])
-                    m_clean, m_corrupted = (m_source, m_target) if direction == "denoising" \
-                        else (m_target, m_source)
-                    for i, variant in enumerate(chunk, start=1):
-                        row = {
-                            "concept": pair.concept, "pair": pair_index, "seed": seed,
-                            "variant": variant.label, "value": float(values[i]),
-                            "clean": m_clean, "corrupted": m_corrupted,
-                        }
-                        result.rows.append(row)
-                        if on_unit is not None:
-                            on_unit(row)
+        try:
+            done = run_tasks(adapter, tasks)
+        finally:
+            _BASELINES.clear()  # the last baseline's reads are not needed after the sweep
+    for rows in done:
+        for row in rows:
+            result.rows.append(row)
+            if on_unit is not None:
+                on_unit(row)
     return result
+
+
+@dataclass(frozen=True)
+class _SweepPlan:
+    """What every chunk of one sweep shares."""
+
+    base: GenerationRequest
+    metric: Metric
+    direction: Direction
+    steps: Steps
+    branch: Branch
+    ablation: str
+    mean_activations: dict[str, Tensor] | None
+    needed: tuple[str, ...]
+    rows_per_sample: int
+    start: int
+    resolved: tuple[int, ...]
+
+    @cached_property
+    def key(self) -> str:
+        from interp.experiments.units import fingerprint
+
+        means = None if self.mean_activations is None else {
+            k: hashlib.sha256(v.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+            for k, v in sorted(self.mean_activations.items())
+        }
+        return fingerprint(repr(self.base), self.metric.name, type(self.metric).__qualname__, self.direction,
+                           str(self.steps), self.branch.value, self.ablation, means, self.needed,
+                           self.start)
+
+
+#: The baseline run of the latest (pair, seed) unit in this process, which the following
+#: chunks of that unit reuse (held like the loop that ran them one after the other).
+_BASELINES: "OrderedDict[tuple, tuple]" = OrderedDict()
+_BASELINES_KEPT = 1
+
+
+@dataclass(frozen=True)
+class _ChunkTask:
+    """One work item of a sweep: a chunk of variants for one (pair, seed) unit."""
+
+    plan: _SweepPlan
+    pair_index: int
+    pair: PromptPair
+    seed: int
+    chunk: tuple[Variant, ...]
+
+    def key(self) -> str:
+        from interp.experiments.units import fingerprint
+
+        return fingerprint(self.plan.key, self.pair_index, repr(self.pair), self.seed,
+                           [(v.label, [s.name for s in v.sites]) for v in self.chunk])
+
+    def _baseline(self, adapter: ModelAdapter) -> tuple:
+        plan, pair, seed = self.plan, self.pair, self.seed
+        key = (id(adapter), plan.key, repr(pair), seed)
+        if key in _BASELINES:
+            _BASELINES.move_to_end(key)
+            return _BASELINES[key]
+        both = replace(plan.base, prompts=(pair.clean, pair.corrupted), seeds=(seed, seed))
+        baseline = run(
+            adapter, replace(both, keep_latents_at=(plan.start,) if plan.start else ()),
+            reads=[Read(name, steps=plan.steps, branch=plan.branch) for name in plan.needed],
+        )
+        ref = Reference(_select(baseline.output, 0), _select(baseline.output, 1), pair)
+        source = 0 if plan.direction == "denoising" else 1
+        with torch.no_grad():
+            m_source = float(plan.metric(_select(baseline.output, source) if plan.direction != "ablation"
+                                         else ref.corrupted, ref)[0])
+        _BASELINES[key] = (baseline, ref, m_source)
+        while len(_BASELINES) > _BASELINES_KEPT:
+            _BASELINES.popitem(last=False)
+        return _BASELINES[key]
+
+    def __call__(self, adapter: ModelAdapter) -> list[dict]:
+        plan, pair, seed, direction = self.plan, self.pair, self.seed, self.plan.direction
+        baseline, ref, m_source = self._baseline(adapter)
+        source = 0 if direction == "denoising" else 1
+        target = 1 - source if direction != "ablation" else 0
+        target_prompt = (pair.clean, pair.corrupted)[target]
+        resolved, rows_per_sample = plan.resolved, plan.rows_per_sample
+        # row 0 is an unpatched control: the target run computed in the same batch
+        # shape as its variants, so a site without effect reads exactly zero.
+        edits = []
+        for i, variant in enumerate(self.chunk, start=1):
+            for site in variant.sites:
+                if direction == "ablation":
+                    op = Zero() if plan.ablation == "zero" else Replace(
+                        _cached_value(plan.mean_activations, resolved, site, 0, rows_per_sample, 1)
+                    )
+                else:
+                    op = Replace(_cached_value(
+                        baseline.reads, resolved, site, source, rows_per_sample, 2
+                    ))
+                edits.append(Edit(site, op, steps=plan.steps, branch=plan.branch, samples=(i,)))
+        n = len(self.chunk) + 1
+        request = replace(plan.base, prompts=(target_prompt,) * n, seeds=(seed,) * n)
+        if plan.start:
+            resume_from = baseline.output.step_latents[plan.start][target : target + 1]
+            request = replace(request, start_step=plan.start,
+                              start_latents=resume_from.expand(n, *resume_from.shape[1:]).clone())
+        output = run(adapter, request, edits=edits).output
+        with torch.no_grad():
+            values = plan.metric(output, ref)
+        m_target = float(values[0])
+        m_clean, m_corrupted = (m_source, m_target) if direction == "denoising" \
+            else (m_target, m_source)
+        return [
+            {"concept": pair.concept, "pair": self.pair_index, "seed": seed,
+             "variant": variant.label, "value": float(values[i]),
+             "clean": m_clean, "corrupted": m_corrupted}
+            for i, variant in enumerate(self.chunk, start=1)
+        ]
 
 
 def _select(output, index: int):  # noqa: ANN001, ANN202
@@ -277,7 +357,8 @@ def patched_generation(
     expect(3)  # clean and corrupted in one batch, then the patched run
     needed = sorted({stage_site(s).name for s in variant.sites})
     both = replace(base, prompts=(pair.clean, pair.corrupted), seeds=(seed, seed))
-    baseline = run(adapter, both, reads=[Read(n, steps=step_sel, branch=branch) for n in needed])
+    reads = tuple(Read(n, steps=step_sel, branch=branch) for n in needed)
+    baseline = run_tasks(adapter, [GenerationTask(both, reads=reads)])[0]
     resolved = step_sel.resolve(base.num_steps)
     rows_per_sample = 2 if (branch is Branch.BOTH and base.guided) else 1
     source = 0 if direction == "denoising" else 1
@@ -287,5 +368,6 @@ def patched_generation(
         for s in variant.sites
     ]
     target = pair.corrupted if direction == "denoising" else pair.clean
-    patched = run(adapter, replace(base, prompts=(target,), seeds=(seed,)), edits=edits).output
+    request = replace(base, prompts=(target,), seeds=(seed,))
+    patched = run_tasks(adapter, [GenerationTask(request, tuple(edits))])[0].output
     return _select(baseline.output, 0), _select(baseline.output, 1), patched

@@ -30,9 +30,10 @@ from torch import Tensor
 
 from interp.adapter import GenerationRequest, ModelAdapter
 from interp.edits import Read
+from interp.distributed.executor import current, run_tasks
+from interp.distributed.tasks import GenerationTask
 from interp.errors import TadaError, did_you_mean
 from interp.progress import expect
-from interp.runner import run
 from interp.selection import Branch, Steps, StepsLike, branch_rows
 from interp.sites import Site
 from saes.layout import site_width
@@ -151,41 +152,47 @@ def cache_activations(
     writers: dict[str, _ShardWriter] = {}
     reserve, started, generation_s = 0, time.perf_counter(), 0.0
     expect(len(units))
+    reads = tuple(
+        Read(n, steps=selection, branch=parsed_branch,
+             reduce=lambda x, w=widths[n]: x.reshape(-1, w).to(dtype))
+        for n in names
+    )
+    batches = []
     for offset in range(0, len(units), batch_size):
         chunk = units[offset : offset + batch_size]
-        batch = replace(request, prompts=tuple(p for p, _ in chunk), seeds=tuple(s for _, s in chunk),
-                        decode=False)  # only activations are kept: no audio to decode
-        reads = [
-            Read(n, steps=selection, branch=parsed_branch,
-                 reduce=lambda x, w=widths[n]: x.reshape(-1, w).to(dtype))
-            for n in names
-        ]
+        batches.append((offset, replace(request, prompts=tuple(p for p, _ in chunk),
+                                        seeds=tuple(s for _, s in chunk), decode=False)))
+    # one batch per worker at a time (the local executor: one), written in batch order
+    window = current().workers
+    for first in range(0, len(batches), window):
+        group = batches[first : first + window]
         tick = time.perf_counter()
-        result = run(adapter, batch, reads=reads)
+        results = run_tasks(adapter, [GenerationTask(batch, reads=reads) for _, batch in group])
         generation_s += time.perf_counter() - tick
-        rows = branch_rows(parsed_branch, batch.batch_size, batch.guided)
-        if not writers:
-            read_bytes = sum(t.numel() * t.element_size() for t in result.reads.values())
-            vectors = sum(t.shape[0] * t.shape[1] for t in result.reads.values())
-            reserve = 2 * read_bytes + vectors * _LABEL_BYTES  # the runner stacks its reads
-            per_row = sum(w * itemsize + _LABEL_BYTES for w in widths.values())
-            shard_rows = (memory_budget_bytes - reserve) // per_row
-            if shard_rows < 1:
-                raise TadaError(
-                    f"memory_budget_bytes={memory_budget_bytes} is too small: one batch of "
-                    f"{batch.batch_size} generations reads {read_bytes} bytes at {len(names)} "
-                    f"site(s) x {len(resolved)} step(s), and needs at least {reserve + per_row}. "
-                    f"Lower batch_size, cache fewer steps or sites, or raise the budget."
-                )
-            writers = {n: _ShardWriter(out / _dir_name(n), widths[n], shard_rows, dtype) for n in names}
-        for name in names:
-            stacked = result.reads[name]  # [step, rows * seq, d]
-            seq = stacked.shape[1] // len(rows)
-            for i, step in enumerate(resolved):
-                columns = _labels(rows, batch.batch_size, batch.guided, offset, seq, step)
-                columns["acts"] = stacked[i]
-                writers[name].append(columns)
-        del result
+        for (offset, batch), result in zip(group, results, strict=True):
+            rows = branch_rows(parsed_branch, batch.batch_size, batch.guided)
+            if not writers:
+                read_bytes = sum(t.numel() * t.element_size() for t in result.reads.values())
+                vectors = sum(t.shape[0] * t.shape[1] for t in result.reads.values())
+                reserve = 2 * read_bytes + vectors * _LABEL_BYTES  # the runner stacks its reads
+                per_row = sum(w * itemsize + _LABEL_BYTES for w in widths.values())
+                shard_rows = (memory_budget_bytes - reserve) // per_row
+                if shard_rows < 1:
+                    raise TadaError(
+                        f"memory_budget_bytes={memory_budget_bytes} is too small: one batch of "
+                        f"{batch.batch_size} generations reads {read_bytes} bytes at {len(names)} "
+                        f"site(s) x {len(resolved)} step(s), and needs at least {reserve + per_row}. "
+                        f"Lower batch_size, cache fewer steps or sites, or raise the budget."
+                    )
+                writers = {n: _ShardWriter(out / _dir_name(n), widths[n], shard_rows, dtype) for n in names}
+            for name in names:
+                stacked = result.reads[name]  # [step, rows * seq, d]
+                seq = stacked.shape[1] // len(rows)
+                for i, step in enumerate(resolved):
+                    columns = _labels(rows, batch.batch_size, batch.guided, offset, seq, step)
+                    columns["acts"] = stacked[i]
+                    writers[name].append(columns)
+        del results
     for writer in writers.values():
         writer.flush()
     manifest = {
@@ -362,3 +369,4 @@ class ActivationCache:
         if not parts:
             raise TadaError(f"No cached vectors of {site!s} pass the filters {filters}.")
         return torch.cat(parts)
+

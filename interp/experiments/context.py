@@ -122,10 +122,12 @@ class StepContext:
     def generate(
         self, request: GenerationRequest, edits: Sequence[Edit] = (), reads: Sequence[Read] = ()
     ) -> RunResult:
-        """Run one traced generation with :func:`interp.runner.run`."""
-        from interp.runner import run
+        """Run one traced generation with :func:`interp.runner.run`, on the run's
+        executor (reads and outputs come back on the CPU from Ray workers)."""
+        from interp.distributed import run_tasks
+        from interp.distributed.tasks import GenerationTask
 
-        return run(self.adapter, request, list(edits), list(reads))
+        return run_tasks(self.adapter, [GenerationTask(request, tuple(edits), tuple(reads))])[0]
 
     def score(
         self,

@@ -17,11 +17,16 @@ stopped and a finished one only rebuilds the table and report.
 
 import json
 import zlib
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from interp.distributed import ExecutorConfig, ModelSettings, WorkStore, current, make_executor, using
+from interp.distributed.concurrency import run_side_by_side
+from interp.distributed.executor import recording
 from interp.errors import TadaError
 from interp.experiments import rundir
 from interp.experiments.checks import CheckContext, check_marked, step_prompt_set
@@ -139,10 +144,15 @@ def _run_step(
     finished = {u.id: store.load(step.name, u.id, prints[u.id]) for u in units}
     watch = StepWatch(progress, step.name, len(units), sum(r is not None for r in finished.values()), log)
     try:
-        for unit in units:
-            if finished[unit.id] is not None:
-                continue
-            finished[unit.id] = _run_unit(step, unit, ctx, prints[unit.id], store, watch)
+        workers = current().workers  # with several, units run side by side (concepts in parallel)
+
+        def job(unit: Any) -> Callable[[], None]:
+            def call() -> None:
+                own = ctx if workers <= 1 else replace(ctx, _artifacts=[])
+                finished[unit.id] = _run_unit(step, unit, own, prints[unit.id], store, watch)
+            return call
+
+        run_side_by_side([job(u) for u in units if finished[u.id] is None], workers)
     finally:
         watch.close()
     ctx.results = [finished[u.id] for u in units]  # type: ignore[misc]
@@ -169,8 +179,9 @@ def _run_unit(step: MethodSpec, unit: Any, ctx: StepContext, print_: str, store:
     ctx.unit = unit
     ctx._artifacts = []
     torch.manual_seed(_unit_seed(step.name, unit.id))
+    work = WorkStore(store.root / "work" / f"{step.name}.{unit.id}.{print_}")  # finished items
     try:
-        with watch.unit(step.name, unit.id, print_):
+        with watch.unit(step.name, unit.id, print_), recording(work):
             rows = step.run_unit(unit, ctx)
     except Exception as error:
         error.add_note(f"(while running unit {unit.id!r} of step {step.name!r}, method {step.method!r})")
@@ -185,6 +196,7 @@ def _run_unit(step: MethodSpec, unit: Any, ctx: StepContext, print_: str, store:
     result = UnitResult(unit.id, rows, list(ctx._artifacts), fingerprint=print_)
     watch.finished(step.name, unit.id, print_)
     store.save(step.name, result)
+    work.remove()
     return result
 
 
@@ -194,6 +206,7 @@ def run(
     *,
     progress: ProgressOption = True,
     force: bool = False,
+    executor: ExecutorConfig | str = "local",
 ) -> Results:
     """Run an experiment (or finish an interrupted one) and return its results.
 
@@ -205,6 +218,9 @@ def run(
             called with every :class:`~interp.progress.ProgressEvent` instead.
         force: Use a non-empty ``out`` that is not a run directory (see
             :mod:`interp.experiments.rundir` for the rules of run directories).
+        executor: Where work items run: ``"local"`` (this process), ``"ray"``, or an
+            :class:`~interp.distributed.ExecutorConfig` (Ray address, workers). The
+            results are the same with any executor (docs/distributed.md).
 
     Raises:
         SpecError: If the spec is invalid (nothing runs).
@@ -219,8 +235,13 @@ def run(
         )
     check_device(loaded.spec.model.device)
     out_dir = output_dir(loaded, out)
-    with rundir.claim(out_dir, force=force) as claimed:
-        return _execute(loaded, claimed, progress)
+    m = loaded.spec.model  # workers start (or fail) before anything is written
+    pool = make_executor(executor, ModelSettings(source_of(m.name, loaded.base_dir), m.device, m.dtype, m.threads))
+    try:
+        with rundir.claim(out_dir, force=force) as claimed, using(pool):
+            return _execute(loaded, claimed, progress)
+    finally:
+        pool.close()
 
 
 def _execute(loaded: LoadedSpec, claimed: rundir.RunDir, progress: ProgressOption) -> Results:

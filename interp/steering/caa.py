@@ -26,8 +26,9 @@ from torch import Tensor
 from interp.adapter import GenerationRequest, ModelAdapter
 from interp.edits import Read
 from interp.errors import TadaError
+from interp.distributed.executor import run_tasks
+from interp.distributed.tasks import GenerationTask
 from interp.progress import expect
-from interp.runner import run
 from interp.selection import Branch, Steps, StepsLike
 from interp.sites import Site
 
@@ -173,11 +174,13 @@ def activation_means(
     per_sample = 2 if (Branch.parse(branch) is Branch.BOTH and request.guided) else 1
     sums: dict[str, Tensor] = {}
     expect(len(units))
+    reads = tuple(Read(n, steps=selection, branch=branch, reduce=_position_mean_sum) for n in names)
+    tasks = []
     for start in range(0, len(units), batch_size):
         chunk = units[start : start + batch_size]
         batch = replace(request, prompts=tuple(p for p, _ in chunk), seeds=tuple(s for _, s in chunk))
-        reads = [Read(n, steps=selection, branch=branch, reduce=_position_mean_sum) for n in names]
-        result = run(adapter, batch, reads=reads)
+        tasks.append(GenerationTask(batch, reads=reads))
+    for result in run_tasks(adapter, tasks):  # batches in order: the same sums on any executor
         for name in names:
             total = result.reads[name]
             sums[name] = total if name not in sums else sums[name] + total

@@ -32,8 +32,9 @@ from torch import Tensor
 from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
 from interp.errors import TadaError
 from interp.metrics import ConceptScorer
+from interp.distributed.executor import run_tasks
+from interp.distributed.tasks import GenerationTask
 from interp.progress import expect
-from interp.runner import run
 from interp.steering.steer import Steerer
 
 Distance = Literal["audio", "latents"]
@@ -261,8 +262,9 @@ def evaluate_steering(
     reference: GenerationOutput | None = None
     base_alignment: Tensor | None = None
     expect(len(grid) * request.batch_size)
-    for alpha in grid:
-        output = run(adapter, request, edits=steerer.edits(alpha)).output
+    runs = run_tasks(adapter, [GenerationTask(request, tuple(steerer.edits(alpha))) for alpha in grid])
+    for alpha, result in zip(grid, runs, strict=True):
+        output = result.output
         alignment = scorer.score(output, concept, value).detach().float().cpu().reshape(-1)
         if reference is None:
             reference, base_alignment = output, alignment

@@ -1,0 +1,192 @@
+"""Where work items run: in this process (``local``) or on Ray actors (``ray``).
+
+A *work item* (:class:`Task`) is a picklable callable ``task(adapter) -> result`` that
+holds everything it needs but the model: a chunk of sweep variants for one (pair,
+seed), or one generation. Library loops (:func:`interp.patching.sweep`, the engine's
+generations) hand their items to :func:`run_tasks`, which gives them to the current
+executor and returns the results **in the order of the items**, whatever order they
+finished in. Chunk boundaries come from the spec (``batch_size``), never from the number
+of workers, so the results are the same with any executor.
+
+Items with a :meth:`Task.key` are persisted as they finish in the current
+:class:`WorkStore` (the engine opens one per unit), so a driver killed mid-unit resumes
+and computes only the items that are missing.
+"""
+
+import json
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from interp.errors import TadaError
+
+
+@runtime_checkable
+class Task(Protocol):
+    """One work item: runs on a loaded model and returns plain data or CPU tensors."""
+
+    def key(self) -> str | None:
+        """A stable hash of everything that determines the result, or ``None`` when the
+        result is not worth persisting (it is then recomputed after a crash)."""
+        ...
+
+    def __call__(self, adapter: Any) -> Any: ...
+
+
+OnResult = Callable[[int, Any], None]
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Maps work items to results."""
+
+    #: How many items run at once (1 for the local executor).
+    workers: int
+
+    def map(self, adapter: Any, tasks: Sequence[Task], on_result: OnResult) -> list[Any]:
+        """Run ``tasks``; call ``on_result(index, result)`` as each finishes; return the
+        results in task order. ``adapter`` is the driver's model (the local executor
+        runs on it; remote executors use their own copies of the same model)."""
+        ...
+
+    def close(self) -> None:
+        """Release workers."""
+        ...
+
+
+class LocalExecutor:
+    """Runs every item in this process, one after the other (the default)."""
+
+    workers = 1
+
+    def map(self, adapter: Any, tasks: Sequence[Task], on_result: OnResult) -> list[Any]:
+        results = []
+        for index, task in enumerate(tasks):
+            result = task(adapter)
+            on_result(index, result)
+            results.append(result)
+        return results
+
+    def close(self) -> None:
+        pass
+
+
+class WorkStore:
+    """Finished work items of one unit, one JSON file each, written atomically.
+
+    Only JSON-ready results are stored (sweep rows). The engine removes the folder
+    once the unit itself is saved.
+    """
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def path(self, key: str) -> Path:
+        return self.root / f"{key}.json"
+
+    def load(self, key: str) -> Any:
+        """The stored result, or ``None`` (missing or unreadable)."""
+        try:
+            return json.loads(self.path(key).read_text(encoding="utf-8"))["result"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def save(self, key: str, result: Any) -> None:
+        from interp.experiments.units import write_text
+
+        write_text(self.path(key), json.dumps({"result": result}, sort_keys=True) + "\n")
+
+    def count(self) -> int:
+        """How many items are stored."""
+        return len(list(self.root.glob("*.json"))) if self.root.is_dir() else 0
+
+    def remove(self) -> None:
+        """Delete the folder (after its unit is saved)."""
+        import shutil
+
+        shutil.rmtree(self.root, ignore_errors=True)
+        try:
+            self.root.parent.rmdir()  # the shared work/ folder, once no unit uses it
+        except OSError:
+            pass
+
+
+_EXECUTOR: ContextVar[Executor | None] = ContextVar("tada_executor", default=None)
+_STORE: ContextVar[WorkStore | None] = ContextVar("tada_work_store", default=None)
+_LOCAL = LocalExecutor()
+_COUNT_LOCK = threading.Lock()
+
+#: Work items computed (not taken from a store) by :func:`run_tasks` in this process.
+computed = {"items": 0}
+
+
+def current() -> Executor:
+    """The executor work items go to (the local one unless :func:`using` set another)."""
+    return _EXECUTOR.get() or _LOCAL
+
+
+@contextmanager
+def using(executor: Executor) -> Iterator[Executor]:
+    """Send work items to ``executor`` inside the block."""
+    token = _EXECUTOR.set(executor)
+    try:
+        yield executor
+    finally:
+        _EXECUTOR.reset(token)
+
+
+@contextmanager
+def recording(store: WorkStore | None) -> Iterator[WorkStore | None]:
+    """Persist keyed work items in ``store`` inside the block (and reuse stored ones)."""
+    token = _STORE.set(store)
+    try:
+        yield store
+    finally:
+        _STORE.reset(token)
+
+
+def run_tasks(adapter: Any, tasks: Sequence[Task], on_result: OnResult | None = None) -> list[Any]:
+    """Results of ``tasks`` in order: stored ones from the current :class:`WorkStore`,
+    the others from the current executor (and stored as they finish).
+
+    Args:
+        adapter: The driver's model.
+        tasks: Work items.
+        on_result: Called with ``(index, result)`` for every item, stored ones included,
+            in completion order.
+    """
+    store = _STORE.get()
+    keys = [task.key() if store is not None else None for task in tasks]
+    results: list[Any] = [None] * len(tasks)
+    missing = []
+    for index, key in enumerate(keys):
+        stored = store.load(key) if key is not None else None
+        if stored is None:
+            missing.append(index)
+        else:
+            results[index] = stored
+            if on_result is not None:
+                on_result(index, stored)
+
+    def finished(position: int, result: Any) -> None:
+        index = missing[position]
+        if keys[index] is not None:
+            store.save(keys[index], result)  # type: ignore[union-attr]
+        with _COUNT_LOCK:
+            computed["items"] += 1
+        if on_result is not None:
+            on_result(index, result)
+
+    if missing:
+        from interp.distributed.concurrency import waiting
+
+        with waiting():
+            done = current().map(adapter, [tasks[i] for i in missing], finished)
+        if len(done) != len(missing):
+            raise TadaError(f"The executor returned {len(done)} results for {len(missing)} work items.")
+        for index, result in zip(missing, done):
+            results[index] = result
+    return results

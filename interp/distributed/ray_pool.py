@@ -1,0 +1,237 @@
+"""The Ray executor: a pool of actors that each load the spec's model once.
+
+Each actor asks Ray for one GPU when the model runs on CUDA, else for ``threads``
+CPUs (1 by default), loads the model with the spec's name, device and dtype, and keeps
+it. Work items travel to the actors pickled; results come back through Ray's object
+store as plain data or CPU tensors, and only the driver writes files.
+
+Faults are Ray's: actors are created with ``max_restarts=-1`` and
+``max_task_retries=-1``, so an actor whose process dies (``kill -9``, a lost node) is
+restarted, reloads the model, and the item it was running is submitted again. Items are
+deterministic, so a redone item gives the same result.
+"""
+
+import queue
+import socket
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+from interp.distributed.executor import OnResult, Task
+from interp.errors import TadaError
+
+INSTALL = 'pip install -e ".[ray]"'
+CONNECT_TIMEOUT_S = 8.0
+INIT_TIMEOUT_S = 10.0
+
+
+class ExecutorError(TadaError, RuntimeError):
+    """The executor cannot start: Ray missing, cluster unreachable, bad worker count."""
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """What a worker needs to load the model exactly as the driver does."""
+
+    name: str
+    device: str = "cpu"
+    dtype: str | None = None
+    threads: int | None = None
+
+    def load(self) -> Any:
+        from interp.experiments import model as models
+
+        adapter = models.load(self.name, weights=True, device=self.device, dtype=self.dtype)
+        models.set_threads(adapter, self.threads, self.device)
+        return adapter
+
+    def resources(self) -> dict[str, int]:
+        """What one actor asks Ray for."""
+        if self.device.startswith("cuda"):
+            return {"num_gpus": 1, "num_cpus": 1}
+        return {"num_cpus": self.threads or 1}
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ExecutorError(f"--executor ray needs Ray, which is not installed; install it with: {INSTALL}") from None
+    return ray
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast (within ``CONNECT_TIMEOUT_S``) on a host:port nobody listens on."""
+    if address == "auto":
+        return
+    parsed = urlparse(address if "://" in address else f"tcp://{address}")
+    host, port = parsed.hostname, parsed.port
+    if host is None or port is None:
+        raise ExecutorError(
+            f"Ray address {address!r} is not 'auto', 'host:port' or 'ray://host:port'; "
+            f"omit --address to start a local Ray instance."
+        )
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as error:
+        raise ExecutorError(
+            f"Cannot reach the Ray cluster at {address!r} ({error.strerror or error}); check "
+            f"that it runs (`ray status`) and the address, or omit --address for a local instance."
+        ) from None
+
+
+def _init(ray: Any, address: str | None) -> bool:
+    """Connect to (or start) Ray; ``True`` if this call started the connection."""
+    if ray.is_initialized():
+        return False
+    options = dict(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    try:
+        if address in (None, "local"):
+            ray.init(**options)  # a new local instance: started here, in the main thread
+        else:
+            _check_reachable(address)
+            _init_within(ray, options, INIT_TIMEOUT_S)
+    except ExecutorError:
+        raise
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        text = str(error).strip()
+        first = text.splitlines()[0].rstrip(".") if text else type(error).__name__
+        raise ExecutorError(
+            f"Cannot connect to Ray at {address!r}: {first}. Start a cluster (`ray start "
+            f"--head`) or omit --address for a local instance."
+        ) from None
+    return True
+
+
+def _init_within(ray: Any, options: dict[str, Any], timeout: float) -> None:
+    """``ray.init(**options)``, given up after ``timeout`` seconds (Ray Client and GCS
+    connections retry for minutes on an address that accepts but does not answer)."""
+    outcome: dict[str, BaseException | None] = {}
+
+    def connect() -> None:
+        try:
+            ray.init(**options)
+            outcome["error"] = None
+        except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=connect, name="tada-ray-connect", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if "error" not in outcome:
+        raise ExecutorError(
+            f"The Ray cluster at {options['address']!r} did not answer within {timeout:.0f} s; "
+            f"check that it runs (`ray status`) and the address, or omit --address for a "
+            f"local instance."
+        )
+    if outcome["error"] is not None:
+        raise outcome["error"]
+
+
+class _Worker:
+    """A Ray actor holding one loaded model."""
+
+    def __init__(self, model: ModelSettings):
+        self.adapter = model.load()
+
+    def pid(self) -> int:
+        import os
+
+        return os.getpid()
+
+    def run(self, task: Task) -> Any:
+        from interp.distributed.tasks import to_cpu
+
+        # progress: this is where the actor would forward the item's progress events
+        # (generations done, denoising step) to the driver, e.g. through a Ray queue.
+        return to_cpu(task(self.adapter))
+
+
+def _capacity(ray: Any, resources: dict[str, int]) -> int:
+    """How many actors with these resources the cluster can host (busy or not: Ray
+    starts an actor once resources free up)."""
+    available = ray.cluster_resources()
+    counts = []
+    for name, need in (("GPU", resources.get("num_gpus", 0)), ("CPU", resources.get("num_cpus", 0))):
+        if need:
+            counts.append(int(available.get(name, 0.0) // need))
+    return min(counts) if counts else 0
+
+
+class RayExecutor:
+    """Runs work items on ``workers`` Ray actors (see the module docstring)."""
+
+    def __init__(self, model: ModelSettings, *, address: str | None = None, workers: int | None = None):
+        if workers is not None and workers < 1:
+            raise ExecutorError(f"--workers must be at least 1, got {workers}; omit it to use "
+                                f"every CPU (or GPU) the Ray cluster has.")
+        ray = import_ray()
+        self._ray = ray
+        self._owns = _init(ray, address)
+        resources = model.resources()
+        capacity = _capacity(ray, resources)
+        wanted = capacity if workers is None else workers
+        granted = min(wanted, capacity)
+        if granted < 1:
+            self.close()
+            raise ExecutorError(f"The Ray cluster has no room for one worker needing {resources} "
+                                f"(it has: {ray.cluster_resources()}).")
+        if workers is not None and granted < workers:
+            print(f"tada: warning: asked for {workers} Ray workers; the cluster can host "
+                  f"{granted} (each needs {resources}), running with {granted}.", file=sys.stderr)
+        remote = ray.remote(max_restarts=-1, max_task_retries=-1, **resources)(_Worker)
+        self.actors = [remote.remote(model) for _ in range(granted)]
+        self.workers = granted
+        self._idle: queue.SimpleQueue = queue.SimpleQueue()
+        for actor in self.actors:
+            self._idle.put(actor)
+
+    def pids(self) -> list[int]:
+        """Process ids of the actors (for tests and diagnostics)."""
+        return self._ray.get([a.pid.remote() for a in self.actors])
+
+    def map(self, adapter: Any, tasks: Sequence[Task], on_result: OnResult) -> list[Any]:
+        """Hand items to idle actors (shared by every thread that calls ``map``, so units
+        running side by side share the pool), collect results as they come."""
+        ray = self._ray
+        results: list[Any] = [None] * len(tasks)
+        pending = list(range(len(tasks)))[::-1]
+        running: dict[Any, tuple[int, Any]] = {}
+        while pending or running:
+            while pending:
+                try:
+                    actor = self._idle.get(block=not running, timeout=None if running else 1.0)
+                except queue.Empty:
+                    break
+                index = pending.pop()
+                running[actor.run.remote(tasks[index])] = (index, actor)
+            if not running:
+                continue
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=0.05 if pending else None)
+            for ref in ready:
+                index, actor = running.pop(ref)
+                self._idle.put(actor)
+                try:
+                    results[index] = ray.get(ref)
+                    on_result(index, results[index])
+                except BaseException:
+                    self._drain(running)
+                    raise
+        return results
+
+    def _drain(self, running: dict[Any, tuple[int, Any]]) -> None:
+        """After a failed item: let the others end and give their actors back."""
+        if running:
+            self._ray.wait(list(running), num_returns=len(running))
+        for _, actor in running.values():
+            self._idle.put(actor)
+
+    def close(self) -> None:
+        for actor in getattr(self, "actors", []):
+            self._ray.kill(actor)
+        self.actors = []
+        if self._owns and self._ray.is_initialized():
+            self._ray.shutdown()
