@@ -18,6 +18,7 @@ Model-agnostic statistics over the (prompt pair, seed) units of a patching sweep
   with a given power.
 """
 
+import functools
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -68,9 +69,18 @@ def unit_differences(rows: Sequence[Mapping], removal: bool = False) -> dict[str
             f"separates them (check the pairs' clean/corrupted values)."
         )
     return {
-        label: np.array([np.mean(per_pair[p]) for p in sorted(per_pair)]) / gap
+        label: np.array([sum(per_pair[p]) / len(per_pair[p]) for p in sorted(per_pair)]) / gap
         for label, per_pair in moved.items()
     }
+
+
+@functools.lru_cache(maxsize=4)
+def _all_signs(n: int) -> np.ndarray:
+    """All ``2^n`` sign patterns of ``n`` units as a read-only [2^n, n] array."""
+    codes = np.arange(2**n, dtype=np.int64)[:, None]
+    signs = (1 - 2 * ((codes >> np.arange(n, dtype=np.int64)) & 1)).astype(np.float64)
+    signs.flags.writeable = False
+    return signs
 
 
 @beartype
@@ -117,8 +127,7 @@ def sign_flip_pvalues(
     chunk = max(1, 2**20 // max(1, n))
     for start in range(0, total, chunk):
         if exact:
-            codes = np.arange(start, min(total, start + chunk), dtype=np.int64)[:, None]
-            signs = (1 - 2 * ((codes >> np.arange(n, dtype=np.int64)) & 1)).astype(np.float64)
+            signs = _all_signs(n)[start : start + chunk]
         else:
             rng = np.random.default_rng([seed, start])
             signs = rng.choice(np.array([-1.0, 1.0]), size=(min(chunk, total - start), n))

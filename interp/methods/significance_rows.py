@@ -33,10 +33,13 @@ def significance_rows(result: Localization, head_rows: list[Row], power_effect: 
         if effect is not None:
             rows.append(Row(metric, effect.mean, concept=result.concept, site=site,
                             labels={**labels, "ci_low": effect.ci_low, "ci_high": effect.ci_high}))
-    try:
-        needed = float(test.pairs_needed(power_effect, POWER))
-    except TadaError:  # more pairs than pairs_needed searches: report "no finite size"
-        needed = math.inf
+    if not math.isfinite(test.pooled_sd):  # one pair: no variance to plan from
+        needed = math.nan
+    else:
+        try:
+            needed = float(test.pairs_needed(power_effect, POWER))
+        except TadaError:  # more pairs than pairs_needed searches: no finite size
+            needed = math.inf
     rows.append(Row("pairs_needed", needed, concept=result.concept, labels={
         "effect": power_effect, "power": POWER, "alpha": test.alpha, "pilot_pairs": test.n,
         "heads_tested": len(test.p), "pooled_sd": test.pooled_sd}))
