@@ -26,7 +26,7 @@ def significance_rows(result: Localization, head_rows: list[Row], power_effect: 
                           significant=row.site in result.significant)
     site = "+".join(result.significant)
     labels: dict[str, Any] = {"alpha": test.alpha, "size": len(result.significant)}
-    rows = [Row("significant_count", len(result.significant), concept=result.concept,
+    rows = [Row("significant_count", float(len(result.significant)), concept=result.concept,
                 site=site or None, labels={**labels, "pairs": test.n, "heads_tested": len(test.p)})]
     for metric, effect in (("significant_restored", result.significant_restored),
                            ("significant_necessity", result.significant_necessity)):
