@@ -68,10 +68,23 @@ def unit_differences(rows: Sequence[Mapping], removal: bool = False) -> dict[str
             f"the clean from the corrupted prompts, so no head can be tested. Use a metric that "
             f"separates them (check the pairs' clean/corrupted values)."
         )
-    return {
-        label: np.array([sum(per_pair[p]) / len(per_pair[p]) for p in sorted(per_pair)]) / gap
-        for label, per_pair in moved.items()
-    }
+    pairs = sorted(next(iter(moved.values())))
+    out = {}
+    for label, per_pair in moved.items():
+        if sorted(per_pair) != pairs:
+            raise TadaError(
+                f"Variant {label!r} was measured on pairs {sorted(per_pair)}, others on {pairs}: "
+                f"a paired test needs every head measured on the same pairs (rerun the sweep)."
+            )
+        values = np.array([sum(per_pair[p]) / len(per_pair[p]) for p in pairs]) / gap
+        if not np.all(np.isfinite(values)):
+            bad = [p for p, v in zip(pairs, values) if not np.isfinite(v)]
+            raise TadaError(
+                f"Variant {label!r} has non-finite metric values on pair(s) {bad}: the metric "
+                f"returned NaN or inf, so its heads cannot be tested. Check the metric."
+            )
+        out[label] = values
+    return out
 
 
 @functools.lru_cache(maxsize=4)

@@ -78,6 +78,12 @@ def test_unit_differences_average_seeds_and_read_in_effect_units():
     np.testing.assert_allclose(noising["h1"], (2.0 - moved[:, 1]) / 2.0)
     with pytest.raises(TadaError, match="gap"):
         unit_differences(_rows(moved, gap=0.0))
+    broken = _rows(moved)
+    broken[0]["value"] = float("nan")  # a NaN must not pass as "p = 0, significant"
+    with pytest.raises(TadaError, match="non-finite"):
+        unit_differences(broken)
+    with pytest.raises(TadaError, match="same pairs"):
+        unit_differences(_rows(moved)[:-1])
 
 
 def _simulate(rng: np.random.Generator, n: int, m: int, effects: dict[int, float], sd: float,
