@@ -115,6 +115,7 @@ def locate(
     progress: bool = True,
     selection: Selection = "greedy",
     alpha: float = 0.05,
+    min_effect: float = 0.0,
 ) -> Localization:
     """Locate the smallest head subset that restores ``fraction`` of a concept.
 
@@ -137,6 +138,8 @@ def locate(
             discovery rate ``alpha``, then checked for sufficiency and necessity like the
             greedy subset) or ``both`` (greedy ``subset``, significant set alongside).
         alpha: False discovery rate of the significant set.
+        min_effect: Smallest normalized effect of interest: a head is significant when its
+            effect is larger in size than this (0: when it is non-zero at all).
     """
     if not 0 < fraction <= 1:
         raise TadaError(f"fraction must be in (0, 1], got {fraction}.")
@@ -162,7 +165,7 @@ def locate(
         single = sweep(adapter, base, pairs, seeds, single_site_variants(heads), metric, **common)
         result.head_effects = single.effects()
         try:
-            result.significance = head_significance(single.rows, alpha=alpha)
+            result.significance = head_significance(single.rows, alpha=alpha, min_effect=min_effect)
         except TadaError:
             if selection != "greedy":
                 raise
@@ -244,6 +247,7 @@ def significance_summary(result: Localization) -> dict:
     return {
         "selection": result.selection,
         "alpha": test.alpha,
+        "min_effect": test.min_effect,
         "pairs": test.n,
         "significant": result.significant,
         "significant_restored": effect(result.significant_restored),

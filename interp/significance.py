@@ -96,20 +96,52 @@ def _all_signs(n: int) -> np.ndarray:
     return signs
 
 
+def _tail(data: np.ndarray, two_sided: bool, flips: int, seed: int) -> np.ndarray:
+    """Per column, the share of sign patterns whose mean reaches the observed mean
+    (``|mean|`` when two-sided); exact for ``n <= EXACT_MAX_UNITS``, else Monte Carlo."""
+    n = data.shape[0]
+    exact = n <= EXACT_MAX_UNITS
+    observed = data.mean(axis=0)
+    observed = np.abs(observed) if two_sided else observed
+    # a tolerance so that patterns equal to the observed one up to rounding count as hits
+    tolerance = 1e-9 * np.maximum(1.0, np.abs(data).max(axis=0))
+    hits = np.zeros(data.shape[1])
+    total = 2**n if exact else flips
+    chunk = max(1, 2**20 // max(1, n))
+    for start in range(0, total, chunk):
+        if exact:
+            signs = _all_signs(n)[start : start + chunk]
+        else:
+            rng = np.random.default_rng([seed, start])
+            signs = rng.choice(np.array([-1.0, 1.0]), size=(min(chunk, total - start), n))
+        permuted = signs @ data / n
+        permuted = np.abs(permuted) if two_sided else permuted
+        hits += (permuted >= observed - tolerance).sum(axis=0)
+    return hits / total if exact else (1 + hits) / (1 + total)
+
+
 @beartype
 def sign_flip_pvalues(
     differences: Mapping[str, np.ndarray],
     *,
     alpha: float = 0.05,
+    min_effect: float = 0.0,
     flips: int | None = None,
     seed: int = 0,
 ) -> dict[str, float]:
-    """Two-sided paired sign-flip permutation p-value of "mean difference = 0", per head.
+    """Two-sided paired sign-flip permutation p-value of "|mean difference| <= min_effect".
 
     Under the null a head's patch does not change the metric's distribution, so each
     pair's difference is symmetric about zero and flipping its sign is as likely as
-    not. The statistic is ``|mean|``; the p-value is the share of sign patterns whose
-    statistic reaches the observed one (the identity pattern included, so ``p > 0``).
+    not. With ``min_effect = 0`` the statistic is ``|mean|`` and the p-value is the share
+    of sign patterns whose statistic reaches the observed one (the identity pattern
+    included, so ``p > 0``).
+
+    With ``min_effect = d > 0`` the null is an interval, "the effect is no larger than
+    ``d``": two one-sided sign-flip tests, of ``mean > d`` on ``x - d`` and of
+    ``mean < -d`` on ``x + d``, combined as ``p = min(1, 2 min(p_plus, p_minus))``
+    (exact at the boundary ``|mean| = d`` for symmetric differences, conservative inside;
+    equal to the two-sided test when ``d = 0``).
 
     With ``n <= EXACT_MAX_UNITS`` pairs every pattern is enumerated (exact p-values;
     the smallest possible is ``2 / 2^n``). Above that, ``flips`` random patterns
@@ -119,34 +151,27 @@ def sign_flip_pvalues(
     Args:
         differences: Head -> per-pair differences (all heads with the same pairs).
         alpha: The FDR level the p-values will be used at (sets the default ``flips``).
+        min_effect: Smallest normalized effect of interest (``>= 0``).
         flips: Monte Carlo patterns for large ``n``.
         seed: Seed of the Monte Carlo patterns (results are deterministic).
     """
     if not differences:
         return {}
+    if not (math.isfinite(min_effect) and min_effect >= 0):
+        raise TadaError(f"min_effect must be a finite number >= 0 (a normalized effect), "
+                        f"got {min_effect}.")
     names = list(differences)
     data = np.stack([np.asarray(differences[k], dtype=np.float64) for k in names], axis=1)
-    n = data.shape[0]
-    if data.ndim != 2 or n == 0:
+    if data.ndim != 2 or data.shape[0] == 0:
         raise TadaError("sign_flip_pvalues needs one equal-length, non-empty array per head.")
-    exact = n <= EXACT_MAX_UNITS
     if flips is None:
         flips = max(9999, math.ceil(10 * len(names) / alpha))
-    observed = np.abs(data.mean(axis=0))
-    # a tolerance so that patterns equal to the observed one up to rounding count as hits
-    tolerance = 1e-9 * np.maximum(1.0, np.abs(data).max(axis=0))
-    hits = np.zeros(len(names))
-    total = 2**n if exact else flips
-    chunk = max(1, 2**20 // max(1, n))
-    for start in range(0, total, chunk):
-        if exact:
-            signs = _all_signs(n)[start : start + chunk]
-        else:
-            rng = np.random.default_rng([seed, start])
-            signs = rng.choice(np.array([-1.0, 1.0]), size=(min(chunk, total - start), n))
-        permuted = np.abs(signs @ data) / n
-        hits += (permuted >= observed - tolerance).sum(axis=0)
-    p = hits / total if exact else (1 + hits) / (1 + total)
+    if min_effect == 0:
+        p = _tail(data, True, flips, seed)
+    else:
+        plus = _tail(data - min_effect, False, flips, seed)
+        minus = _tail(-(data + min_effect), False, flips, seed)
+        p = 2 * np.minimum(plus, minus)
     return {k: float(min(1.0, v)) for k, v in zip(names, p)}
 
 
@@ -183,6 +208,8 @@ class Significance:
         q: Head -> Benjamini-Hochberg q-value across all heads tested.
         alpha: The FDR level.
         n: Number of pairs (independent units).
+        min_effect: Smallest normalized effect of interest the heads were tested against
+            (0: "any non-zero effect").
     """
 
     mean: dict[str, float]
@@ -191,6 +218,7 @@ class Significance:
     q: dict[str, float]
     alpha: float
     n: int
+    min_effect: float = 0.0
 
     @property
     def significant(self) -> list[str]:
@@ -207,18 +235,22 @@ class Significance:
     def pairs_needed(self, effect: float, power: float = 0.9) -> int:
         """Pairs a run needs to find a head of normalized ``effect`` (see :func:`pairs_needed`),
         with the pilot's :attr:`pooled_sd`."""
-        return pairs_needed(self.pooled_sd, effect, len(self.p), alpha=self.alpha, power=power)
+        return pairs_needed(self.pooled_sd, effect, len(self.p), alpha=self.alpha, power=power,
+                            min_effect=self.min_effect)
 
 
 @beartype
 def head_significance(rows: Sequence[Mapping], *, removal: bool = False, alpha: float = 0.05,
-               flips: int | None = None, seed: int = 0) -> Significance:
+                      min_effect: float = 0.0, flips: int | None = None,
+                      seed: int = 0) -> Significance:
     """Sign-flip test of every head of a single-head sweep, with BH q-values.
 
     Args:
         rows: Rows of a sweep with one variant per head.
         removal: The sweep is a noising / ablation sweep.
         alpha: FDR level (``0 < alpha < 1``).
+        min_effect: Test ``|effect| <= min_effect`` instead of ``effect = 0`` (see
+            :func:`sign_flip_pvalues`).
         flips: Monte Carlo patterns (see :func:`sign_flip_pvalues`).
         seed: Seed of the Monte Carlo patterns.
     """
@@ -226,12 +258,12 @@ def head_significance(rows: Sequence[Mapping], *, removal: bool = False, alpha: 
         raise TadaError(f"alpha (the false discovery rate) must be in (0, 1), got {alpha}; "
                         f"0.05 is usual.")
     diffs = unit_differences(rows, removal=removal)
-    p = sign_flip_pvalues(diffs, alpha=alpha, flips=flips, seed=seed)
+    p = sign_flip_pvalues(diffs, alpha=alpha, min_effect=min_effect, flips=flips, seed=seed)
     n = len(next(iter(diffs.values())))
     return Significance(
         mean={k: float(v.mean()) for k, v in diffs.items()},
         sd={k: float(v.std(ddof=1)) if v.size > 1 else float("nan") for k, v in diffs.items()},
-        p=p, q=bh_qvalues(p), alpha=alpha, n=n,
+        p=p, q=bh_qvalues(p), alpha=alpha, n=n, min_effect=min_effect,
     )
 
 
@@ -244,6 +276,7 @@ def pairs_needed(
     alpha: float = 0.05,
     power: float = 0.9,
     discoveries: int = 1,
+    min_effect: float = 0.0,
     max_pairs: int = 100_000,
 ) -> int:
     """Smallest number of pairs that finds a head of normalized ``effect`` at ``q < alpha``.
@@ -262,11 +295,14 @@ def pairs_needed(
         alpha: FDR level.
         power: Wanted probability of finding the head.
         discoveries: Expected number of significant heads.
+        min_effect: The test's smallest effect of interest (its null is ``|effect| <=
+            min_effect``); only the excess ``|effect| - min_effect`` counts.
         max_pairs: Give up above this (raises).
     """
-    if effect == 0 or not math.isfinite(effect) or not math.isfinite(sd) or sd < 0:
-        raise TadaError(f"pairs_needed needs a non-zero effect and a finite sd >= 0, got "
-                        f"effect={effect}, sd={sd}.")
+    if not (math.isfinite(effect) and math.isfinite(sd) and sd >= 0 and min_effect >= 0
+            and abs(effect) > min_effect):
+        raise TadaError(f"pairs_needed needs a finite sd >= 0 and an effect larger in size than "
+                        f"min_effect >= 0, got effect={effect}, sd={sd}, min_effect={min_effect}.")
     if not (0 < alpha < 1 and 0 < power < 1 and heads >= 1 and 1 <= discoveries <= heads):
         raise TadaError(f"pairs_needed: alpha and power must be in (0, 1), heads >= 1 and "
                         f"1 <= discoveries <= heads; got alpha={alpha}, power={power}, "
@@ -277,7 +313,7 @@ def pairs_needed(
         return floor
     for n in range(floor, max_pairs + 1):
         critical = stats.t.ppf(1 - level / 2, df=n - 1)
-        shift = abs(effect) * math.sqrt(n) / sd
+        shift = (abs(effect) - min_effect) * math.sqrt(n) / sd
         achieved = stats.nct.sf(critical, n - 1, shift) + stats.nct.cdf(-critical, n - 1, shift)
         if achieved >= power:
             return n

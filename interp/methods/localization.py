@@ -203,6 +203,10 @@ class Locate(_PerConcept, MethodSpec):
         "necessity) or `both` (greedy subset, significant set reported alongside).")
     alpha: float = Field(default=0.05, gt=0, lt=1, description="False discovery rate of the "
                          "significant heads (Benjamini-Hochberg).")
+    min_effect: float = Field(default=0.0, ge=0, description="Smallest normalized effect of "
+                              "interest: heads are tested for |effect| > min_effect instead "
+                              "of effect != 0 (with a near-noiseless scorer, tiny effects are "
+                              "significant too).")
     power_effect: float = Field(default=0.1, gt=0, description="Normalized effect for the "
                                 "power estimate: the `pairs_needed` row says how many pairs "
                                 "find a head of this effect at q < alpha with 90% power, from "
@@ -225,7 +229,8 @@ class Locate(_PerConcept, MethodSpec):
                         candidates=_candidates(self, ctx), ranking=self.ranking,
                         fraction=self.fraction, max_heads=self.max_heads, steps=self.patch_steps,
                         branch=self.branch, layers=self.layer_impact, batch_size=self.batch_size,
-                        progress=False, selection=self.selection, alpha=self.alpha)
+                        progress=False, selection=self.selection, alpha=self.alpha,
+                        min_effect=self.min_effect)
         ctx.save_json(f"localization-{concept}", result.summary())
         ctx.save_plot(plot_head_heatmap(result), f"heads-{concept}")
         if result.prefix_effects:
@@ -260,7 +265,7 @@ class Locate(_PerConcept, MethodSpec):
                 candidates=_candidates(self, ctx), ranking=self.ranking, fraction=self.fraction,
                 max_heads=self.max_heads, steps=self.patch_steps, branch=self.branch,
                 batch_size=self.batch_size, progress=False, selection=self.selection,
-                alpha=self.alpha)
+                alpha=self.alpha, min_effect=self.min_effect)
             rows.append(Row("stability_jaccard", halves.jaccard, concept=concept, labels={
                 "first": "+".join(halves.first.subset), "second": "+".join(halves.second.subset)}))
             rows.append(Row("stability_spearman", halves.rank_correlation, concept=concept, labels={

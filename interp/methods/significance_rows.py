@@ -25,7 +25,8 @@ def significance_rows(result: Localization, head_rows: list[Row], power_effect: 
         row.labels.update(p=test.p[row.site], q=test.q[row.site],
                           significant=row.site in result.significant)
     site = "+".join(result.significant)
-    labels: dict[str, Any] = {"alpha": test.alpha, "size": len(result.significant)}
+    labels: dict[str, Any] = {"alpha": test.alpha, "min_effect": test.min_effect,
+                              "size": len(result.significant)}
     rows = [Row("significant_count", float(len(result.significant)), concept=result.concept,
                 site=site or None, labels={**labels, "pairs": test.n, "heads_tested": len(test.p)})]
     for metric, effect in (("significant_restored", result.significant_restored),
@@ -33,7 +34,8 @@ def significance_rows(result: Localization, head_rows: list[Row], power_effect: 
         if effect is not None:
             rows.append(Row(metric, effect.mean, concept=result.concept, site=site,
                             labels={**labels, "ci_low": effect.ci_low, "ci_high": effect.ci_high}))
-    if not math.isfinite(test.pooled_sd):  # one pair: no variance to plan from
+    if not math.isfinite(test.pooled_sd) or power_effect <= test.min_effect:
+        # one pair: no variance to plan from; or an effect the test treats as null
         needed = math.nan
     else:
         try:

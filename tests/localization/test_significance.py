@@ -51,6 +51,33 @@ def test_sign_flip_pvalues_equal_exact_enumeration():
     assert sign_flip_pvalues({"a": np.full(9, 0.3)})["a"] == pytest.approx(2 / 2**9)
 
 
+def test_min_effect_pvalues_equal_two_one_sided_enumerations():
+    rng = np.random.default_rng(5)
+    heads = {f"h{i}": rng.normal(0.3 * (i - 2), 0.4, size=8) for i in range(5)}
+    d = 0.1
+    signs = np.array(list(itertools.product((-1.0, 1.0), repeat=8)))
+    p = sign_flip_pvalues(heads, min_effect=d)
+    for name, x in heads.items():
+        plus = np.mean(signs @ (x - d) / 8 >= (x - d).mean() - 1e-12)
+        minus = np.mean(signs @ (x + d) / 8 <= (x + d).mean() + 1e-12)
+        assert p[name] == pytest.approx(min(1.0, 2 * min(plus, minus)), abs=1e-12), name
+    # a margin only makes heads harder to call: p never drops
+    plain = sign_flip_pvalues(heads)
+    assert all(p[k] >= plain[k] - 1e-12 for k in heads)
+    assert sign_flip_pvalues(heads, min_effect=0.0) == plain
+    with pytest.raises(TadaError, match="min_effect"):
+        sign_flip_pvalues(heads, min_effect=-0.1)
+
+
+def test_min_effect_test_holds_its_level_at_the_boundary():
+    """Heads whose effect equals min_effect exactly are null: rejected at most alpha of the time."""
+    rng = np.random.default_rng(9)
+    reps, d = 400, 0.2
+    hits = [sign_flip_pvalues({"h": d + 0.5 * rng.normal(size=12)}, min_effect=d)["h"] <= 0.05
+            for _ in range(reps)]
+    assert np.mean(hits) <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / reps)
+
+
 def test_monte_carlo_pvalues_agree_with_exact_enumeration_and_are_deterministic():
     rng = np.random.default_rng(1)
     heads = {f"h{i}": rng.normal(0.25 * i, 1.0, size=18) for i in range(3)}  # 18 > EXACT_MAX_UNITS
@@ -149,6 +176,10 @@ def test_pairs_needed_grows_with_heads_and_noise_and_refuses_nonsense():
         pairs_needed(0.5, 0.2, 24, alpha=1.5)
     with pytest.raises(TadaError, match="effect"):
         pairs_needed(0.5, 0.0, 24)
+    # against an interval null only the excess over min_effect counts
+    assert pairs_needed(0.5, 0.3, 24, min_effect=0.05) == pairs_needed(0.5, 0.25, 24)
+    with pytest.raises(TadaError, match="min_effect"):
+        pairs_needed(0.5, 0.05, 24, min_effect=0.1)
 
 
 @dataclass(frozen=True)
