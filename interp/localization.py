@@ -254,6 +254,7 @@ def significance_summary(result: Localization) -> dict:
         "significant_necessity": effect(result.significant_necessity),
         "p": test.p,
         "q": test.q,
+        "differences": test.differences,
     }
 
 

@@ -22,7 +22,7 @@ import functools
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from beartype import beartype
@@ -210,6 +210,7 @@ class Significance:
         n: Number of pairs (independent units).
         min_effect: Smallest normalized effect of interest the heads were tested against
             (0: "any non-zero effect").
+        differences: Head -> the per-pair normalized differences tested (for re-analysis).
     """
 
     mean: dict[str, float]
@@ -219,6 +220,7 @@ class Significance:
     alpha: float
     n: int
     min_effect: float = 0.0
+    differences: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def significant(self) -> list[str]:
@@ -264,6 +266,7 @@ def head_significance(rows: Sequence[Mapping], *, removal: bool = False, alpha: 
         mean={k: float(v.mean()) for k, v in diffs.items()},
         sd={k: float(v.std(ddof=1)) if v.size > 1 else float("nan") for k, v in diffs.items()},
         p=p, q=bh_qvalues(p), alpha=alpha, n=n, min_effect=min_effect,
+        differences={k: v.tolist() for k, v in diffs.items()},
     )
 
 

@@ -266,6 +266,8 @@ class Locate(_PerConcept, MethodSpec):
                 max_heads=self.max_heads, steps=self.patch_steps, branch=self.branch,
                 batch_size=self.batch_size, progress=False, selection=self.selection,
                 alpha=self.alpha, min_effect=self.min_effect)
+            ctx.save_json(f"localization-{concept}-even", halves.first.summary())
+            ctx.save_json(f"localization-{concept}-odd", halves.second.summary())
             rows.append(Row("stability_jaccard", halves.jaccard, concept=concept, labels={
                 "first": "+".join(halves.first.subset), "second": "+".join(halves.second.subset)}))
             rows.append(Row("stability_spearman", halves.rank_correlation, concept=concept, labels={

@@ -233,3 +233,8 @@ def test_planted_heads_are_the_significant_ones_under_injected_noise(planted_mod
     assert result.restored.mean == pytest.approx(1.0, abs=0.15)
     assert result.necessity.mean == pytest.approx(1.0, abs=0.15)
     assert result.reached and not result.prefix_effects  # no greedy search was run
+    # the summary keeps the tested per-pair differences, whose mean is the head's effect
+    summary = result.summary()
+    assert len(summary["differences"]["cross.0.head.1"]) == len(pairs)
+    assert np.mean(summary["differences"]["cross.0.head.1"]) == pytest.approx(
+        result.head_effects["cross.0.head.1"].mean)
