@@ -301,9 +301,10 @@ class Stability:
 
     @property
     def significant_jaccard(self) -> float:
-        """Jaccard overlap of the two halves' significant (FDR-controlled) head sets."""
+        """Jaccard overlap of the two halves' significant (FDR-controlled) head sets (NaN
+        when neither half found a significant head: nothing to agree on)."""
         a, b = set(self.first.significant), set(self.second.significant)
-        return len(a & b) / len(a | b) if a | b else 1.0
+        return len(a & b) / len(a | b) if a | b else float("nan")
 
     @property
     def rank_correlation(self) -> float:
