@@ -238,3 +238,12 @@ def test_planted_heads_are_the_significant_ones_under_injected_noise(planted_mod
     assert len(summary["differences"]["cross.0.head.1"]) == len(pairs)
     assert np.mean(summary["differences"]["cross.0.head.1"]) == pytest.approx(
         result.head_effects["cross.0.head.1"].mean)
+
+
+def test_stability_of_significant_sets():
+    from interp.localization import Localization, Stability
+
+    a = Localization("c", significant=["cross.0.head.1", "cross.1.head.3"])
+    b = Localization("c", significant=["cross.0.head.1"])
+    assert Stability(a, b).significant_jaccard == 0.5
+    assert np.isnan(Stability(Localization("c"), Localization("c")).significant_jaccard)
