@@ -12,6 +12,10 @@ For one concept (a set of counterfactual prompt pairs):
 4. for comparison with the paper, patch each cross-attention layer's text input and
    report TADA's normalized layer impact I(l).
 
+With ``selection="significant"`` (or ``"both"``), step 2 is replaced (or joined) by the
+heads whose single-head effect is significantly non-zero at a controlled false discovery
+rate (:mod:`interp.significance`), checked for sufficiency and necessity in the same way.
+
 Across concepts, :func:`overlap_matrix` compares the located subsets.
 """
 

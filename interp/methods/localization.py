@@ -180,7 +180,7 @@ class Locate(_PerConcept, MethodSpec):
     """Locate, per concept, the smallest head subset that restores the concept."""
 
     summary_line = "locate minimal concept-carrying head subsets (patching, necessity, I(l))"
-    exports = ("subsets", "heads", "layer_impact")
+    exports = ("subsets", "heads", "layer_impact", "significant")
 
     method: Literal["locate"] = Field(description="Locate concept heads.")
     layers: list[int] | None = Field(default=None, description="Cross layers (default all).")
