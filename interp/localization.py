@@ -12,6 +12,10 @@ For one concept (a set of counterfactual prompt pairs):
 4. for comparison with the paper, patch each cross-attention layer's text input and
    report TADA's normalized layer impact I(l).
 
+With ``selection="significant"`` (or ``"both"``), step 2 is replaced (or joined) by the
+heads whose single-head effect is significantly non-zero at a controlled false discovery
+rate (:mod:`interp.significance`), checked for sufficiency and necessity in the same way.
+
 Across concepts, :func:`overlap_matrix` compares the located subsets.
 """
 
@@ -28,7 +32,10 @@ from interp.metrics import Effect, Metric
 from interp.patching import Variant, single_site_variants, sweep
 from interp.prompts import PromptPair
 from interp.selection import Branch, StepsLike
+from interp.significance import Significance, head_significance
 from interp.sites import Site, as_site
+
+Selection = Literal["greedy", "significant", "both"]
 
 
 @dataclass
@@ -46,6 +53,13 @@ class Localization:
         necessity: Effect of noising the subset in the clean run (1: concept removed).
         layer_effects: Cross layer -> effect of patching its text input.
         layer_impact: TADA's normalized impact I(l) (non-negative, sums to 1).
+        selection: How ``subset`` was chosen: ``greedy`` (smallest prefix of the
+            ranking reaching ``fraction``), ``significant`` (the FDR-controlled heads) or
+            ``both`` (``subset`` greedy, the significant set in ``significant``).
+        significance: Per-head sign-flip p-values and BH q-values (patching ranking only).
+        significant: Heads with ``q <= alpha``, by increasing p.
+        significant_restored: Effect of patching the significant heads together.
+        significant_necessity: Effect of noising them in the clean run.
     """
 
     concept: str
@@ -58,6 +72,11 @@ class Localization:
     necessity: Effect | None = None
     layer_effects: dict[int, Effect] = field(default_factory=dict)
     layer_impact: dict[int, float] = field(default_factory=dict)
+    selection: str = "greedy"
+    significance: Significance | None = None
+    significant: list[str] = field(default_factory=list)
+    significant_restored: Effect | None = None
+    significant_necessity: Effect | None = None
 
     def summary(self) -> dict:
         """A JSON-ready summary."""
@@ -71,6 +90,7 @@ class Localization:
                 {"site": s, **self.head_effects[s].as_dict()} for s in self.ranking[:10]
             ],
             "layer_impact": {str(k): v for k, v in self.layer_impact.items()},
+            **significance_summary(self),
         }
 
 
@@ -97,6 +117,9 @@ def locate(
     layers: bool = True,
     batch_size: int = 8,
     progress: bool = True,
+    selection: Selection = "greedy",
+    alpha: float = 0.05,
+    min_effect: float = 0.0,
 ) -> Localization:
     """Locate the smallest head subset that restores ``fraction`` of a concept.
 
@@ -114,9 +137,25 @@ def locate(
         branch: CFG branch to patch (default conditional).
         layers: Also measure the per-layer text-input impact (TADA's sites).
         batch_size: Variants per batched forward.
+        selection: ``greedy`` (the smallest ranking prefix that restores ``fraction``),
+            ``significant`` (the heads whose single-head effect is non-zero at a false
+            discovery rate ``alpha``, then checked for sufficiency and necessity like the
+            greedy subset) or ``both`` (greedy ``subset``, significant set alongside).
+        alpha: False discovery rate of the significant set.
+        min_effect: Smallest normalized effect of interest: a head is significant when its
+            effect is larger in size than this (0: when it is non-zero at all).
     """
     if not 0 < fraction <= 1:
         raise TadaError(f"fraction must be in (0, 1], got {fraction}.")
+    if selection not in ("greedy", "significant", "both"):
+        raise TadaError(f"selection must be 'greedy', 'significant' or 'both', got {selection!r}.")
+    if not 0 < alpha < 1:
+        raise TadaError(f"alpha (the false discovery rate) must be in (0, 1), got {alpha}; 0.05 is usual.")
+    if selection != "greedy" and ranking != "patching":
+        raise TadaError(
+            f"selection {selection!r} tests each head's patching effect over the pairs, which "
+            f"needs ranking: patching (got {ranking!r}); use selection: greedy with attribution."
+        )
     concepts = {p.concept for p in pairs}
     if len(concepts) != 1:
         raise TadaError(f"locate() takes pairs of one concept, got {sorted(concepts)}.")
@@ -124,11 +163,17 @@ def locate(
     if any(s.component != "head" for s in heads):
         raise TadaError("locate() candidates must be head sites such as 'cross.3.head.1'.")
     common = dict(steps=steps, branch=branch, batch_size=batch_size, progress=progress)
-    result = Localization(concept=concepts.pop())
+    result = Localization(concept=concepts.pop(), selection=selection)
 
     if ranking == "patching":
         single = sweep(adapter, base, pairs, seeds, single_site_variants(heads), metric, **common)
         result.head_effects = single.effects()
+        try:
+            result.significance = head_significance(single.rows, alpha=alpha, min_effect=min_effect)
+        except TadaError:
+            if selection != "greedy":
+                raise
+        result.significant = [] if result.significance is None else result.significance.significant
         scores = {k: e.mean for k, e in result.head_effects.items()}
     else:
         estimates = attribute(adapter, base, pairs, seeds, heads, steps=steps, progress=progress,
@@ -139,6 +184,28 @@ def locate(
     # the clean run matters too); ties keep execution order
     result.ranking = sorted(scores, key=lambda k: (-abs(np.nan_to_num(scores[k], nan=0.0)), k))
 
+    if selection != "greedy":
+        _check_significant(adapter, base, pairs, seeds, metric, result, fraction, common)
+    if selection == "significant":
+        result.subset = list(result.significant)
+        result.restored, result.necessity = result.significant_restored, result.significant_necessity
+        result.reached = result.restored is not None and result.restored.mean >= fraction
+    else:
+        _greedy(adapter, base, pairs, seeds, metric, result, fraction, max_heads, common)
+
+    if layers:
+        texts = adapter.catalog.where(attention="cross", component="text")
+        layer_sweep = sweep(adapter, base, pairs, seeds, single_site_variants(texts), metric, **common)
+        effects = layer_sweep.effects()
+        result.layer_effects = {s.layer: effects[s.name] for s in texts}
+        result.layer_impact = layer_impact({k: e.mean for k, e in result.layer_effects.items()})
+    return result
+
+
+def _greedy(adapter: ModelAdapter, base: GenerationRequest, pairs: Sequence[PromptPair],
+            seeds: Sequence[int], metric: Metric, result: Localization, fraction: float,
+            max_heads: int, common: dict) -> None:
+    """The smallest prefix of the ranking that restores ``fraction``, and its necessity."""
     top = result.ranking[: max(1, min(max_heads, len(result.ranking)))]
     prefixes = [Variant.of(top[: k + 1], label=f"top{k + 1}") for k in range(len(top))]
     prefix_sweep = sweep(adapter, base, pairs, seeds, prefixes, metric, **common)
@@ -157,13 +224,42 @@ def locate(
     noising = sweep(adapter, base, pairs, seeds, subset, metric, direction="noising", **common)
     result.necessity = noising.effects()["subset"]
 
-    if layers:
-        texts = adapter.catalog.where(attention="cross", component="text")
-        layer_sweep = sweep(adapter, base, pairs, seeds, single_site_variants(texts), metric, **common)
-        effects = layer_sweep.effects()
-        result.layer_effects = {s.layer: effects[s.name] for s in texts}
-        result.layer_impact = layer_impact({k: e.mean for k, e in result.layer_effects.items()})
-    return result
+
+
+def _check_significant(adapter: ModelAdapter, base: GenerationRequest, pairs: Sequence[PromptPair],
+                       seeds: Sequence[int], metric: Metric, result: Localization,
+                       fraction: float, common: dict) -> None:
+    """Sufficiency (restores) and necessity (noising) of the significant heads together."""
+    if not result.significant:
+        return
+    variant = [Variant.of(result.significant, label="significant")]
+    result.significant_restored = sweep(adapter, base, pairs, seeds, variant, metric,
+                                        **common).effects()["significant"]
+    result.significant_necessity = sweep(adapter, base, pairs, seeds, variant, metric,
+                                         direction="noising", **common).effects()["significant"]
+
+
+def significance_summary(result: Localization) -> dict:
+    """The significance part of :meth:`Localization.summary` (empty without a test)."""
+    if result.significance is None:
+        return {}
+    test = result.significance
+
+    def effect(e: Effect | None) -> dict | None:
+        return None if e is None else e.as_dict()
+
+    return {
+        "selection": result.selection,
+        "alpha": test.alpha,
+        "min_effect": test.min_effect,
+        "pairs": test.n,
+        "significant": result.significant,
+        "significant_restored": effect(result.significant_restored),
+        "significant_necessity": effect(result.significant_necessity),
+        "p": test.p,
+        "q": test.q,
+        "differences": test.differences,
+    }
 
 
 def overlap_matrix(subsets: dict[str, Sequence[str]]) -> tuple[list[str], np.ndarray]:
@@ -206,6 +302,13 @@ class Stability:
         """Jaccard overlap of the two located subsets (1: identical)."""
         a, b = set(self.first.subset), set(self.second.subset)
         return len(a & b) / len(a | b) if a | b else 1.0
+
+    @property
+    def significant_jaccard(self) -> float:
+        """Jaccard overlap of the two halves' significant (FDR-controlled) head sets (NaN
+        when neither half found a significant head: nothing to agree on)."""
+        a, b = set(self.first.significant), set(self.second.significant)
+        return len(a & b) / len(a | b) if a | b else float("nan")
 
     @property
     def rank_correlation(self) -> float:

@@ -36,10 +36,17 @@ def plot_head_heatmap(result: Localization):  # noqa: ANN201 - a matplotlib Figu
         site = Site.parse(name)
         ax.add_patch(plt.Rectangle((site.head - 0.5, layers.index(site.layer) - 0.5), 1, 1,
                                    fill=False, edgecolor="black", linewidth=2))
+    for name in result.significant:
+        site = Site.parse(name)
+        ax.text(site.head, layers.index(site.layer), "*", ha="center", va="center",
+                fontsize=14, fontweight="bold", color="black")
     ax.set_xticks(range(grid.shape[1]))
     ax.set_yticks(range(len(layers)), [f"cross {layer}" for layer in layers])
     ax.set_xlabel("head")
-    ax.set_title(f"{result.concept}: patching effect per head\n(boxed: located subset)", fontsize=10)
+    note = "boxed: located subset"
+    if result.significance is not None:
+        note += f"; *: significant, q <= {result.significance.alpha:g}"
+    ax.set_title(f"{result.concept}: patching effect per head\n({note})", fontsize=10)
     fig.colorbar(image, ax=ax, label="normalized effect")
     fig.tight_layout()
     return fig

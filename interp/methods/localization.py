@@ -19,6 +19,7 @@ from interp.experiments.fields import SiteStr
 from interp.experiments.methods import MethodSpec, register_method
 from interp.experiments.units import Row, Unit
 from interp.methods.common import PatchingSettings, build_metric, by_concept, step_pairs
+from interp.methods.significance_rows import significance_rows
 
 
 def _check_pairs(settings: Any, ctx: Any) -> None:
@@ -179,7 +180,7 @@ class Locate(_PerConcept, MethodSpec):
     """Locate, per concept, the smallest head subset that restores the concept."""
 
     summary_line = "locate minimal concept-carrying head subsets (patching, necessity, I(l))"
-    exports = ("subsets", "heads", "layer_impact")
+    exports = ("subsets", "heads", "layer_impact", "significant")
 
     method: Literal["locate"] = Field(description="Locate concept heads.")
     layers: list[int] | None = Field(default=None, description="Cross layers (default all).")
@@ -195,6 +196,28 @@ class Locate(_PerConcept, MethodSpec):
     stability: bool = Field(default=False, description="Also locate on the even- and odd-"
                             "numbered pairs separately and report the overlap of the two "
                             "subsets (Jaccard); doubles the cost.")
+    selection: Literal["greedy", "significant", "both"] = Field(
+        default="greedy", description="The located subset: `greedy` (smallest ranking prefix "
+        "restoring `fraction`), `significant` (heads with a non-zero effect at false discovery "
+        "rate `alpha`, by a sign-flip test over pairs, then checked for sufficiency and "
+        "necessity) or `both` (greedy subset, significant set reported alongside).")
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="False discovery rate of the "
+                         "significant heads (Benjamini-Hochberg).")
+    min_effect: float = Field(default=0.0, ge=0, description="Smallest normalized effect of "
+                              "interest: heads are tested for |effect| > min_effect instead "
+                              "of effect != 0 (with a near-noiseless scorer, tiny effects are "
+                              "significant too).")
+    power_effect: float = Field(default=0.1, gt=0, description="Normalized effect for the "
+                                "power estimate: the `pairs_needed` row says how many pairs "
+                                "find a head of this effect at q < alpha with 90% power, from "
+                                "this run's per-pair variance.")
+
+    def check(self, ctx: Any) -> None:
+        super().check(ctx)
+        if self.selection != "greedy" and self.ranking != "patching":
+            ctx.error("selection", f"selection {self.selection!r} tests every head's patching "
+                      f"effect, which needs `ranking: patching` (got {self.ranking!r})",
+                      self.selection)
 
     def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
         from interp.localization import locate
@@ -206,10 +229,12 @@ class Locate(_PerConcept, MethodSpec):
                         candidates=_candidates(self, ctx), ranking=self.ranking,
                         fraction=self.fraction, max_heads=self.max_heads, steps=self.patch_steps,
                         branch=self.branch, layers=self.layer_impact, batch_size=self.batch_size,
-                        progress=False)
+                        progress=False, selection=self.selection, alpha=self.alpha,
+                        min_effect=self.min_effect)
         ctx.save_json(f"localization-{concept}", result.summary())
         ctx.save_plot(plot_head_heatmap(result), f"heads-{concept}")
-        ctx.save_plot(plot_prefix_curve(result, self.fraction), f"prefix-{concept}")
+        if result.prefix_effects:
+            ctx.save_plot(plot_prefix_curve(result, self.fraction), f"prefix-{concept}")
         if self.audio and result.subset:
             outs = patched_generation(adapter, base, pairs[0], seeds[0], result.subset,
                                       steps=self.patch_steps, branch=self.branch)
@@ -219,11 +244,14 @@ class Locate(_PerConcept, MethodSpec):
         rows = _effect_rows("head_effect", concept, result.head_effects, self)
         for row in rows:
             row.labels["in_subset"] = row.site in result.subset
+        rows += significance_rows(result, rows, self.power_effect)
         rows += [
             Row("prefix_effect", e.mean, concept=concept, labels={"k": k + 1, "ci_low": e.ci_low,
                 "ci_high": e.ci_high}) for k, e in enumerate(result.prefix_effects)
         ]
         for metric, effect in (("restored", result.restored), ("necessity", result.necessity)):
+            if effect is None:  # nothing selected (no head significant)
+                continue
             rows.append(Row(metric, effect.mean, concept=concept, site="+".join(result.subset),
                             labels={"ci_low": effect.ci_low, "ci_high": effect.ci_high,
                                     "reached": result.reached, "size": len(result.subset)}))
@@ -236,12 +264,20 @@ class Locate(_PerConcept, MethodSpec):
                 adapter, base, pairs, seeds, build_metric(self.metric, adapter, self.scorer_model),
                 candidates=_candidates(self, ctx), ranking=self.ranking, fraction=self.fraction,
                 max_heads=self.max_heads, steps=self.patch_steps, branch=self.branch,
-                batch_size=self.batch_size, progress=False)
+                batch_size=self.batch_size, progress=False, selection=self.selection,
+                alpha=self.alpha, min_effect=self.min_effect)
+            ctx.save_json(f"localization-{concept}-even", halves.first.summary())
+            ctx.save_json(f"localization-{concept}-odd", halves.second.summary())
             rows.append(Row("stability_jaccard", halves.jaccard, concept=concept, labels={
                 "first": "+".join(halves.first.subset), "second": "+".join(halves.second.subset)}))
             rows.append(Row("stability_spearman", halves.rank_correlation, concept=concept, labels={
                 "first_top": halves.first.ranking[0], "second_top": halves.second.ranking[0],
                 "same_top_head": halves.same_top_head}))
+            if self.selection != "greedy":
+                rows.append(Row("stability_jaccard_significant", halves.significant_jaccard,
+                                concept=concept, labels={
+                                    "first": "+".join(halves.first.significant),
+                                    "second": "+".join(halves.second.significant)}))
         return rows
 
     def finalize(self, ctx: StepContext) -> dict[str, Any]:
@@ -263,10 +299,16 @@ class Locate(_PerConcept, MethodSpec):
         if impact:
             ctx.save_plot(_impact_figure(impact), "layer-impact")
         stability = {r.concept: r.value for r in ctx.rows if r.metric == "stability_jaccard"}
+        significant = {r.concept: r.value for r in ctx.rows
+                       if r.metric == "stability_jaccard_significant"}
         spearman = {r.concept: r.value for r in ctx.rows if r.metric == "stability_spearman"}
         return {
             "stability_jaccard": stability,
             "stability_spearman": spearman,
+            "stability_jaccard_significant": significant,
+            "significant": {c: sorted(r.site for r in ctx.rows if r.concept == c and r.metric ==
+                                      "head_effect" and r.labels.get("significant"))
+                            for c in concepts},
             "subsets": subsets,
             "heads": sorted({h for hs in subsets.values() for h in hs}),
             "overlap": {"concepts": names, "jaccard": json.loads(json.dumps(matrix.tolist()))},

@@ -16,6 +16,9 @@ SPEC = {
          "pairs": {"source": "tada", "concepts": ["violin"], "per_concept": 1}},
         {"name": "attribute", "method": "attribute", "metric": "latent_distance", "check_heads": 4,
          "pairs": {"source": "tada", "concepts": ["violin"], "per_concept": 1}},
+        {"name": "both", "method": "locate", "metric": "latent_distance", "selection": "both",
+         "max_heads": 2, "layer_impact": False, "audio": False,
+         "pairs": {"source": "tada", "concepts": ["violin"], "per_concept": 3}},
     ],
 }
 
@@ -58,3 +61,33 @@ def test_concept_metric_without_a_scorer_is_a_clear_error(tmp_path):
     spec = {**SPEC, "steps": [{**SPEC["steps"][1], "metric": "concept"}]}
     with pytest.raises(TadaError, match="ships none"):
         run_experiment(spec, out=tmp_path, progress=False)
+
+
+def test_locate_writes_p_and_q_values_and_a_power_row(results):
+    from scipy.stats import false_discovery_control
+
+    rows = [r for r in results.rows if r["step"] == "both"]
+    heads = [r for r in rows if r["metric"] == "head_effect"]
+    assert len(heads) == 8
+    p = [float(r["p"]) for r in heads]
+    # three pairs: the exact sign-flip test cannot go below 2 / 2^3, so nothing is significant
+    assert all(2 / 8 <= v <= 1 for v in p)
+    assert [float(r["q"]) for r in heads] == pytest.approx(false_discovery_control(p).tolist())
+    assert not any(r["significant"] == "True" for r in heads)
+    metrics = {r["metric"] for r in rows}
+    assert {"significant_count", "pairs_needed", "restored", "prefix_effect"} <= metrics
+    assert "significant_restored" not in metrics  # nothing significant, nothing to patch
+    needed = next(r for r in rows if r["metric"] == "pairs_needed")
+    assert float(needed["value"]) >= 10  # at least the floor 2 / 2^n <= 0.05 / 8
+    summary = results.steps["both"]["summary"]
+    assert summary["significant"] == {"violin": []}
+    assert summary["subsets"]["violin"]  # the greedy subset is still located
+
+
+def test_significant_selection_needs_patching_ranking():
+    from interp.experiments import SpecError, load_spec
+
+    spec = {**SPEC, "steps": [{**SPEC["steps"][0], "ranking": "attribution",
+                               "selection": "significant"}]}
+    with pytest.raises(SpecError, match="ranking: patching"):
+        load_spec(spec)
