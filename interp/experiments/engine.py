@@ -246,7 +246,8 @@ def run(
         )
     out_dir = output_dir(loaded, out)
     m = loaded.spec.model  # workers start (or fail) before anything is written
-    pool = make_executor(executor, ModelSettings(source_of(m.name, loaded.base_dir), m.device, m.dtype, m.threads))
+    model = ModelSettings(source_of(m.name, loaded.base_dir), m.device, m.dtype, m.threads)
+    pool = make_executor(executor, model)
     out_dir.mkdir(parents=True, exist_ok=True)
     store = UnitStore(out_dir)
     store.clean_temporaries()
