@@ -59,7 +59,9 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise ExecutorError(f"--executor ray needs Ray, which is not installed; install it with: {INSTALL}") from None
+        raise ExecutorError(
+            f"--executor ray needs Ray, which is not installed; install it with: {INSTALL}"
+        ) from None
     return ray
 
 
