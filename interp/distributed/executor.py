@@ -45,6 +45,8 @@ class Executor(Protocol):
 
     #: How many items run at once (1 for the local executor).
     workers: int
+    #: What ``run.log`` calls it (``local``, ``ray``).
+    name: str
 
     def map(self, adapter: Any, tasks: Sequence[Task], on_result: OnResult) -> list[Any]:
         """Run ``tasks``; call ``on_result(index, result)`` as each finishes; return the
@@ -61,6 +63,7 @@ class LocalExecutor:
     """Runs every item in this process, one after the other (the default)."""
 
     workers = 1
+    name = "local"
 
     def map(self, adapter: Any, tasks: Sequence[Task], on_result: OnResult) -> list[Any]:
         results = []

@@ -11,6 +11,7 @@ restarted, reloads the model, and the item it was running is submitted again. It
 deterministic, so a redone item gives the same result.
 """
 
+import os
 import queue
 import socket
 import sys
@@ -22,6 +23,7 @@ from urllib.parse import urlparse
 
 from interp.distributed.executor import OnResult, Task
 from interp.errors import TadaError
+from interp.progress import Progress, ProgressEvent, active, reporting
 
 INSTALL = 'pip install -e ".[ray]"'
 CONNECT_TIMEOUT_S = 8.0
@@ -133,23 +135,33 @@ def _init_within(ray: Any, options: dict[str, Any], timeout: float) -> None:
         raise outcome["error"]
 
 
+@dataclass(frozen=True)
+class _Outcome:
+    """What an actor sends back for one item: its result, the progress events it made
+    (batches, denoising steps, totals, in order) and the actor's ``host:pid``."""
+
+    result: Any
+    events: tuple[ProgressEvent, ...]
+    worker: str
+
+
 class _Worker:
     """A Ray actor holding one loaded model."""
 
     def __init__(self, model: ModelSettings):
         self.adapter = model.load()
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
 
     def pid(self) -> int:
-        import os
-
         return os.getpid()
 
-    def run(self, task: Task) -> Any:
+    def run(self, task: Task) -> _Outcome:
         from interp.distributed.tasks import to_cpu
 
-        # progress: this is where the actor would forward the item's progress events
-        # (generations done, denoising step) to the driver, e.g. through a Ray queue.
-        return to_cpu(task(self.adapter))
+        events: list[ProgressEvent] = []  # this item's only: a retried item starts afresh
+        with reporting(Progress(events.append)):
+            result = to_cpu(task(self.adapter))
+        return _Outcome(result, tuple(events), self.name)
 
 
 def _capacity(ray: Any, resources: dict[str, int]) -> int:
@@ -165,6 +177,8 @@ def _capacity(ray: Any, resources: dict[str, int]) -> int:
 
 class RayExecutor:
     """Runs work items on ``workers`` Ray actors (see the module docstring)."""
+
+    name = "ray"
 
     def __init__(self, model: ModelSettings, *, address: str | None = None, workers: int | None = None):
         if workers is not None and workers < 1:
@@ -197,8 +211,12 @@ class RayExecutor:
 
     def map(self, adapter: Any, tasks: Sequence[Task], on_result: OnResult) -> list[Any]:
         """Hand items to idle actors (shared by every thread that calls ``map``, so units
-        running side by side share the pool), collect results as they come."""
+        running side by side share the pool), collect results as they come.
+
+        The progress events of each item are replayed, as one block when its result
+        arrives, into the reporter active in the calling thread (the unit's)."""
         ray = self._ray
+        reporter = active()
         results: list[Any] = [None] * len(tasks)
         pending = list(range(len(tasks)))[::-1]
         running: dict[Any, tuple[int, Any]] = {}
@@ -217,7 +235,10 @@ class RayExecutor:
                 index, actor = running.pop(ref)
                 self._idle.put(actor)
                 try:
-                    results[index] = ray.get(ref)
+                    outcome = ray.get(ref)
+                    if reporter is not None:
+                        reporter.replay(outcome.events, outcome.worker)
+                    results[index] = outcome.result
                     on_result(index, results[index])
                 except BaseException:
                     self._drain(running)

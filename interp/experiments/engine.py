@@ -248,7 +248,7 @@ def run(
 def _execute(loaded: LoadedSpec, claimed: rundir.RunDir, progress: ProgressOption) -> Results:
     out_dir = claimed.path
     store = UnitStore(out_dir)
-    log = RunLog(out_dir)
+    log = RunLog(out_dir, executor=current().name)
     write_text(out_dir / "spec.yaml", dump(resolved_spec(loaded)))
     summaries: dict[str, dict[str, Any]] = {}
     outcomes: list[dict[str, Any]] = []
