@@ -19,6 +19,8 @@ import yaml
 from interp.distributed import ExecutorConfig, ExecutorError
 from interp.distributed import executor as executors
 from interp.experiments import run
+from interp.experiments.runlog import read_log
+from interp.progress import ProgressEvent
 
 from .specs import reduced_default
 
@@ -86,11 +88,77 @@ def _stored_items(out: Path) -> int:
     return len(list(work.glob("*/*.json"))) if work.is_dir() else 0
 
 
-def test_tiny_spec_gives_the_same_table_on_two_ray_workers(cluster, tmp_path):
-    spec = ROOT / "experiments" / "tiny.yaml"
-    local = _run(spec, tmp_path / "local")
-    remote = _run(spec, tmp_path / "ray", executor=ExecutorConfig("ray", workers=2))
-    assert remote == local
+def _run_watched(spec, out: Path, **options) -> tuple[bytes, dict[str, list[ProgressEvent]], set[int]]:  # noqa: ANN001
+    """``results.csv`` of a run, the progress events its ``progress=`` callback got, per
+    unit (``p0000#1``: unit p0000 of the second step), and the pids of the tada Ray actors
+    alive while units ended."""
+    events: dict[str, list[ProgressEvent]] = {}
+    latest: dict[str | None, str] = {}
+    actors: set[int] = set()
+
+    def received(event: ProgressEvent) -> None:
+        if event.kind == "unit_start":  # steps run one after the other
+            latest[event.unit] = f"{event.unit}#{sum(k.startswith(f'{event.unit}#') for k in events)}"
+        events.setdefault(latest.get(event.unit, f"{event.unit}"), []).append(event)
+        if event.kind == "unit_end":
+            actors.update(_worker_pids())
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run(spec, out=out, progress=received, **options)
+    return (out / "results.csv").read_bytes(), events, actors
+
+
+def _counts(events: list[ProgressEvent]) -> list[tuple]:
+    return [(e.kind, e.generations_done, e.generations_total, e.batch_size, e.step, e.steps,
+             e.denoising_steps) for e in events]  # fmt: skip
+
+
+def test_ray_workers_report_steps_to_the_driver_per_unit_in_order(cluster, tmp_path):
+    """tiny.yaml on 2 Ray workers: the driver's progress callback gets, for every unit,
+    the step events of the generations its items ran on the actors (as many as the spec
+    implies, counted 1, 2, ... in order; the same sequence the local executor gives);
+    units overlap, and run.log has one start and one end per unit naming "ray" and the
+    actors; results.csv is byte-identical to the local executor's."""
+    path = ROOT / "experiments" / "tiny.yaml"
+    spec = yaml.safe_load(path.read_text())
+    steps, seeds = spec["generation"]["steps"], len(spec["generation"]["seeds"])
+    prompts = len(spec["prompts"]["moods"]["words"]["mood"]) * len(spec["prompts"]["moods"]["words"]["instrument"])
+    # generate: one unit per prompt, all seeds in one batch; an edited step also runs the
+    # unedited reference for latent_distance
+    generations = {s["name"]: 2 if s.get("edits") else 1 for s in spec["steps"]}
+    local, local_events, _ = _run_watched(path, tmp_path / "local")
+    table, events, actors = _run_watched(path, tmp_path / "ray", executor=ExecutorConfig("ray", workers=2))
+    assert table == local
+    assert len(events) == prompts * len(spec["steps"]) == len(local_events)
+    for unit, received in events.items():
+        kinds = [e.kind for e in received]
+        assert kinds[0] == "unit_start" and kinds[-1] == "unit_end" and all(e.unit == unit.split("#")[0] for e in received)
+        assert _counts(received) == _counts(local_events[unit]), unit
+    for index, per_unit in enumerate(generations.values()):
+        for unit in (f"p{i:04d}#{index}" for i in range(prompts)):
+            assert sum(e.kind == "step" for e in events[unit]) == per_unit * steps, unit
+    sample_steps = sum(e.batch_size for r in events.values() for e in r if e.kind == "step")
+    assert sample_steps == prompts * seeds * steps * sum(generations.values())
+    for received in events.values():
+        counted = [e.denoising_steps for e in received if e.kind == "step"]
+        assert counted == list(range(1, len(counted) + 1)) and counted
+        assert [e.step for e in received if e.kind == "step"] == [*range(1, steps + 1)] * (len(counted) // steps)
+    log = read_log(tmp_path / "ray")
+    for name, per_unit in generations.items():
+        entries = [e for e in log if e["step"] == name]
+        starts = [e["unit"] for e in entries if e["event"] == "start"]
+        ends = {e["unit"]: e for e in entries if e["event"] == "end"}
+        assert sorted(starts) == sorted(ends) == [f"p{i:04d}" for i in range(prompts)]
+        assert len(starts) == prompts and all(e["executor"] == "ray" for e in entries)
+        for entry in ends.values():
+            assert entry["generations"] == per_unit * seeds and entry["denoising_steps"] == per_unit * steps
+            workers = {int(w.rsplit(":", 1)[1]) for w in entry["worker"].split(",")}
+            assert workers and workers <= actors and os.getpid() not in workers, (entry, actors)
+    order = [(e["event"], e["step"], e["unit"]) for e in log]
+    overlapped = [order[i] for i in range(1, len(order))
+                  if order[i][0] == "start" and order[i - 1][0] == "start"]  # fmt: skip
+    assert overlapped, f"no units ran side by side: {order}"
 
 
 def test_reduced_default_gives_the_same_table_on_two_ray_workers(cluster, reference, tmp_path):
