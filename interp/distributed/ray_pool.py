@@ -5,6 +5,11 @@ CPUs (1 by default), loads the model with the spec's name, device and dtype, and
 it. Work items travel to the actors pickled; results come back through Ray's object
 store as plain data or CPU tensors, and only the driver writes files.
 
+Progress: an actor runs each item under a reporter that buffers the item's
+:class:`~interp.progress.ProgressEvent` s and returns them with its result; the driver
+replays them into the reporter of the unit that asked for the item, so its display and
+``run.log`` count the steps the actors ran (docs/distributed.md, "Progress").
+
 Faults are Ray's: actors are created with ``max_restarts=-1`` and
 ``max_task_retries=-1``, so an actor whose process dies (``kill -9``, a lost node) is
 restarted, reloads the model, and the item it was running is submitted again. Items are
