@@ -10,6 +10,7 @@ times and log lines, and their events carry their unit id.
 """
 
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -24,7 +25,8 @@ class StepWatch:
 
     Args:
         progress: ``True``: tqdm lines on stderr; ``False``: nothing shown; a callable:
-            called with every event (no display).
+            called with every event (no display), one call at a time even while units
+            run side by side.
         name: The step's name.
         total: Units planned.
         done: Units already finished (resumed).
@@ -46,7 +48,14 @@ class StepWatch:
                             dynamic_ncols=True, position=0)  # fmt: skip
             self.display = ProgressDisplay("  unit", position=1)
             callbacks.append(self.display)
-        self.callbacks = callbacks
+        lock = threading.Lock()  # units side by side share the display: one event at a time
+
+        def show(event: ProgressEvent) -> None:
+            with lock:
+                for callback in callbacks:
+                    callback(event)
+
+        self.callbacks = [show] if callbacks else []
         self._running: dict[str, tuple[Progress, str]] = {}  # unit -> its reporter, start time
 
     @contextmanager

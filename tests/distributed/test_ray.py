@@ -88,7 +88,10 @@ def _stored_items(out: Path) -> int:
     return len(list(work.glob("*/*.json"))) if work.is_dir() else 0
 
 
-def _run_watched(spec, out: Path, **options) -> tuple[bytes, dict[str, list[ProgressEvent]], set[int]]:  # noqa: ANN001
+Watched = tuple[bytes, dict[str, list[ProgressEvent]], set[int]]
+
+
+def _run_watched(spec, out: Path, **options) -> Watched:  # noqa: ANN001
     """``results.csv`` of a run, the progress events its ``progress=`` callback got, per
     unit (``p0000#1``: unit p0000 of the second step), and the pids of the tada Ray actors
     alive while units ended."""
@@ -123,7 +126,8 @@ def test_ray_workers_report_steps_to_the_driver_per_unit_in_order(cluster, tmp_p
     path = ROOT / "experiments" / "tiny.yaml"
     spec = yaml.safe_load(path.read_text())
     steps, seeds = spec["generation"]["steps"], len(spec["generation"]["seeds"])
-    prompts = len(spec["prompts"]["moods"]["words"]["mood"]) * len(spec["prompts"]["moods"]["words"]["instrument"])
+    words = spec["prompts"]["moods"]["words"]
+    prompts = len(words["mood"]) * len(words["instrument"])
     # generate: one unit per prompt, all seeds in one batch; an edited step also runs the
     # unedited reference for latent_distance
     generations = {s["name"]: 2 if s.get("edits") else 1 for s in spec["steps"]}
@@ -133,7 +137,8 @@ def test_ray_workers_report_steps_to_the_driver_per_unit_in_order(cluster, tmp_p
     assert len(events) == prompts * len(spec["steps"]) == len(local_events)
     for unit, received in events.items():
         kinds = [e.kind for e in received]
-        assert kinds[0] == "unit_start" and kinds[-1] == "unit_end" and all(e.unit == unit.split("#")[0] for e in received)
+        assert kinds[0] == "unit_start" and kinds[-1] == "unit_end"
+        assert all(e.unit == unit.split("#")[0] for e in received)
         assert _counts(received) == _counts(local_events[unit]), unit
     for index, per_unit in enumerate(generations.values()):
         for unit in (f"p{i:04d}#{index}" for i in range(prompts)):
@@ -143,7 +148,8 @@ def test_ray_workers_report_steps_to_the_driver_per_unit_in_order(cluster, tmp_p
     for received in events.values():
         counted = [e.denoising_steps for e in received if e.kind == "step"]
         assert counted == list(range(1, len(counted) + 1)) and counted
-        assert [e.step for e in received if e.kind == "step"] == [*range(1, steps + 1)] * (len(counted) // steps)
+        batches = len(counted) // steps
+        assert [e.step for e in received if e.kind == "step"] == [*range(1, steps + 1)] * batches
     log = read_log(tmp_path / "ray")
     for name, per_unit in generations.items():
         entries = [e for e in log if e["step"] == name]

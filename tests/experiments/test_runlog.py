@@ -151,3 +151,46 @@ def test_units_side_by_side_keep_their_own_counts_and_log_lines(tmp_path: Path) 
         assert [e.denoising_steps for e in own if e.kind == "step"] == list(range(1, len(steps) + 1))
     a_end = next(i for i, e in enumerate(events) if (e.unit, e.kind) == ("a", "unit_end"))
     assert any(e.unit == "b" and e.kind == "step" for e in events[:a_end])  # they interleave
+
+
+def test_the_progress_callback_gets_one_event_at_a_time(tmp_path: Path) -> None:
+    """Units side by side replay their workers' events while waiting, outside the
+    driver's lock: the step's callback (a display, a user's) is still never entered by
+    two threads at once."""
+    import contextvars
+    import threading
+
+    from interp.experiments.watch import StepWatch
+    from interp.progress import Progress, ProgressEvent
+
+    inside, overlaps, seen = [0], [0], []
+
+    def slow_callback(event: ProgressEvent) -> None:
+        inside[0] += 1
+        overlaps[0] += inside[0] > 1
+        time.sleep(0.001)
+        seen.append(event.unit)
+        inside[0] -= 1
+
+    watch = StepWatch(slow_callback, "gen", total=2, done=0, log=RunLog(tmp_path))
+    start = threading.Barrier(2)
+
+    def unit(name: str) -> None:
+        made: list[ProgressEvent] = []
+        item = Progress(made.append)
+        item.batch_start(1, 20)
+        for _ in range(20):
+            item.denoising_step()
+        item.batch_end()
+        with watch.unit("gen", name, name) as reporter:
+            start.wait(timeout=30)
+            reporter.replay(made)
+        watch.finished("gen", name, name)
+
+    threads = [threading.Thread(target=contextvars.copy_context().run, args=(unit, n)) for n in "ab"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    watch.close()
+    assert overlaps[0] == 0 and seen.count("a") == seen.count("b") == 1 + 22 + 1
