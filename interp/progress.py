@@ -166,7 +166,12 @@ class Progress:
         return self._step_time / self._sample_steps if self._sample_steps else None
 
     def eta_s(self) -> float | None:
+        """Seconds left for the announced total. With replayed items (Ray workers) the
+        rate is this reporter's wall time per sample-step, since items of the unit run in
+        parallel on several workers (or wait for workers busy with other units)."""
         rate = self.seconds_per_sample_step()
+        if self.workers and self._sample_steps:
+            rate = self.elapsed_s() / self._sample_steps
         if rate is None or self.generations_total is None:
             return None
         in_flight = self.batch_size * max(self.steps - self.step_count, 0)

@@ -135,6 +135,29 @@ def test_replayed_events_count_like_events_made_here() -> None:
     assert driver.workers == {"host:1", "host:2"} and here.workers == set()
 
 
+def test_eta_of_replayed_items_uses_the_units_wall_time() -> None:
+    """Two items of 6 sample-steps (6 s each on its worker) ran side by side on two
+    workers and came back after 6 s of the driver's time: the ETA of one more such item
+    counts 0.5 s per sample-step (the wall rate), not the 1 s a worker measured."""
+    now = [0.0]
+    unit = Progress(clock=lambda: now[0])
+    unit.start_unit("u")
+    unit.expect(2)  # the items announce 2 samples each
+    now[0] = 6.0
+    unit.replay(_worker_item([0.0]), worker="host:1")
+    unit.replay(_worker_item([0.0]), worker="host:2")
+    assert unit.seconds_per_sample_step() == pytest.approx(1.0)
+    assert unit.eta_s() == pytest.approx(0.5 * 2 * 3)
+    local = Progress(clock=lambda: now[0])  # the same counts made here: the measured rate
+    local.expect(6)
+    local.batch_start(2, steps=3)
+    for _ in range(3):
+        now[0] += 2.0
+        local.denoising_step()
+    local.batch_end()
+    assert local.eta_s() == pytest.approx(1.0 * 4 * 3)
+
+
 def test_each_thread_reports_to_its_own_reporter() -> None:
     """Units side by side in driver threads (each in its own context, as the engine runs
     them) count only their own steps; a thread without a context (a tracing backend's)

@@ -194,7 +194,9 @@ def test_a_worker_killed_mid_run_is_replaced_and_its_item_redone(cluster, refere
     assert executors.computed["items"] - before == reference[1]
 
 
-def test_a_killed_driver_resumes_and_computes_only_what_is_missing(cluster, reference, tmp_path):
+def test_a_killed_driver_resumes_and_computes_only_what_is_missing(cluster, reference, tmp_path, capfd):
+    """A driver killed mid-run resumes and computes only the missing items; the resumed
+    run asks for more workers than the cluster hosts, so it warns and runs with 2."""
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump(reduced_default()))
     out = tmp_path / "run"
@@ -214,24 +216,16 @@ def test_a_killed_driver_resumes_and_computes_only_what_is_missing(cluster, refe
     assert not (out / "results.csv").exists()
     # what the killed driver finished: whole units, and items of unfinished units
     total, before = reference[1], executors.computed["items"]
-    assert _run(str(spec), out, executor=ExecutorConfig("ray", workers=2)) == reference[0]
+    capfd.readouterr()
+    assert _run(str(spec), out, executor=ExecutorConfig("ray", workers=5)) == reference[0]
+    warning = [line for line in capfd.readouterr().err.splitlines() if "warning" in line]
+    assert warning == ["tada: warning: asked for 5 Ray workers; the cluster can host 2 (each "
+                       "needs {'num_cpus': 1}), running with 2."]
     redone = executors.computed["items"] - before
     assert stored >= 3 and redone <= total - stored
     if not units:  # no unit had finished: exactly the items not stored ran again
         assert redone == total - stored
     assert not list((out / "units" / "work").glob("*/*.json"))  # cleaned up per unit
-
-
-def test_more_workers_than_the_cluster_hosts_warns_and_runs(cluster, tmp_path, capfd):
-    spec = yaml.safe_load((ROOT / "experiments" / "tiny.yaml").read_text())  # one generation
-    spec["prompts"]["moods"]["words"] = {"mood": ["sad"], "instrument": ["violin"]}
-    spec["generation"].update(steps=2, seeds=[0])
-    spec["steps"] = spec["steps"][:1]
-    _run(spec, tmp_path / "run", executor=ExecutorConfig("ray", workers=5))
-    warning = [line for line in capfd.readouterr().err.splitlines() if "warning" in line]
-    assert warning == ["tada: warning: asked for 5 Ray workers; the cluster can host 2 (each "
-                       "needs {'num_cpus': 1}), running with 2."]
-    assert (tmp_path / "run" / "results.csv").is_file()
 
 
 def test_zero_workers_is_refused(tmp_path):
