@@ -11,12 +11,14 @@ Three parties take part:
 
 All of them talk to the *active* :class:`Progress` (set with :func:`reporting`), or to
 nobody when none is active, so library code has no ``progress`` flag to thread through.
-The active reporter is process-wide (not per thread): tracing backends may run the
-model in a worker thread. Every event is a frozen :class:`ProgressEvent` of plain
-values, so it can be pickled, logged or sent from a worker process to a driver: a
-worker runs its units under ``Progress(send_to_driver)``, and the driver passes each
-event it receives to its display (any callable taking a :class:`ProgressEvent`, such as
-:class:`~interp.progress_display.ProgressDisplay`).
+The active reporter is the one set in the calling thread's context, so units that run
+side by side in driver threads each count their own; a thread that inherited no
+context (a tracing backend may run the model in a thread of its own) reports to the
+innermost reporter of the process. Every event is a frozen :class:`ProgressEvent` of
+plain values, so it can be pickled and sent from a worker process to a driver: a Ray
+worker runs each work item under a reporter that buffers its events, and the driver
+:meth:`Progress.replay` s them into the unit's reporter, whose callbacks (a display,
+``run(progress=...)``) then see them (see :mod:`interp.distributed.ray_pool`).
 
 Example::
 
@@ -29,8 +31,9 @@ Example::
 """
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Literal
 
@@ -93,6 +96,7 @@ class Progress:
         self.steps = 0
         self.denoising_steps = 0
         self.max_batch_size = 0
+        self.workers: set[str] = set()  # host:pid of the processes that ran replayed items
         self._started = self.clock()
         self._batch_started = self._started
         self._step_time = 0.0  # seconds spent in measured denoising steps
@@ -117,9 +121,11 @@ class Progress:
         self._batch_started = self._last_step = self.clock()
         self._emit("batch_start")
 
-    def denoising_step(self) -> None:
+    def denoising_step(self, seconds: float | None = None) -> None:
+        """One step of the current batch finished, ``seconds`` after the previous one
+        (default: measured here)."""
         now = self.clock()
-        self._step_time += now - self._last_step
+        self._step_time += now - self._last_step if seconds is None else seconds
         self._sample_steps += self.batch_size
         self._last_step = now
         self.step_count += 1
@@ -131,6 +137,25 @@ class Progress:
         self.batch_size, self.step_count = 0, 0
         self._emit("batch_end")
 
+    def replay(self, events: Sequence[ProgressEvent], worker: str | None = None) -> None:
+        """Count the events another reporter sent (a work item's, on a Ray worker) as
+        if they happened here: batches, steps with the step times measured there, and
+        totals announced there. ``worker`` (host:pid) is added to :attr:`workers`."""
+        if worker is not None:
+            self.workers.add(worker)
+        total, previous = None, 0.0
+        for event in events:
+            if event.kind == "expect":
+                self.expect((event.generations_total or 0) - (total or 0))
+                total = event.generations_total
+            elif event.kind == "batch_start":
+                self.batch_start(event.batch_size, event.steps)
+            elif event.kind == "step":
+                self.denoising_step(seconds=max(event.elapsed_s - previous, 0.0))
+            elif event.kind == "batch_end":
+                self.batch_end()
+            previous = event.elapsed_s
+
     # --- derived values ------------------------------------------------------------
     def elapsed_s(self) -> float:
         """Seconds since the unit (or reporter) started."""
@@ -141,7 +166,12 @@ class Progress:
         return self._step_time / self._sample_steps if self._sample_steps else None
 
     def eta_s(self) -> float | None:
+        """Seconds left for the announced total. With replayed items (Ray workers) the
+        rate is this reporter's wall time per sample-step, since items of the unit run in
+        parallel on several workers (or wait for workers busy with other units)."""
         rate = self.seconds_per_sample_step()
+        if self.workers and self._sample_steps:
+            rate = self.elapsed_s() / self._sample_steps
         if rate is None or self.generations_total is None:
             return None
         in_flight = self.batch_size * max(self.steps - self.step_count, 0)
@@ -163,34 +193,42 @@ class Progress:
                 callback(event)
 
 
-_active: list[Progress] = []
+_active: list[Progress] = []  # the process's reporters, innermost last
+_context: ContextVar[Progress | None] = ContextVar("tada_progress", default=None)
 
 
 @contextmanager
 def reporting(progress: Progress) -> Iterator[Progress]:
     """Make ``progress`` the reporter that generations, steps and totals go to."""
     _active.append(progress)
+    token = _context.set(progress)
     try:
         yield progress
     finally:
+        _context.reset(token)
         _active.remove(progress)
 
 
 def active() -> Progress | None:
-    """The innermost active reporter, or ``None``."""
+    """This context's reporter, else the process's innermost one, else ``None``."""
+    progress = _context.get()
+    if progress is not None:
+        return progress
     return _active[-1] if _active else None
 
 
 def expect(generations: int) -> None:
     """Announce ``generations`` samples to the active reporter (no-op without one)."""
-    if _active:
-        _active[-1].expect(generations)
+    progress = active()
+    if progress is not None:
+        progress.expect(generations)
 
 
 def denoising_step() -> None:
     """One denoising step of the current batch finished (called by adapters)."""
-    if _active:
-        _active[-1].denoising_step()
+    progress = active()
+    if progress is not None:
+        progress.denoising_step()
 
 
 @contextmanager
@@ -213,7 +251,7 @@ def shown(enabled: bool, desc: str) -> Iterator[None]:
     that reporter already receives the counts. Otherwise, with ``enabled``, a
     :class:`~interp.progress_display.ProgressDisplay` shows them until the block ends.
     """
-    if not enabled or _active:
+    if not enabled or active() is not None:
         yield
         return
     from interp.progress_display import ProgressDisplay

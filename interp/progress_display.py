@@ -50,9 +50,11 @@ class ProgressDisplay:
         self._timer.start()
 
     def __call__(self, event: ProgressEvent) -> None:
-        self._last, self._received = event, time.perf_counter()
+        previous, self._last, self._received = self._last, event, time.perf_counter()
         if event.kind == "unit_start":
             self.bar.reset(total=None)
+        if event.kind == "unit_start" or (previous is not None and previous.unit != event.unit):
+            # units side by side (Ray workers) share the line: it shows the last reporting one
             self.bar.set_description_str(f"{self.desc} {event.unit}", refresh=False)
         self.bar.total = event.generations_total
         self.bar.n = event.generations_done

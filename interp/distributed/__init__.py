@@ -41,5 +41,7 @@ def make_executor(config: "ExecutorConfig | str", model: ModelSettings) -> Execu
     raise ExecutorError(f"Unknown executor {config.kind!r}; valid: ['local', 'ray'].")
 
 
-__all__ = ["Executor", "ExecutorConfig", "ExecutorError", "LocalExecutor", "ModelSettings", "RayExecutor", "Task", "WorkStore", "current",
-           "make_executor", "run_tasks", "using"]
+__all__ = [
+    "Executor", "ExecutorConfig", "ExecutorError", "LocalExecutor", "ModelSettings", "RayExecutor",
+    "Task", "WorkStore", "current", "make_executor", "run_tasks", "using",
+]

@@ -45,11 +45,15 @@ class Executor(Protocol):
 
     #: How many items run at once (1 for the local executor).
     workers: int
+    #: What ``run.log`` calls it (``local``, ``ray``).
+    name: str
 
     def map(self, adapter: Any, tasks: Sequence[Task], on_result: OnResult) -> list[Any]:
         """Run ``tasks``; call ``on_result(index, result)`` as each finishes; return the
         results in task order. ``adapter`` is the driver's model (the local executor
-        runs on it; remote executors use their own copies of the same model)."""
+        runs on it; remote executors use their own copies of the same model). The
+        items' progress events reach the reporter active in the calling thread
+        (:func:`interp.progress.active`), each item's in one block, in order."""
         ...
 
     def close(self) -> None:
@@ -61,6 +65,7 @@ class LocalExecutor:
     """Runs every item in this process, one after the other (the default)."""
 
     workers = 1
+    name = "local"
 
     def map(self, adapter: Any, tasks: Sequence[Task], on_result: OnResult) -> list[Any]:
         results = []

@@ -5,12 +5,18 @@ CPUs (1 by default), loads the model with the spec's name, device and dtype, and
 it. Work items travel to the actors pickled; results come back through Ray's object
 store as plain data or CPU tensors, and only the driver writes files.
 
+Progress: an actor runs each item under a reporter that buffers the item's
+:class:`~interp.progress.ProgressEvent` s and returns them with its result; the driver
+replays them into the reporter of the unit that asked for the item, so its display and
+``run.log`` count the steps the actors ran (docs/distributed.md, "Progress").
+
 Faults are Ray's: actors are created with ``max_restarts=-1`` and
 ``max_task_retries=-1``, so an actor whose process dies (``kill -9``, a lost node) is
 restarted, reloads the model, and the item it was running is submitted again. Items are
 deterministic, so a redone item gives the same result.
 """
 
+import os
 import queue
 import socket
 import sys
@@ -22,6 +28,7 @@ from urllib.parse import urlparse
 
 from interp.distributed.executor import OnResult, Task
 from interp.errors import TadaError
+from interp.progress import Progress, ProgressEvent, active, reporting
 
 INSTALL = 'pip install -e ".[ray]"'
 CONNECT_TIMEOUT_S = 8.0
@@ -59,7 +66,9 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise ExecutorError(f"--executor ray needs Ray, which is not installed; install it with: {INSTALL}") from None
+        raise ExecutorError(
+            f"--executor ray needs Ray, which is not installed; install it with: {INSTALL}"
+        ) from None
     return ray
 
 
@@ -131,23 +140,33 @@ def _init_within(ray: Any, options: dict[str, Any], timeout: float) -> None:
         raise outcome["error"]
 
 
+@dataclass(frozen=True)
+class _Outcome:
+    """What an actor sends back for one item: its result, the progress events it made
+    (batches, denoising steps, totals, in order) and the actor's ``host:pid``."""
+
+    result: Any
+    events: tuple[ProgressEvent, ...]
+    worker: str
+
+
 class _Worker:
     """A Ray actor holding one loaded model."""
 
     def __init__(self, model: ModelSettings):
         self.adapter = model.load()
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
 
     def pid(self) -> int:
-        import os
-
         return os.getpid()
 
-    def run(self, task: Task) -> Any:
+    def run(self, task: Task) -> _Outcome:
         from interp.distributed.tasks import to_cpu
 
-        # progress: this is where the actor would forward the item's progress events
-        # (generations done, denoising step) to the driver, e.g. through a Ray queue.
-        return to_cpu(task(self.adapter))
+        events: list[ProgressEvent] = []  # this item's only: a retried item starts afresh
+        with reporting(Progress(events.append)):
+            result = to_cpu(task(self.adapter))
+        return _Outcome(result, tuple(events), self.name)
 
 
 def _capacity(ray: Any, resources: dict[str, int]) -> int:
@@ -163,6 +182,8 @@ def _capacity(ray: Any, resources: dict[str, int]) -> int:
 
 class RayExecutor:
     """Runs work items on ``workers`` Ray actors (see the module docstring)."""
+
+    name = "ray"
 
     def __init__(self, model: ModelSettings, *, address: str | None = None, workers: int | None = None):
         if workers is not None and workers < 1:
@@ -195,8 +216,12 @@ class RayExecutor:
 
     def map(self, adapter: Any, tasks: Sequence[Task], on_result: OnResult) -> list[Any]:
         """Hand items to idle actors (shared by every thread that calls ``map``, so units
-        running side by side share the pool), collect results as they come."""
+        running side by side share the pool), collect results as they come.
+
+        The progress events of each item are replayed, as one block when its result
+        arrives, into the reporter active in the calling thread (the unit's)."""
         ray = self._ray
+        reporter = active()
         results: list[Any] = [None] * len(tasks)
         pending = list(range(len(tasks)))[::-1]
         running: dict[Any, tuple[int, Any]] = {}
@@ -215,7 +240,10 @@ class RayExecutor:
                 index, actor = running.pop(ref)
                 self._idle.put(actor)
                 try:
-                    results[index] = ray.get(ref)
+                    outcome = ray.get(ref)
+                    if reporter is not None:
+                        reporter.replay(outcome.events, outcome.worker)
+                    results[index] = outcome.result
                     on_result(index, results[index])
                 except BaseException:
                     self._drain(running)

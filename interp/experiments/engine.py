@@ -236,7 +236,8 @@ def run(
     check_device(loaded.spec.model.device)
     out_dir = output_dir(loaded, out)
     m = loaded.spec.model  # workers start (or fail) before anything is written
-    pool = make_executor(executor, ModelSettings(source_of(m.name, loaded.base_dir), m.device, m.dtype, m.threads))
+    model = ModelSettings(source_of(m.name, loaded.base_dir), m.device, m.dtype, m.threads)
+    pool = make_executor(executor, model)
     try:
         with rundir.claim(out_dir, force=force) as claimed, using(pool):
             return _execute(loaded, claimed, progress)
@@ -247,7 +248,7 @@ def run(
 def _execute(loaded: LoadedSpec, claimed: rundir.RunDir, progress: ProgressOption) -> Results:
     out_dir = claimed.path
     store = UnitStore(out_dir)
-    log = RunLog(out_dir)
+    log = RunLog(out_dir, executor=current().name)
     write_text(out_dir / "spec.yaml", dump(resolved_spec(loaded)))
     summaries: dict[str, dict[str, Any]] = {}
     outcomes: list[dict[str, Any]] = []

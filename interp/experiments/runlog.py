@@ -3,7 +3,10 @@
 Each line is appended, flushed and fsync'ed before the run goes on, so a ``kill -9``
 loses at most the unit in flight (its ``start`` line stays, without an ``end``). An
 ``end`` line holds the unit's wall time, samples generated, denoising steps, largest
-batch, peak memory, executor and worker. A resumed run skips finished units, so it
+batch, peak memory, executor and worker. ``worker`` is the ``host:pid`` of the process
+that ran the unit's generations: the driver with the local executor (and on ``start``
+lines), the Ray actors' ``host:pid`` joined by commas, sorted, on a Ray ``end`` line
+(peak memory stays the driver's). A resumed run skips finished units, so it
 writes no second ``end`` for them; a unit whose ``end`` is logged but whose result file
 was lost reruns without a second ``end`` line. A line cut short by a kill is ignored
 when reading and sealed with a newline before the next append.
@@ -18,6 +21,7 @@ import json
 import os
 import socket
 import sys
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -71,13 +75,14 @@ class RunLog:
 
     Args:
         run_dir: The run directory.
-        executor: Name of the executor running the units (``"local"``).
+        executor: Name of the executor running the units (``"local"``, ``"ray"``).
     """
 
     def __init__(self, run_dir: str | Path, executor: str = "local") -> None:
         self.path = Path(run_dir) / LOG_NAME
         self.executor = executor
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self._lock = threading.Lock()  # units side by side append whole lines, one at a time
         self._ended = {(e.get("step"), e.get("unit"), e.get("fingerprint"))
                        for e in read_log(run_dir) if e.get("event") == "end"}  # fmt: skip
         self._seal()
@@ -92,7 +97,7 @@ class RunLog:
                 self._append_raw("\n")
 
     def _append_raw(self, text: str) -> None:
-        with open(self.path, "a", encoding="utf-8") as f:
+        with self._lock, open(self.path, "a", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
@@ -120,7 +125,7 @@ class RunLog:
             "start": started, "end": utc_now(), "wall_s": round(wall, 4),
             "generations": counts.generations_done, "denoising_steps": counts.denoising_steps,
             "batch_size": counts.max_batch_size, **_peak_memory(),
-            "executor": self.executor, "worker": self.worker,
+            "executor": self.executor, "worker": ",".join(sorted(counts.workers)) or self.worker,
         })  # fmt: skip
         self._ended.add((step, unit, fingerprint))
 

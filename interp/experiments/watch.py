@@ -4,10 +4,13 @@ One :class:`StepWatch` per step of an experiment. It shows units done / total (a
 line) and, below it, the current unit's generations, denoising step and ETA
 (:class:`~interp.progress_display.ProgressDisplay`); or it passes every
 :class:`~interp.progress.ProgressEvent` to a caller's callback. Either way each unit runs
-under an active :class:`~interp.progress.Progress`, whose counts also go to ``run.log``.
+under its own active :class:`~interp.progress.Progress`, whose counts also go to
+``run.log``: units that run side by side (several Ray workers) keep separate counts,
+times and log lines, and their events carry their unit id.
 """
 
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -22,7 +25,8 @@ class StepWatch:
 
     Args:
         progress: ``True``: tqdm lines on stderr; ``False``: nothing shown; a callable:
-            called with every event (no display).
+            called with every event (no display), one call at a time even while units
+            run side by side.
         name: The step's name.
         total: Units planned.
         done: Units already finished (resumed).
@@ -44,22 +48,35 @@ class StepWatch:
                             dynamic_ncols=True, position=0)  # fmt: skip
             self.display = ProgressDisplay("  unit", position=1)
             callbacks.append(self.display)
-        self.reporter = Progress(*callbacks)
-        self._started = ""
+        lock = threading.Lock()  # units side by side share the display: one event at a time
+
+        def show(event: ProgressEvent) -> None:
+            with lock:
+                for callback in callbacks:
+                    callback(event)
+
+        self.callbacks = [show] if callbacks else []
+        self._running: dict[str, tuple[Progress, str]] = {}  # unit -> its reporter, start time
 
     @contextmanager
     def unit(self, step: str, unit: str, fingerprint: str) -> Iterator[Progress]:
-        """Run a unit under the step's reporter; logs its start."""
-        self.reporter.start_unit(unit)
-        self._started = utc_now()
+        """Run a unit under a reporter of its own; logs its start."""
+        reporter = Progress(*self.callbacks)
+        reporter.start_unit(unit)
+        self._running[unit] = (reporter, utc_now())
         self.log.start(step, unit, fingerprint)
-        with reporting(self.reporter):
-            yield self.reporter
+        try:
+            with reporting(reporter):
+                yield reporter
+        except BaseException:
+            self._running.pop(unit, None)
+            raise
 
     def finished(self, step: str, unit: str, fingerprint: str) -> None:
         """The unit's rows are ready (called before its result file is written)."""
-        self.log.end(step, unit, fingerprint, self._started, self.reporter)
-        self.reporter.end_unit()
+        reporter, started = self._running.pop(unit)
+        self.log.end(step, unit, fingerprint, started, reporter)
+        reporter.end_unit()
         if self.bar is not None:
             self.bar.update(1)
 

@@ -91,6 +91,109 @@ def test_events_are_plain_picklable_values() -> None:
     assert events[0].generations_total == 3
 
 
+def _worker_item(clock: list[float]) -> list[ProgressEvent]:
+    """What a Ray worker buffers for one item: a total, then a batch of 2 x 3 steps that
+    take 1, 2 and 3 s."""
+    events: list[ProgressEvent] = []
+    progress = Progress(events.append, clock=lambda: clock[0])
+    progress.expect(2)
+    progress.batch_start(2, steps=3)
+    for seconds in (1.0, 2.0, 3.0):
+        clock[0] += seconds
+        progress.denoising_step()
+    progress.batch_end()
+    return events
+
+
+def test_replayed_events_count_like_events_made_here() -> None:
+    """Two items replayed into a unit's reporter give the events and counts that the
+    same work reported directly gives, with the step times measured on the worker (the
+    driver's clock does not move)."""
+    direct: list[ProgressEvent] = []
+    now = [0.0]
+    here = Progress(direct.append, clock=lambda: now[0])
+    here.start_unit("u")
+    for _ in range(2):
+        here.expect(2)
+        here.batch_start(2, steps=3)
+        for seconds in (1.0, 2.0, 3.0):
+            now[0] += seconds
+            here.denoising_step()
+        here.batch_end()
+    replayed: list[ProgressEvent] = []
+    driver = Progress(replayed.append, clock=lambda: 100.0)
+    driver.start_unit("u")
+    driver.replay(_worker_item([50.0]), worker="host:1")
+    driver.replay(_worker_item([7.0]), worker="host:2")
+
+    def counts(events: list[ProgressEvent]) -> list[tuple]:
+        return [(e.kind, e.unit, e.generations_done, e.generations_total, e.batch_size, e.step,
+                 e.steps, e.denoising_steps) for e in events]  # fmt: skip
+
+    assert counts(replayed) == counts(direct) and len(replayed) == 1 + 2 * 6
+    assert driver.seconds_per_sample_step() == here.seconds_per_sample_step() == pytest.approx(12 / 12)
+    assert driver.workers == {"host:1", "host:2"} and here.workers == set()
+
+
+def test_eta_of_replayed_items_uses_the_units_wall_time() -> None:
+    """Two items of 6 sample-steps (6 s each on its worker) ran side by side on two
+    workers and came back after 6 s of the driver's time: the ETA of one more such item
+    counts 0.5 s per sample-step (the wall rate), not the 1 s a worker measured."""
+    now = [0.0]
+    unit = Progress(clock=lambda: now[0])
+    unit.start_unit("u")
+    unit.expect(2)  # the items announce 2 samples each
+    now[0] = 6.0
+    unit.replay(_worker_item([0.0]), worker="host:1")
+    unit.replay(_worker_item([0.0]), worker="host:2")
+    assert unit.seconds_per_sample_step() == pytest.approx(1.0)
+    assert unit.eta_s() == pytest.approx(0.5 * 2 * 3)
+    local = Progress(clock=lambda: now[0])  # the same counts made here: the measured rate
+    local.expect(6)
+    local.batch_start(2, steps=3)
+    for _ in range(3):
+        now[0] += 2.0
+        local.denoising_step()
+    local.batch_end()
+    assert local.eta_s() == pytest.approx(1.0 * 4 * 3)
+
+
+def test_each_thread_reports_to_its_own_reporter() -> None:
+    """Units side by side in driver threads (each in its own context, as the engine runs
+    them) count only their own steps; a thread without a context (a tracing backend's)
+    reports to the process's innermost reporter."""
+    import contextvars
+    import threading
+
+    from interp.progress import denoising_step, generation
+
+    barrier = threading.Barrier(2)
+    seen: dict[str, list[ProgressEvent]] = {"a": [], "b": []}
+
+    def unit(name: str, steps: int) -> None:
+        with reporting(Progress(seen[name].append)), generation(1, steps):
+            barrier.wait()  # both reporters are active before anyone steps
+            for _ in range(steps):
+                denoising_step()
+                time.sleep(0.001)
+            barrier.wait()
+
+    threads = [threading.Thread(target=contextvars.copy_context().run, args=(unit, name, steps))
+               for name, steps in (("a", 3), ("b", 5))]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [e.step for e in seen["a"] if e.kind == "step"] == [1, 2, 3]
+    assert [e.step for e in seen["b"] if e.kind == "step"] == [1, 2, 3, 4, 5]
+    outer: list[ProgressEvent] = []
+    with reporting(Progress(outer.append)), generation(1, 1):
+        backend = threading.Thread(target=denoising_step)  # no context of ours
+        backend.start()
+        backend.join()
+    assert [e.kind for e in outer] == ["batch_start", "step", "batch_end"]
+
+
 def test_shown_defers_to_an_active_reporter(capsys: pytest.CaptureFixture[str]) -> None:
     """Inside a reporter, library calls show nothing of their own; outside, a display."""
     events: list[ProgressEvent] = []

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from interp.distributed import ExecutorConfig, ExecutorError, ModelSettings, WorkStore, make_executor, run_tasks
+from interp.distributed import (
+    ExecutorConfig, ExecutorError, ModelSettings, WorkStore, make_executor, run_tasks,
+)
 from interp.distributed import executor as executors
 from interp.distributed.concurrency import run_side_by_side, waiting
 from interp.distributed.executor import recording

@@ -19,6 +19,8 @@ import yaml
 from interp.distributed import ExecutorConfig, ExecutorError
 from interp.distributed import executor as executors
 from interp.experiments import run
+from interp.experiments.runlog import read_log
+from interp.progress import ProgressEvent
 
 from .specs import reduced_default
 
@@ -86,22 +88,91 @@ def _stored_items(out: Path) -> int:
     return len(list(work.glob("*/*.json"))) if work.is_dir() else 0
 
 
-def test_tiny_spec_gives_the_same_table_on_two_ray_workers(cluster, tmp_path):
-    spec = ROOT / "experiments" / "tiny.yaml"
-    local = _run(spec, tmp_path / "local")
-    remote = _run(spec, tmp_path / "ray", executor=ExecutorConfig("ray", workers=2))
-    assert remote == local
+Watched = tuple[bytes, dict[str, list[ProgressEvent]], set[int]]
 
 
-def test_reduced_default_gives_the_same_table_on_two_ray_workers(cluster, reference, tmp_path):
-    table, items = reference
-    before = executors.computed["items"]
-    assert _run(reduced_default(), tmp_path / "ray", executor=ExecutorConfig("ray", workers=2)) == table
-    assert executors.computed["items"] - before == items  # the same work items, each once
+def _run_watched(spec, out: Path, **options) -> Watched:  # noqa: ANN001
+    """``results.csv`` of a run, the progress events its ``progress=`` callback got, per
+    unit (``p0000#1``: unit p0000 of the second step), and the pids of the tada Ray actors
+    alive while units ended."""
+    events: dict[str, list[ProgressEvent]] = {}
+    latest: dict[str | None, str] = {}
+    actors: set[int] = set()
+
+    def received(event: ProgressEvent) -> None:
+        if event.kind == "unit_start":  # steps run one after the other
+            latest[event.unit] = f"{event.unit}#{sum(k.startswith(f'{event.unit}#') for k in events)}"
+        events.setdefault(latest.get(event.unit, f"{event.unit}"), []).append(event)
+        if event.kind == "unit_end":
+            actors.update(_worker_pids())
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run(spec, out=out, progress=received, **options)
+    return (out / "results.csv").read_bytes(), events, actors
+
+
+def _counts(events: list[ProgressEvent]) -> list[tuple]:
+    return [(e.kind, e.generations_done, e.generations_total, e.batch_size, e.step, e.steps,
+             e.denoising_steps) for e in events]  # fmt: skip
+
+
+def test_ray_workers_report_steps_to_the_driver_per_unit_in_order(cluster, tmp_path):
+    """tiny.yaml on 2 Ray workers: the driver's progress callback gets, for every unit,
+    the step events of the generations its items ran on the actors (as many as the spec
+    implies, counted 1, 2, ... in order; the same sequence the local executor gives);
+    units overlap, and run.log has one start and one end per unit naming "ray" and the
+    actors; results.csv is byte-identical to the local executor's."""
+    path = ROOT / "experiments" / "tiny.yaml"
+    spec = yaml.safe_load(path.read_text())
+    steps, seeds = spec["generation"]["steps"], len(spec["generation"]["seeds"])
+    words = spec["prompts"]["moods"]["words"]
+    prompts = len(words["mood"]) * len(words["instrument"])
+    # generate: one unit per prompt, all seeds in one batch; an edited step also runs the
+    # unedited reference for latent_distance
+    generations = {s["name"]: 2 if s.get("edits") else 1 for s in spec["steps"]}
+    local, local_events, _ = _run_watched(path, tmp_path / "local")
+    table, events, actors = _run_watched(path, tmp_path / "ray", executor=ExecutorConfig("ray", workers=2))
+    assert table == local
+    assert len(events) == prompts * len(spec["steps"]) == len(local_events)
+    for unit, received in events.items():
+        kinds = [e.kind for e in received]
+        assert kinds[0] == "unit_start" and kinds[-1] == "unit_end"
+        assert all(e.unit == unit.split("#")[0] for e in received)
+        assert _counts(received) == _counts(local_events[unit]), unit
+    for index, per_unit in enumerate(generations.values()):
+        for unit in (f"p{i:04d}#{index}" for i in range(prompts)):
+            assert sum(e.kind == "step" for e in events[unit]) == per_unit * steps, unit
+    sample_steps = sum(e.batch_size for r in events.values() for e in r if e.kind == "step")
+    assert sample_steps == prompts * seeds * steps * sum(generations.values())
+    for received in events.values():
+        counted = [e.denoising_steps for e in received if e.kind == "step"]
+        assert counted == list(range(1, len(counted) + 1)) and counted
+        batches = len(counted) // steps
+        assert [e.step for e in received if e.kind == "step"] == [*range(1, steps + 1)] * batches
+    log = read_log(tmp_path / "ray")
+    for name, per_unit in generations.items():
+        entries = [e for e in log if e["step"] == name]
+        starts = [e["unit"] for e in entries if e["event"] == "start"]
+        ends = {e["unit"]: e for e in entries if e["event"] == "end"}
+        assert sorted(starts) == sorted(ends) == [f"p{i:04d}" for i in range(prompts)]
+        assert len(starts) == prompts and all(e["executor"] == "ray" for e in entries)
+        for entry in ends.values():
+            assert entry["generations"] == per_unit * seeds and entry["denoising_steps"] == per_unit * steps
+            workers = {int(w.rsplit(":", 1)[1]) for w in entry["worker"].split(",")}
+            assert workers and workers <= actors and os.getpid() not in workers, (entry, actors)
+    order = [(e["event"], e["step"], e["unit"]) for e in log]
+    overlapped = [order[i] for i in range(1, len(order))
+                  if order[i][0] == "start" and order[i - 1][0] == "start"]  # fmt: skip
+    assert overlapped, f"no units ran side by side: {order}"
 
 
 def test_a_worker_killed_mid_run_is_replaced_and_its_item_redone(cluster, reference, tmp_path):
+    """The reduced default experiment on 2 workers, one of them killed mid-run: Ray
+    replaces it, and the table is the local executor's, from the same work items, each
+    taken once (a redone item is Ray's retry, not a second item)."""
     out = tmp_path / "ray"
+    before = executors.computed["items"]
     killed: list[int] = []
     replacements: list[int] = []
 
@@ -120,9 +191,12 @@ def test_a_worker_killed_mid_run_is_replaced_and_its_item_redone(cluster, refere
     killer.join(timeout=5)
     assert killed and replacements, (killed, replacements)
     assert table == reference[0]
+    assert executors.computed["items"] - before == reference[1]
 
 
-def test_a_killed_driver_resumes_and_computes_only_what_is_missing(cluster, reference, tmp_path):
+def test_a_killed_driver_resumes_and_computes_only_what_is_missing(cluster, reference, tmp_path, capfd):
+    """A driver killed mid-run resumes and computes only the missing items; the resumed
+    run asks for more workers than the cluster hosts, so it warns and runs with 2."""
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump(reduced_default()))
     out = tmp_path / "run"
@@ -142,20 +216,16 @@ def test_a_killed_driver_resumes_and_computes_only_what_is_missing(cluster, refe
     assert not (out / "results.csv").exists()
     # what the killed driver finished: whole units, and items of unfinished units
     total, before = reference[1], executors.computed["items"]
-    assert _run(str(spec), out, executor=ExecutorConfig("ray", workers=2)) == reference[0]
+    capfd.readouterr()
+    assert _run(str(spec), out, executor=ExecutorConfig("ray", workers=5)) == reference[0]
+    warning = [line for line in capfd.readouterr().err.splitlines() if "warning" in line]
+    assert warning == ["tada: warning: asked for 5 Ray workers; the cluster can host 2 (each "
+                       "needs {'num_cpus': 1}), running with 2."]
     redone = executors.computed["items"] - before
     assert stored >= 3 and redone <= total - stored
     if not units:  # no unit had finished: exactly the items not stored ran again
         assert redone == total - stored
     assert not list((out / "units" / "work").glob("*/*.json"))  # cleaned up per unit
-
-
-def test_more_workers_than_the_cluster_hosts_warns_and_runs(cluster, tmp_path, capfd):
-    _run(ROOT / "experiments" / "tiny.yaml", tmp_path / "run", executor=ExecutorConfig("ray", workers=5))
-    warning = [line for line in capfd.readouterr().err.splitlines() if "warning" in line]
-    assert warning == ["tada: warning: asked for 5 Ray workers; the cluster can host 2 (each "
-                       "needs {'num_cpus': 1}), running with 2."]
-    assert (tmp_path / "run" / "results.csv").is_file()
 
 
 def test_zero_workers_is_refused(tmp_path):

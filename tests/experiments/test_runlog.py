@@ -101,3 +101,96 @@ def test_show_leaves_out_units_of_an_earlier_spec(tmp_path: Path, quiet_warnings
     assert len([e for e in read_log(out) if e["event"] == "end"]) == 4
     text = summarize(out)
     assert text.startswith("run.log: 2 units in ") and "(2 entries of an earlier spec left out.)" in text
+
+
+def test_units_side_by_side_keep_their_own_counts_and_log_lines(tmp_path: Path) -> None:
+    """Two units of a step overlap (as with several Ray workers): each has its own events,
+    counts and wall time, and run.log gets one start and one whole end line per unit,
+    with the counts of that unit only and the workers its items ran on."""
+    import threading
+
+    from interp.distributed.concurrency import run_side_by_side, waiting
+    from interp.experiments.watch import StepWatch
+    from interp.progress import Progress, ProgressEvent
+
+    events: list[ProgressEvent] = []
+    watch = StepWatch(events.append, "gen", total=2, done=0, log=RunLog(tmp_path, executor="ray"))
+    both_started = threading.Barrier(2)
+
+    def worker_item(samples: int, steps: int) -> list[ProgressEvent]:
+        made: list[ProgressEvent] = []
+        item = Progress(made.append)
+        item.batch_start(samples, steps)
+        for _ in range(steps):
+            item.denoising_step()
+        item.batch_end()
+        return made
+
+    def unit(name: str, samples: int, steps: int, items: int) -> None:
+        with watch.unit("gen", name, f"fp-{name}") as reporter:
+            with waiting():  # as run_tasks does while the workers compute
+                both_started.wait(timeout=30)
+            for index in range(items):
+                reporter.replay(worker_item(samples, steps), worker=f"host:{100 + index}")
+                with waiting():
+                    time.sleep(0.01)  # let the other unit report in between
+        watch.finished("gen", name, f"fp-{name}")
+
+    run_side_by_side([lambda: unit("a", 2, 3, 2), lambda: unit("b", 1, 5, 1)], threads=2)
+    watch.close()
+    assert [e["event"] for e in read_log(tmp_path)][:2] == ["start", "start"]  # they overlapped
+    ends = {e["unit"]: e for e in read_log(tmp_path) if e["event"] == "end"}
+    assert (ends["a"]["generations"], ends["a"]["denoising_steps"], ends["a"]["batch_size"]) == (4, 6, 2)
+    assert (ends["b"]["generations"], ends["b"]["denoising_steps"], ends["b"]["batch_size"]) == (1, 5, 1)
+    assert ends["a"]["worker"] == "host:100,host:101" and ends["b"]["worker"] == "host:100"
+    assert {e["executor"] for e in read_log(tmp_path)} == {"ray"} and len(read_log(tmp_path)) == 4
+    for name, steps in (("a", [1, 2, 3] * 2), ("b", [1, 2, 3, 4, 5])):
+        own = [e for e in events if e.unit == name]
+        assert own[0].kind == "unit_start" and own[-1].kind == "unit_end"
+        assert [e.step for e in own if e.kind == "step"] == steps
+        assert [e.denoising_steps for e in own if e.kind == "step"] == list(range(1, len(steps) + 1))
+    a_end = next(i for i, e in enumerate(events) if (e.unit, e.kind) == ("a", "unit_end"))
+    assert any(e.unit == "b" and e.kind == "step" for e in events[:a_end])  # they interleave
+
+
+def test_the_progress_callback_gets_one_event_at_a_time(tmp_path: Path) -> None:
+    """Units side by side replay their workers' events while waiting, outside the
+    driver's lock: the step's callback (a display, a user's) is still never entered by
+    two threads at once."""
+    import contextvars
+    import threading
+
+    from interp.experiments.watch import StepWatch
+    from interp.progress import Progress, ProgressEvent
+
+    inside, overlaps, seen = [0], [0], []
+
+    def slow_callback(event: ProgressEvent) -> None:
+        inside[0] += 1
+        overlaps[0] += inside[0] > 1
+        time.sleep(0.001)
+        seen.append(event.unit)
+        inside[0] -= 1
+
+    watch = StepWatch(slow_callback, "gen", total=2, done=0, log=RunLog(tmp_path))
+    start = threading.Barrier(2)
+
+    def unit(name: str) -> None:
+        made: list[ProgressEvent] = []
+        item = Progress(made.append)
+        item.batch_start(1, 20)
+        for _ in range(20):
+            item.denoising_step()
+        item.batch_end()
+        with watch.unit("gen", name, name) as reporter:
+            start.wait(timeout=30)
+            reporter.replay(made)
+        watch.finished("gen", name, name)
+
+    threads = [threading.Thread(target=contextvars.copy_context().run, args=(unit, n)) for n in "ab"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    watch.close()
+    assert overlaps[0] == 0 and seen.count("a") == seen.count("b") == 1 + 22 + 1
