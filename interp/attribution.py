@@ -38,6 +38,7 @@ from interp.patching import stage_site
 from interp.progress import expect, shown
 from interp.runner import run
 from interp.selection import Branch, Steps, StepsLike
+from interp.components import indexed_part
 from interp.sites import Site, as_site
 
 
@@ -226,9 +227,9 @@ def _collect(parsed: Sequence[Site], totals: dict[str, Tensor], per_unit: dict[s
         total = totals.get(stage_site(s).name)
         if total is None:
             value = 0.0
-        elif s.component == "head":
+        elif s.spec.index is not None:
             value = float(total[s.head])
-        elif s.component == "heads":
+        elif total.ndim > 0:
             value = float(total.sum())
         else:
             value = float(total)
@@ -236,9 +237,14 @@ def _collect(parsed: Sequence[Site], totals: dict[str, Tensor], per_unit: dict[s
 
 
 def _delta_times_grad(name: str, delta: Tensor, grad: Tensor) -> Tensor:
-    """Per head for a layer's heads (``[rows, seq, head, d_head]``), else a scalar."""
+    """Per index for a tensor whose components select one (per head for a layer's heads,
+    ``[rows, seq, head, d_head]``), else a scalar."""
     product = (delta * grad).detach()
-    return product.sum(dim=(0, 1, 3)) if name.endswith(".heads") else product.sum()
+    part = indexed_part(as_site(name).spec)
+    if part is None:
+        return product.sum()
+    keep = part.index_position()
+    return product.sum(dim=tuple(d for d in range(product.ndim) if d != keep))
 
 
 def _trajectory_unit(adapter: ModelAdapter, base: GenerationRequest, pair: PromptPair, seed: int,

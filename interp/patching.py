@@ -96,9 +96,7 @@ class SweepResult:
 
 def stage_site(site: Site) -> Site:
     """The site whose read caches what ``site`` needs (a head lives in ``heads``)."""
-    if site.component == "head":
-        return Site(site.attention, site.layer, "heads")
-    return site
+    return site.whole()
 
 
 def _cached_value(cache: dict[str, Tensor], steps: tuple[int, ...], site: Site, sample: int,
@@ -108,8 +106,8 @@ def _cached_value(cache: dict[str, Tensor], steps: tuple[int, ...], site: Site, 
     # rows of the read are ordered branch-major: (uncond samples..., cond samples...)
     rows = [sample + r * n_samples for r in range(rows_per_sample)]
     values = stacked[:, rows]
-    if site.component == "head":
-        values = values[:, :, :, site.head]
+    if site.spec.index is not None and site.head is not None:
+        values = values.select(site.spec.index_position() + 1, site.head)  # after the step axis
     return {step: values[i] for i, step in enumerate(steps)}
 
 
