@@ -85,8 +85,7 @@ class SiteCatalog:
             n = self.count(attention)
             valid = f"layers 0..{n - 1}" if n else "none (the model has no such attention)"
             raise SiteError(
-                f"No {attention}-attention layer {layer} in this model; valid {attention} "
-                f"layers: {valid}."
+                f"No {attention}-attention layer {layer} in this model; valid {attention} layers: {valid}."
             )
         return found
 

@@ -204,20 +204,30 @@ _HEADS_VIEW = "b s (head d_head) -> b s head d_head"
 
 register_component(
     SiteComponent(
-        "text", Hook("module", "text", 0), "batch ctx d_ctx",
-        "keyword argument carrying the text input of the module", attentions=("cross",),
+        "text",
+        Hook("module", "text", 0),
+        "batch ctx d_ctx",
+        "keyword argument carrying the text input of the module",
+        attentions=("cross",),
     )
 )
 register_component(
     SiteComponent(
-        "heads", Hook("out_proj", "input", 10), "batch seq head d_head",
-        "input of the output projection, viewed per head", view=_HEADS_VIEW,
+        "heads",
+        Hook("out_proj", "input", 10),
+        "batch seq head d_head",
+        "input of the output projection, viewed per head",
+        view=_HEADS_VIEW,
     )
 )
 register_component(
     SiteComponent(
-        "head", Hook("out_proj", "input", 10), "batch seq d_head",
-        "input of the output projection, one head's slice", view=_HEADS_VIEW, index="head",
+        "head",
+        Hook("out_proj", "input", 10),
+        "batch seq d_head",
+        "input of the output projection, one head's slice",
+        view=_HEADS_VIEW,
+        index="head",
     )
 )
 register_component(

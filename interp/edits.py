@@ -109,8 +109,7 @@ class Apply(Operation):
         if not isinstance(new, Tensor) or new.shape != x.shape:
             got = tuple(new.shape) if isinstance(new, Tensor) else type(new).__name__
             raise EditError(
-                f"Apply at {where}: the function returned {got}, expected a tensor of "
-                f"shape {tuple(x.shape)}."
+                f"Apply at {where}: the function returned {got}, expected a tensor of shape {tuple(x.shape)}."
             )
         return new
 
@@ -165,8 +164,10 @@ def _bind(
     object.__setattr__(item, "steps", Steps.parse(steps))
     object.__setattr__(item, "branch", Branch.parse(branch))
     if samples is not None:
-        if isinstance(samples, (str, bytes)) or not isinstance(samples, (tuple, list, range)) or not all(
-            isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in samples
+        if (
+            isinstance(samples, (str, bytes))
+            or not isinstance(samples, (tuple, list, range))
+            or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in samples)
         ):
             raise EditError(
                 f"samples must be None or a list of sample indices (integers >= 0), got {samples!r}."

@@ -33,8 +33,8 @@ from interp.distributed.tasks import GenerationTask
 from interp.edits import Edit, Read, Replace, Zero
 from interp.errors import TadaError
 from interp.metrics import Effect, Metric, Reference, needs_audio, normalized_effect
-from interp.prompts import PromptPair
 from interp.progress import expect, shown
+from interp.prompts import PromptPair
 from interp.runner import run
 from interp.selection import Branch, Steps, StepsLike
 from interp.sites import Site, as_site
@@ -299,7 +299,7 @@ class _ChunkTask:
         ]
 
 
-def _select(output, index: int):  # noqa: ANN001, ANN202
+def _select(output, index: int):
     """One sample of a batched GenerationOutput, keeping the batch axis."""
     from interp.adapter import GenerationOutput
 
@@ -344,7 +344,7 @@ def patched_generation(
     direction: Direction = "denoising",
     steps: StepsLike = None,
     branch: Branch | str = Branch.COND,
-):  # noqa: ANN201 - returns three GenerationOutputs
+):  # returns three GenerationOutputs
     """The clean, corrupted and patched generations of one pair and seed (to listen to).
 
     Returns:

@@ -66,7 +66,9 @@ class _Stage:
     actions: list[_Action]
 
 
-def _locate(adapter: ModelAdapter, item: Edit | Read) -> tuple[_Point, SiteComponent | None, dict[str, int], tuple[int, int]]:
+def _locate(
+    adapter: ModelAdapter, item: Edit | Read
+) -> tuple[_Point, SiteComponent | None, dict[str, int], tuple[int, int]]:
     """The hook point of an item, its component, its axis sizes and its catalog order key."""
     site = item.site
     catalog = adapter.catalog
@@ -116,9 +118,7 @@ def _plan(
         rows = branch_rows(item.branch, request.batch_size, request.guided, item.samples)
         if isinstance(item, Read):
             if item.key in read_steps:
-                raise EditError(
-                    f"Two reads share the key {item.key!r}; give each Read a distinct key=."
-                )
+                raise EditError(f"Two reads share the key {item.key!r}; give each Read a distinct key=.")
             read_steps[item.key] = steps
         if observed is None:
             order: tuple[int, ...] = catalog_key
@@ -196,14 +196,13 @@ def _execute(root, stage: _Stage, step: int, store: dict[str, list[Tensor]], sav
             f"{stage.actions[0].item.site.name}: the {stage.point.port} of {stage.point.path!r} "
             f"is a {type(x).__name__}, not a tensor; choose a module whose {stage.point.port} is one."
         )
-    edits = [a for a in stage.actions if isinstance(a.item, Edit)]
+    edits = [(a, a.item) for a in stage.actions if isinstance(a.item, Edit)]
     if edits:
         x = x.clone()
-        for action in edits:
-            where = f"{action.item.site.name} (step {step})"
+        for action, edit in edits:
             view = _view(x, action)
             index = _index(view, action)
-            view[index] = action.item.op.apply(view[index], step, where)
+            view[index] = edit.op.apply(view[index], step, f"{edit.site.name} (step {step})")
             x = action.spec.from_view(view, action.sizes) if action.spec is not None else view
         _store(stage, x, handle)
     for action in stage.actions:

@@ -41,7 +41,9 @@ _SITE_PATTERN = re.compile(
     r"^(?P<attention>[a-z]+)\.(?P<layer>-?[0-9]+)\.(?P<component>[a-z]+)(?:\.(?P<head>-?[0-9]+))?$",
     re.ASCII,
 )
-_MODULE_PATTERN = re.compile(r"^module\.(?P<path>[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)\.(?P<port>input|output)$", re.ASCII)
+_MODULE_PATTERN = re.compile(
+    r"^module\.(?P<path>[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)\.(?P<port>input|output)$", re.ASCII
+)
 
 SITE_GRAMMAR = (
     "'<attention>.<layer>.<component>[.<head>]' with attention in {self, cross}, "
@@ -74,9 +76,7 @@ class Site:
 
     def __post_init__(self) -> None:
         if self.attention not in ATTENTIONS:
-            raise SiteError(
-                f"Unknown attention kind {self.attention!r}; valid kinds are {list(ATTENTIONS)}."
-            )
+            raise SiteError(f"Unknown attention kind {self.attention!r}; valid kinds are {list(ATTENTIONS)}.")
         spec = get_component(self.component)
         if not isinstance(self.layer, int) or self.layer < 0:
             raise SiteError(f"Site layer must be a non-negative integer, got {self.layer!r}.")

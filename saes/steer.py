@@ -19,10 +19,10 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from interp.components import FREE_AXES
 from interp.edits import Add, Apply, Edit
 from interp.errors import TadaError
 from interp.selection import Branch, Steps, StepsLike
-from interp.components import FREE_AXES
 from interp.sites import as_site
 from interp.steering.steer import renormalized, select_steps
 from saes.features import FeatureSelection, sae_site
@@ -93,7 +93,7 @@ class SAEFeatureSteerer:
         }
 
 
-def _renormalized_add(values: Mapping[int, Tensor]):  # noqa: ANN202 - a closure
+def _renormalized_add(values: Mapping[int, Tensor]):  # a closure
     def fn(x: Tensor, step: int) -> Tensor:
         return renormalized(x, x + values[step].to(dtype=x.dtype, device=x.device))
 

@@ -156,7 +156,7 @@ class CAASteerer:
         }
 
 
-def _renormalized_add(value: Tensor | Mapping[int, Tensor]):  # noqa: ANN202 - a closure
+def _renormalized_add(value: Tensor | Mapping[int, Tensor]):  # a closure
     def fn(x: Tensor, step: int) -> Tensor:
         vector = value if isinstance(value, Tensor) else value[step]
         return renormalized(x, x + vector.to(dtype=x.dtype, device=x.device))

@@ -48,8 +48,11 @@ def query_component():
     """A plugin component: the query projection's output, viewed per head."""
     spec = register_component(
         SiteComponent(
-            "queries", Hook("to_q", "output", 5), "batch seq head d_head",
-            "output of the query projection, per head", view="b s (head d_head) -> b s head d_head",
+            "queries",
+            Hook("to_q", "output", 5),
+            "batch seq head d_head",
+            "output of the query projection, per head",
+            view="b s (head d_head) -> b s head d_head",
         )
     )
     yield spec
@@ -67,8 +70,12 @@ def test_a_registered_component_is_listed_validated_read_and_edited(tiny_sa, sa_
     for step in range(4):
         assert torch.equal(result.reads["cross.1.queries"][step], plain[step].view(4, -1, H, D))
     # the new hook sits between the module's input and its output projection
-    zeroed = run(tiny_sa, sa_request, edits=[Edit("cross.1.queries", Zero(), steps=0)],
-                 reads=[Read("cross.1.heads", steps=0)])
+    zeroed = run(
+        tiny_sa,
+        sa_request,
+        edits=[Edit("cross.1.queries", Zero(), steps=0)],
+        reads=[Read("cross.1.heads", steps=0)],
+    )
     assert not torch.equal(zeroed.reads["cross.1.heads"][0], result.reads["cross.1.heads"][0])
 
 
@@ -89,9 +96,13 @@ def test_module_site_reads_and_edits_equal_plain_torch_hooks(tiny_sa, sa_request
     with recorded(blocks[1].ff, "output") as ff_out, recorded(blocks[0].norm1, "input") as norm_in:
         tiny_sa.generate(sa_request)
     result = run(
-        tiny_sa, sa_request,
-        reads=[Read("module.transformer_blocks.1.ff.output", branch="cond"),
-               Read("module.transformer_blocks.0.norm1.input", steps=[2]), Read("cross.0.out", steps=[2])],
+        tiny_sa,
+        sa_request,
+        reads=[
+            Read("module.transformer_blocks.1.ff.output", branch="cond"),
+            Read("module.transformer_blocks.0.norm1.input", steps=[2]),
+            Read("cross.0.out", steps=[2]),
+        ],
     )
     assert result.reads["module.transformer_blocks.1.ff.output"].shape[0] == 4
     for step in range(4):
@@ -105,9 +116,16 @@ def test_module_site_reads_and_edits_equal_plain_torch_hooks(tiny_sa, sa_request
 
     with edited_input(blocks[0].norm1, double_cond):
         expected = tiny_sa.generate(sa_request)
-    got = run(tiny_sa, sa_request, edits=[
-        Edit("module.transformer_blocks.0.norm1.input", Apply(lambda x, s: 2 * x), steps=1, branch="cond"),
-    ], reads=[Read("cross.1.head.0", steps=1)])
+    got = run(
+        tiny_sa,
+        sa_request,
+        edits=[
+            Edit(
+                "module.transformer_blocks.0.norm1.input", Apply(lambda x, s: 2 * x), steps=1, branch="cond"
+            ),
+        ],
+        reads=[Read("cross.1.head.0", steps=1)],
+    )
     assert torch.equal(expected.audio, got.output.audio)
     assert not torch.equal(tiny_sa.generate(sa_request).audio, got.output.audio)
 
@@ -133,10 +151,17 @@ def test_module_sites_follow_execution_order_not_registration_order():
         adapter.generate(request)
     last = adapter.catalog.modules[-1]
     # an (identity) edit is a request too: nnsight refuses one that comes after its module ran
-    result = run(adapter, request, edits=[Edit("module.mid_block.output", Apply(lambda x, s: x))], reads=[
-        Read("module.up_blocks.0.output"), Read("module.mid_block.output"),
-        Read(f"{last.attention}.{last.layer}.out"), Read("self.0.heads"),
-    ])
+    result = run(
+        adapter,
+        request,
+        edits=[Edit("module.mid_block.output", Apply(lambda x, s: x))],
+        reads=[
+            Read("module.up_blocks.0.output"),
+            Read("module.mid_block.output"),
+            Read(f"{last.attention}.{last.layer}.out"),
+            Read("self.0.heads"),
+        ],
+    )
     for step in range(2):
         assert torch.equal(result.reads["module.mid_block.output"][step], mid[step])
         assert torch.equal(result.reads["module.up_blocks.0.output"][step], up[step])
