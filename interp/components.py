@@ -16,6 +16,13 @@ The four built-in components, in listing order::
     out     output of the attention module                [batch seq d_model]
 
 Add one with :func:`register_component`; see ``docs/sites.md``.
+
+>>> heads = get_component("heads")
+>>> heads.hook, heads.view
+(Hook(target='out_proj', port='input', rank=10), 'batch seq (head d_head) -> batch seq head d_head')
+>>> import torch
+>>> heads.to_view(torch.zeros(2, 5, 12), {"head": 3, "d_head": 4}).shape
+torch.Size([2, 5, 3, 4])
 """
 
 from dataclasses import dataclass
@@ -98,6 +105,11 @@ class SiteComponent:
             raise SiteError(
                 f"Component {self.name!r} has axes {unknown} outside the axis vocabulary "
                 f"{[*FREE_AXES, *AXIS_SIZES]}."
+            )
+        if self.view is not None and self.view.split("->")[-1].split() != self.view_axes:
+            raise SiteError(
+                f"Component {self.name!r}: its view {self.view!r} must produce the axes "
+                f"{' '.join(self.view_axes)!r} (its axes, with the index axis) by name."
             )
 
     @property
@@ -200,7 +212,7 @@ def indexed_part(component: SiteComponent) -> SiteComponent | None:
     return None
 
 
-_HEADS_VIEW = "b s (head d_head) -> b s head d_head"
+_HEADS_VIEW = "batch seq (head d_head) -> batch seq head d_head"
 
 register_component(
     SiteComponent(

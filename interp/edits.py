@@ -17,6 +17,7 @@ from torch import Tensor
 from interp.errors import EditError
 from interp.selection import Branch, Steps, StepsLike
 from interp.sites import AnySite, ModuleSite, Site, as_any_site
+from interp.types import EditValue, SiteTensor
 
 
 def _pick(value: Tensor | Mapping[int, Tensor], step: int, what: str) -> Tensor:
@@ -50,7 +51,7 @@ class Operation(ABC):
     """What an edit does to the selected slice of an activation."""
 
     @abstractmethod
-    def apply(self, x: Tensor, step: int, where: str) -> Tensor:
+    def apply(self, x: SiteTensor, step: int, where: str) -> SiteTensor:
         """Return the new value of ``x`` (the selected rows of the site tensor)."""
 
 
@@ -58,9 +59,9 @@ class Operation(ABC):
 class Replace(Operation):
     """Replace the activation by a tensor (or one tensor per step)."""
 
-    value: Tensor | Mapping[int, Tensor]
+    value: EditValue | Mapping[int, EditValue]
 
-    def apply(self, x: Tensor, step: int, where: str) -> Tensor:
+    def apply(self, x: SiteTensor, step: int, where: str) -> SiteTensor:
         new = _fit(_pick(self.value, step, "Replace"), x, "Replace", where)
         return new.expand_as(x).clone()
 
@@ -69,9 +70,9 @@ class Replace(Operation):
 class Add(Operation):
     """Add a tensor (e.g. a steering vector), broadcast over leading axes."""
 
-    value: Tensor | Mapping[int, Tensor]
+    value: EditValue | Mapping[int, EditValue]
 
-    def apply(self, x: Tensor, step: int, where: str) -> Tensor:
+    def apply(self, x: SiteTensor, step: int, where: str) -> SiteTensor:
         return x + _fit(_pick(self.value, step, "Add"), x, "Add", where)
 
 
@@ -86,7 +87,7 @@ class Scale(Operation):
         if not isinstance(factor, (int, float)) or isinstance(factor, bool) or not math.isfinite(factor):
             raise EditError(f"Scale.factor must be a finite number, got {self.factor!r}.")
 
-    def apply(self, x: Tensor, step: int, where: str) -> Tensor:
+    def apply(self, x: SiteTensor, step: int, where: str) -> SiteTensor:
         return x * self.factor
 
 
@@ -94,7 +95,7 @@ class Scale(Operation):
 class Zero(Operation):
     """Set the activation to zero (zero-ablation)."""
 
-    def apply(self, x: Tensor, step: int, where: str) -> Tensor:
+    def apply(self, x: SiteTensor, step: int, where: str) -> SiteTensor:
         return torch.zeros_like(x)
 
 
@@ -104,7 +105,7 @@ class Apply(Operation):
 
     fn: Callable[[Tensor, int], Tensor]
 
-    def apply(self, x: Tensor, step: int, where: str) -> Tensor:
+    def apply(self, x: SiteTensor, step: int, where: str) -> SiteTensor:
         new = self.fn(x, step)
         if not isinstance(new, Tensor) or new.shape != x.shape:
             got = tuple(new.shape) if isinstance(new, Tensor) else type(new).__name__

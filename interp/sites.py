@@ -20,6 +20,12 @@ denoiser by its dotted path::
 
 Denoising steps and the CFG branch are not part of a site: they belong to the edit or
 read that uses it (see :mod:`interp.edits`).
+
+>>> site = Site.parse("cross.7.head.3")
+>>> site, site.axes, site.whole().name
+(Site(attention='cross', layer=7, component='head', head=3), 'batch seq d_head', 'cross.7.heads')
+>>> as_any_site("module.transformer_blocks.3.ff.output")
+ModuleSite(path='transformer_blocks.3.ff', port='output')
 """
 
 import re

@@ -39,6 +39,9 @@ def test_registration_refuses_duplicates_and_unknown_names_list_the_valid_ones()
         get_component("keys")
     with pytest.raises(SiteError, match="axis vocabulary"):
         SiteComponent("odd", Hook("module", "output", 20), "batch seq width", "bad axes")
+    with pytest.raises(SiteError, match="must produce the axes 'batch seq head d_head'"):
+        SiteComponent("keys", Hook("to_k", "output", 5), "batch seq head d_head", "k",
+                      view="batch seq (head d_head) -> batch head seq d_head")
     with pytest.raises(SiteError, match="lowercase letters"):
         SiteComponent("q2", Hook("to_q", "output", 5), "batch seq d_model", "bad name")
 
@@ -52,7 +55,7 @@ def query_component():
             Hook("to_q", "output", 5),
             "batch seq head d_head",
             "output of the query projection, per head",
-            view="b s (head d_head) -> b s head d_head",
+            view="batch seq (head d_head) -> batch seq head d_head",
         )
     )
     yield spec
