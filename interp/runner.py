@@ -196,6 +196,13 @@ def _execute(root, stage: _Stage, step: int, store: dict[str, list[Tensor]], sav
             f"{stage.actions[0].item.site.name}: the {stage.point.port} of {stage.point.path!r} "
             f"is a {type(x).__name__}, not a tensor; choose a module whose {stage.point.port} is one."
         )
+    for action in stage.actions:
+        if action.rows and (x.dim() == 0 or max(action.rows) >= x.shape[0]):
+            raise EditError(
+                f"{action.item.site.name}: the {stage.point.port} of {stage.point.path!r} has shape "
+                f"{tuple(x.shape)}, but the site selects rows {action.rows} of the denoiser's batch; "
+                f"a module site's tensor must be batch first (choose a module that sees the batch)."
+            )
     edits = [(a, a.item) for a in stage.actions if isinstance(a.item, Edit)]
     if edits:
         x = x.clone()

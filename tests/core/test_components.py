@@ -12,7 +12,7 @@ from interp.components import (
     unregister_component,
 )
 from interp.edits import Apply, Edit, Read, Zero
-from interp.errors import SiteError
+from interp.errors import EditError, SiteError
 from interp.runner import run
 from interp.sites import ModuleSite, Site, as_any_site, as_site
 from tests.helpers.hooks import edited_input, recorded
@@ -40,8 +40,13 @@ def test_registration_refuses_duplicates_and_unknown_names_list_the_valid_ones()
     with pytest.raises(SiteError, match="axis vocabulary"):
         SiteComponent("odd", Hook("module", "output", 20), "batch seq width", "bad axes")
     with pytest.raises(SiteError, match="must produce the axes 'batch seq head d_head'"):
-        SiteComponent("keys", Hook("to_k", "output", 5), "batch seq head d_head", "k",
-                      view="batch seq (head d_head) -> batch head seq d_head")
+        SiteComponent(
+            "keys",
+            Hook("to_k", "output", 5),
+            "batch seq head d_head",
+            "k",
+            view="batch seq (head d_head) -> batch head seq d_head",
+        )
     with pytest.raises(SiteError, match="lowercase letters"):
         SiteComponent("q2", Hook("to_q", "output", 5), "batch seq d_model", "bad name")
 
@@ -133,9 +138,12 @@ def test_module_site_reads_and_edits_equal_plain_torch_hooks(tiny_sa, sa_request
     assert not torch.equal(tiny_sa.generate(sa_request).audio, got.output.audio)
 
 
-def test_unknown_module_paths_get_a_suggestion(tiny_sa, sa_request):
+def test_unknown_module_paths_and_tensors_without_the_batch_get_clear_errors(tiny_sa, sa_request):
     with pytest.raises(SiteError, match="Did you mean 'transformer_blocks.1.ff'"):
         run(tiny_sa, sa_request, reads=[Read("module.transformer_blocks.1.fff.output")])
+    # the timestep embedding is computed once for the whole batch: one row, not four
+    with pytest.raises(EditError, match=r"has shape \(1, 8\).*must be batch first"):
+        run(tiny_sa, sa_request, reads=[Read("module.timestep_proj.input")])
 
 
 @pytest.mark.slow
