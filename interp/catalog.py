@@ -197,9 +197,9 @@ class SiteCatalog:
             )
         return records
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, dict[str, int]]:
         """Counts per attention kind, for listings and docs."""
-        result: dict[str, Any] = {}
+        result: dict[str, dict[str, int]] = {}
         for kind in ("self", "cross"):
             mods = [m for m in self.modules if m.attention == kind]
             result[kind] = {
