@@ -22,6 +22,7 @@ from torch import nn
 from interp.catalog import SiteCatalog
 from interp.errors import TadaError
 from interp.request_checks import check_request_values
+from interp.types import Audio, Latents
 
 
 @dataclass(frozen=True)
@@ -117,8 +118,8 @@ class GenerationOutput:
             request asked for in ``keep_latents_at``.
     """
 
-    latents: torch.Tensor
-    audio: torch.Tensor | None
+    latents: Latents
+    audio: Audio | None
     sample_rate: int
     step_latents: dict[int, torch.Tensor] = field(default_factory=dict)
 

@@ -30,12 +30,13 @@ from scipy.stats import spearmanr
 from torch import Tensor
 
 from interp.adapter import GenerationRequest, ModelAdapter
+from interp.components import indexed_part
 from interp.edits import Apply, Edit, Read
 from interp.errors import TadaError
 from interp.metrics import Metric, Reference, needs_audio
-from interp.prompts import PromptPair
 from interp.patching import stage_site
 from interp.progress import expect, shown
+from interp.prompts import PromptPair
 from interp.runner import run
 from interp.selection import Branch, Steps, StepsLike
 from interp.sites import Site, as_site
@@ -59,7 +60,7 @@ class AttributionResult:
         return sorted(self.scores, key=lambda k: -abs(self.scores[k]))
 
 
-def _output_tensor(output):  # noqa: ANN001, ANN202
+def _output_tensor(output):
     if isinstance(output, Tensor):
         return output
     if isinstance(output, (tuple, list)):
@@ -87,7 +88,7 @@ class _GradientPass:
     """Enables gradients inside each denoiser call and differentiates the local metric
     with respect to the activations captured during that call."""
 
-    def __init__(self, module: torch.nn.Module, cond_rows: list[int], on_grads):  # noqa: ANN001
+    def __init__(self, module: torch.nn.Module, cond_rows: list[int], on_grads):
         self.step = 0
         self.captured: dict[str, Tensor] = {}
         self._outside = torch.is_grad_enabled()  # the mode to restore when done
@@ -99,12 +100,12 @@ class _GradientPass:
             module.register_forward_hook(self._after),
         ]
 
-    def _before(self, module, args):  # noqa: ANN001, ANN202
+    def _before(self, module, args):
         self._previous = torch.is_grad_enabled()
         torch.set_grad_enabled(True)
         self.captured: dict[str, Tensor] = {}
 
-    def _after(self, module, args, output):  # noqa: ANN001, ANN202
+    def _after(self, module, args, output):
         out = _output_tensor(output)[self.cond_rows]
         grads = torch.autograd.grad(
             self.on_grads.metric(out, self.step), list(self.captured.values()), allow_unused=True
@@ -185,7 +186,7 @@ def attribute(
 
                 class Accumulator:
                     def metric(self, out: Tensor, step: int) -> Tensor:
-                        return -((out - clean_outputs[step]) ** 2).sum()
+                        return -((out - clean_outputs[step]) ** 2).sum()  # noqa: B023 - called within this iteration only
 
                     def accumulate(self, step: int, grads: dict, captured: dict) -> None:
                         if step not in wanted_steps:
@@ -193,15 +194,15 @@ def attribute(
                         for name, grad in grads.items():
                             if grad is None:
                                 continue
-                            delta = clean.reads[name][step].to(grad.dtype) - captured[name].detach()
-                            totals[name] = totals.get(name, 0) + _delta_times_grad(name, delta, grad)
+                            delta = clean.reads[name][step].to(grad.dtype) - captured[name].detach()  # noqa: B023 - called within this iteration only
+                            totals[name] = totals.get(name, 0) + _delta_times_grad(name, delta, grad)  # noqa: B023 - called within this iteration only
 
                 accumulator = Accumulator()
                 gradient_pass = None
 
-                def capture(name: str):  # noqa: ANN202
+                def capture(name: str):
                     def fn(x: Tensor, step: int) -> Tensor:
-                        gradient_pass.captured[name] = x
+                        gradient_pass.captured[name] = x  # noqa: B023 - called within this iteration only
                         return x
                     return fn
 
@@ -226,9 +227,9 @@ def _collect(parsed: Sequence[Site], totals: dict[str, Tensor], per_unit: dict[s
         total = totals.get(stage_site(s).name)
         if total is None:
             value = 0.0
-        elif s.component == "head":
+        elif s.spec.index is not None:
             value = float(total[s.head])
-        elif s.component == "heads":
+        elif total.ndim > 0:
             value = float(total.sum())
         else:
             value = float(total)
@@ -236,9 +237,14 @@ def _collect(parsed: Sequence[Site], totals: dict[str, Tensor], per_unit: dict[s
 
 
 def _delta_times_grad(name: str, delta: Tensor, grad: Tensor) -> Tensor:
-    """Per head for a layer's heads (``[rows, seq, head, d_head]``), else a scalar."""
+    """Per index for a tensor whose components select one (per head for a layer's heads,
+    ``[rows, seq, head, d_head]``), else a scalar."""
     product = (delta * grad).detach()
-    return product.sum(dim=(0, 1, 3)) if name.endswith(".heads") else product.sum()
+    part = indexed_part(as_site(name).spec)
+    if part is None:
+        return product.sum()
+    keep = part.index_position()
+    return product.sum(dim=tuple(d for d in range(product.ndim) if d != keep))
 
 
 def _trajectory_unit(adapter: ModelAdapter, base: GenerationRequest, pair: PromptPair, seed: int,
@@ -249,7 +255,7 @@ def _trajectory_unit(adapter: ModelAdapter, base: GenerationRequest, pair: Promp
     clean = run(adapter, clean_request, reads=[Read(n, steps=steps, branch=Branch.COND) for n in stages])
     captured: dict[tuple[str, int], Tensor] = {}
 
-    def capture(name: str):  # noqa: ANN202
+    def capture(name: str):
         def fn(x: Tensor, step: int) -> Tensor:
             captured[(name, step)] = x
             return x

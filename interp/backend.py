@@ -22,7 +22,7 @@ save = nnsight.save
 __all__ = ["NNsight", "save", "wrap"]
 
 
-def wrap(adapter):  # noqa: ANN001, ANN201 - typed at the call site
+def wrap(adapter):  # typed at the call site
     """The adapter's nnsight wrapper around its generation root, created once."""
     if adapter.traced is None:
         adapter.traced = NNsight(adapter.root)

@@ -10,8 +10,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from interp.components import AXIS_SIZES, component_names, get_component
 from interp.errors import SiteError, did_you_mean
-from interp.sites import COMPONENTS, Site, as_site
+from interp.sites import Site, as_site
 
 
 @dataclass(frozen=True)
@@ -45,15 +46,23 @@ class AttentionModule:
     out_proj: str
     text_argument: str | None = None
 
+    def sizes(self) -> dict[str, int]:
+        """Size of every geometry axis (``head``, ``d_head``, ``d_model``, ``d_ctx``)."""
+        return {axis: int(getattr(self, attr) or 0) for axis, attr in AXIS_SIZES.items()}
+
     def dims(self, component: str) -> dict[str, int]:
         """Sizes of the non-batch, non-sequence axes of a component's tensor."""
-        if component == "head":
-            return {"d_head": self.d_head}
-        if component == "heads":
-            return {"head": self.n_heads, "d_head": self.d_head}
-        if component == "out":
-            return {"d_model": self.d_model}
-        return {"d_ctx": int(self.d_context or 0)}
+        sizes = self.sizes()
+        return {axis: sizes[axis] for axis in get_component(component).axes.split() if axis in sizes}
+
+    def hook_path(self, component: str) -> str:
+        """Dotted path (inside the denoiser) of the module a component hooks."""
+        target = get_component(component).hook.target
+        if target == "module":
+            return self.path
+        if target == "out_proj":
+            return self.out_proj
+        return f"{self.path}.{target}"
 
 
 class SiteCatalog:
@@ -76,8 +85,7 @@ class SiteCatalog:
             n = self.count(attention)
             valid = f"layers 0..{n - 1}" if n else "none (the model has no such attention)"
             raise SiteError(
-                f"No {attention}-attention layer {layer} in this model; valid {attention} "
-                f"layers: {valid}."
+                f"No {attention}-attention layer {layer} in this model; valid {attention} layers: {valid}."
             )
         return found
 
@@ -89,31 +97,36 @@ class SiteCatalog:
         """
         parsed = as_site(site)
         module = self.module(parsed.attention, parsed.layer)
-        if parsed.head is not None and parsed.head >= module.n_heads:
-            raise SiteError(
-                f"Head {parsed.head} out of range in {parsed.name}: "
-                f"{parsed.attention}-attention layer {parsed.layer} has {module.n_heads} "
-                f"heads, numbered 0..{module.n_heads - 1}."
-            )
+        index = parsed.spec.index
+        if index is not None and parsed.head is not None:
+            count = module.sizes()[index]
+            if parsed.head >= count:
+                raise SiteError(
+                    f"{index.capitalize()} {parsed.head} out of range in {parsed.name}: "
+                    f"{parsed.attention}-attention layer {parsed.layer} has {count} "
+                    f"{index}s, numbered 0..{count - 1}."
+                )
         return parsed
 
-    def sites(self, components: Iterable[str] = COMPONENTS) -> list[Site]:
-        """Every site of the model for the given components, in execution order."""
-        wanted = set(components)
-        unknown = wanted - set(COMPONENTS)
+    def sites(self, components: Iterable[str] | None = None) -> list[Site]:
+        """Every site of the model for the given components (default: all registered),
+        in execution order, components in registration order within a module."""
+        names = component_names()
+        wanted = set(names if components is None else components)
+        unknown = wanted - set(names)
         if unknown:
-            raise SiteError(f"Unknown component(s) {sorted(unknown)}; valid: {list(COMPONENTS)}.")
+            raise SiteError(f"Unknown component(s) {sorted(unknown)}; valid: {names}.")
         out: list[Site] = []
         for m in self.modules:
-            kind = m.attention
-            if "text" in wanted and kind == "cross":
-                out.append(Site(kind, m.layer, "text"))  # type: ignore[arg-type]
-            if "heads" in wanted:
-                out.append(Site(kind, m.layer, "heads"))  # type: ignore[arg-type]
-            if "head" in wanted:
-                out.extend(Site(kind, m.layer, "head", h) for h in range(m.n_heads))  # type: ignore[arg-type]
-            if "out" in wanted:
-                out.append(Site(kind, m.layer, "out"))  # type: ignore[arg-type]
+            for name in names:
+                spec = get_component(name)
+                if name not in wanted or m.attention not in spec.attentions:
+                    continue
+                if spec.index is None:
+                    out.append(Site(m.attention, m.layer, name))  # pyright: ignore[reportArgumentType]
+                else:
+                    count = m.sizes()[spec.index]
+                    out.extend(Site(m.attention, m.layer, name, i) for i in range(count))  # pyright: ignore[reportArgumentType]
         return out
 
     def where(
@@ -160,35 +173,33 @@ class SiteCatalog:
             raise SiteError("\n".join(errors))
         return good
 
-    def records(self, components: Iterable[str] = COMPONENTS) -> list[dict[str, Any]]:
+    def records(self, components: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """One JSON-ready record per site (name, module, attention, layer, head, shape)."""
         records = []
         for site in self.sites(components):
             module = self.module(site.attention, site.layer)
-            path = module.out_proj if site.component in ("head", "heads") else module.path
+            spec = site.spec
+            where = spec.description
+            if spec.hook.port == "text":
+                where = f"keyword argument '{module.text_argument}' of the module"
             records.append(
                 {
                     "name": site.name,
-                    "module": path,
+                    "module": module.hook_path(site.component),
                     "attention": site.attention,
                     "layer": site.layer,
                     "component": site.component,
                     "head": site.head,
                     "shape": site.axes,
                     "dims": module.dims(site.component),
-                    "where": {
-                        "head": "input of the output projection, one head's slice",
-                        "heads": "input of the output projection, viewed per head",
-                        "out": "output of the attention module",
-                        "text": f"keyword argument '{module.text_argument}' of the module",
-                    }[site.component],
+                    "where": where,
                 }
             )
         return records
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, dict[str, int]]:
         """Counts per attention kind, for listings and docs."""
-        result: dict[str, Any] = {}
+        result: dict[str, dict[str, int]] = {}
         for kind in ("self", "cross"):
             mods = [m for m in self.modules if m.attention == kind]
             result[kind] = {

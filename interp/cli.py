@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     for point in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
         try:
             point.load()(sub)
-        except Exception as error:  # noqa: BLE001 - a broken plug-in must not break tada
+        except Exception as error:  # a broken plug-in must not break tada
             print(f"tada: warning: skipped plug-in commands {point.name!r} ({point.value}): "
                   f"{type(error).__name__}: {error}", file=sys.stderr)  # fmt: skip
     for command in sub.choices.values():  # `tada run x.yaml -v` works too
@@ -269,7 +269,7 @@ def _main(argv: Sequence[str] | None) -> int:
         where = f" {str(error.filename)!r}" if error.filename else ""
         print(f"tada: error: cannot access{where}: {error.strerror or error}.", file=sys.stderr)
         return 2
-    except Exception as error:  # noqa: BLE001 - unexpected: say so, traceback on --debug
+    except Exception as error:  # unexpected: say so, traceback on --debug
         if debug:
             raise
         notes = "".join(f"\n{note}" for note in getattr(error, "__notes__", []))

@@ -8,15 +8,16 @@ the one place that executes them inside a traced generation.
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from interp.errors import EditError
 from interp.selection import Branch, Steps, StepsLike
-from interp.sites import Site, as_site
+from interp.sites import AnySite, ModuleSite, Site, as_any_site
+from interp.types import EditValue, SiteTensor
 
 
 def _pick(value: Tensor | Mapping[int, Tensor], step: int, what: str) -> Tensor:
@@ -50,7 +51,7 @@ class Operation(ABC):
     """What an edit does to the selected slice of an activation."""
 
     @abstractmethod
-    def apply(self, x: Tensor, step: int, where: str) -> Tensor:
+    def apply(self, x: SiteTensor, step: int, where: str) -> SiteTensor:
         """Return the new value of ``x`` (the selected rows of the site tensor)."""
 
 
@@ -58,9 +59,9 @@ class Operation(ABC):
 class Replace(Operation):
     """Replace the activation by a tensor (or one tensor per step)."""
 
-    value: Tensor | Mapping[int, Tensor]
+    value: EditValue | Mapping[int, EditValue]
 
-    def apply(self, x: Tensor, step: int, where: str) -> Tensor:
+    def apply(self, x: SiteTensor, step: int, where: str) -> SiteTensor:
         new = _fit(_pick(self.value, step, "Replace"), x, "Replace", where)
         return new.expand_as(x).clone()
 
@@ -69,9 +70,9 @@ class Replace(Operation):
 class Add(Operation):
     """Add a tensor (e.g. a steering vector), broadcast over leading axes."""
 
-    value: Tensor | Mapping[int, Tensor]
+    value: EditValue | Mapping[int, EditValue]
 
-    def apply(self, x: Tensor, step: int, where: str) -> Tensor:
+    def apply(self, x: SiteTensor, step: int, where: str) -> SiteTensor:
         return x + _fit(_pick(self.value, step, "Add"), x, "Add", where)
 
 
@@ -86,7 +87,7 @@ class Scale(Operation):
         if not isinstance(factor, (int, float)) or isinstance(factor, bool) or not math.isfinite(factor):
             raise EditError(f"Scale.factor must be a finite number, got {self.factor!r}.")
 
-    def apply(self, x: Tensor, step: int, where: str) -> Tensor:
+    def apply(self, x: SiteTensor, step: int, where: str) -> SiteTensor:
         return x * self.factor
 
 
@@ -94,7 +95,7 @@ class Scale(Operation):
 class Zero(Operation):
     """Set the activation to zero (zero-ablation)."""
 
-    def apply(self, x: Tensor, step: int, where: str) -> Tensor:
+    def apply(self, x: SiteTensor, step: int, where: str) -> SiteTensor:
         return torch.zeros_like(x)
 
 
@@ -104,72 +105,107 @@ class Apply(Operation):
 
     fn: Callable[[Tensor, int], Tensor]
 
-    def apply(self, x: Tensor, step: int, where: str) -> Tensor:
+    def apply(self, x: SiteTensor, step: int, where: str) -> SiteTensor:
         new = self.fn(x, step)
         if not isinstance(new, Tensor) or new.shape != x.shape:
             got = tuple(new.shape) if isinstance(new, Tensor) else type(new).__name__
             raise EditError(
-                f"Apply at {where}: the function returned {got}, expected a tensor of "
-                f"shape {tuple(x.shape)}."
+                f"Apply at {where}: the function returned {got}, expected a tensor of shape {tuple(x.shape)}."
             )
         return new
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, init=False)
 class Edit:
-    """Apply ``op`` at ``site`` on the chosen steps, branch and samples."""
+    """Apply ``op`` at ``site`` on the chosen steps, branch and samples.
 
-    site: Site | str
+    The constructor accepts the loose forms (a site string, ``steps="0:3"``,
+    ``branch="cond"``, a list of samples); the fields always hold the normalized values.
+
+    Attributes:
+        site: Where (an attention site, or a module site: the escape hatch).
+        op: What to do there.
+        steps: Which denoising steps.
+        branch: Which CFG branch.
+        samples: Which samples (``None``: all).
+    """
+
+    site: AnySite
     op: Operation
-    steps: StepsLike = field(default_factory=Steps.all)
-    branch: Branch | str = Branch.BOTH
-    samples: tuple[int, ...] | list[int] | None = None
+    steps: Steps
+    branch: Branch
+    samples: tuple[int, ...] | None
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.op, Operation):
+    def __init__(
+        self,
+        site: Site | ModuleSite | str,
+        op: Operation,
+        steps: StepsLike = None,
+        branch: Branch | str = Branch.BOTH,
+        samples: Sequence[int] | None = None,
+    ) -> None:
+        if not isinstance(op, Operation):
             raise EditError(
                 f"Edit.op must be an Operation such as Zero(), Scale(0.5), Add(vector), "
-                f"Replace(tensor) or Apply(fn) (from interp.edits), got {self.op!r}."
+                f"Replace(tensor) or Apply(fn) (from interp.edits), got {op!r}."
             )
-        _bind(self)
+        object.__setattr__(self, "op", op)
+        _bind(self, site, steps, branch, samples)
 
 
-def _bind(edit: "Edit | Read") -> None:
-    """Parse the site, steps, branch and samples of an edit or read in place."""
-    object.__setattr__(edit, "site", as_site(edit.site))
-    object.__setattr__(edit, "steps", Steps.parse(edit.steps))
-    object.__setattr__(edit, "branch", Branch.parse(edit.branch))
-    if edit.samples is not None:
-        samples = edit.samples
-        if isinstance(samples, (str, bytes)) or not isinstance(samples, (tuple, list, range)) or not all(
-            isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in samples
+def _bind(
+    item: "Edit | Read",
+    site: Site | ModuleSite | str,
+    steps: StepsLike,
+    branch: Branch | str,
+    samples: Sequence[int] | None,
+) -> None:
+    """Set the normalized site, steps, branch and samples of an edit or read."""
+    object.__setattr__(item, "site", as_any_site(site))
+    object.__setattr__(item, "steps", Steps.parse(steps))
+    object.__setattr__(item, "branch", Branch.parse(branch))
+    if samples is not None:
+        if (
+            isinstance(samples, (str, bytes))
+            or not isinstance(samples, (tuple, list, range))
+            or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in samples)
         ):
             raise EditError(
                 f"samples must be None or a list of sample indices (integers >= 0), got {samples!r}."
             )
-        object.__setattr__(edit, "samples", tuple(samples))
+        samples = tuple(samples)
+    object.__setattr__(item, "samples", samples)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, init=False)
 class Read:
     """Record the activation at ``site`` on the chosen steps, branch and samples.
 
     The result is stacked over the selected steps: ``[step, rows, ...site axes]``,
     rows being the selected samples' rows of the branch (``both``: uncond then cond).
     ``reduce`` maps each step's tensor before it is stored (e.g. a mean over ``seq``).
-    Reads see the value after any edit at the same site and step.
+    Reads see the value after any edit at the same site and step. The fields hold
+    normalized values, as for :class:`Edit`; ``key`` defaults to the site's name.
     """
 
-    site: Site | str
-    steps: StepsLike = field(default_factory=Steps.all)
-    branch: Branch | str = Branch.BOTH
-    samples: tuple[int, ...] | list[int] | None = None
-    reduce: Callable[[Tensor], Tensor] | None = None
-    key: str | None = None
+    site: AnySite
+    steps: Steps
+    branch: Branch
+    samples: tuple[int, ...] | None
+    reduce: Callable[[Tensor], Tensor] | None
+    key: str
 
-    def __post_init__(self) -> None:
-        if self.reduce is not None and not callable(self.reduce):
-            raise EditError(f"Read.reduce must be a function of a tensor or None, got {self.reduce!r}.")
-        _bind(self)
-        if self.key is None:
-            object.__setattr__(self, "key", self.site.name)
+    def __init__(
+        self,
+        site: Site | ModuleSite | str,
+        steps: StepsLike = None,
+        branch: Branch | str = Branch.BOTH,
+        samples: Sequence[int] | None = None,
+        reduce: Callable[[Tensor], Tensor] | None = None,
+        key: str | None = None,
+    ) -> None:
+        if reduce is not None and not callable(reduce):
+            raise EditError(f"Read.reduce must be a function of a tensor or None, got {reduce!r}.")
+        object.__setattr__(self, "reduce", reduce)
+        _bind(self, site, steps, branch, samples)
+        object.__setattr__(self, "key", self.site.name if key is None else key)

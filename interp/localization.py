@@ -338,7 +338,7 @@ def split_stability(
     pairs: Sequence[PromptPair],
     seeds: Sequence[int],
     metric: Metric,
-    **settings,  # noqa: ANN003 - the keyword arguments of locate()
+    **settings,  # the keyword arguments of locate()
 ) -> Stability:
     """Locate a concept twice, on the even- and odd-numbered pairs, and compare.
 

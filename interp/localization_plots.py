@@ -24,7 +24,7 @@ def head_grid(effects: dict[str, float]) -> tuple[np.ndarray, list[int]]:
     return grid, layers
 
 
-def plot_head_heatmap(result: Localization):  # noqa: ANN201 - a matplotlib Figure
+def plot_head_heatmap(result: Localization):  # a matplotlib Figure
     """Heatmap of single-head patching effects with the located subset outlined."""
     effects = {k: e.mean for k, e in result.head_effects.items()}
     grid, layers = head_grid(effects)
@@ -52,7 +52,7 @@ def plot_head_heatmap(result: Localization):  # noqa: ANN201 - a matplotlib Figu
     return fig
 
 
-def plot_layer_impact(results: Sequence[Localization]):  # noqa: ANN201
+def plot_layer_impact(results: Sequence[Localization]):
     """TADA's layer impact I(l) per concept, and its mean over concepts."""
     layers = sorted({layer for r in results for layer in r.layer_impact})
     fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(layers) + 2), 3))
@@ -70,7 +70,7 @@ def plot_layer_impact(results: Sequence[Localization]):  # noqa: ANN201
     return fig
 
 
-def plot_overlap(names: list[str], matrix: np.ndarray):  # noqa: ANN201
+def plot_overlap(names: list[str], matrix: np.ndarray):
     """Jaccard overlap of located head subsets between concepts."""
     fig, ax = plt.subplots(figsize=(1.5 + 0.6 * len(names), 1.2 + 0.6 * len(names)))
     image = ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis")
@@ -86,7 +86,7 @@ def plot_overlap(names: list[str], matrix: np.ndarray):  # noqa: ANN201
     return fig
 
 
-def plot_prefix_curve(result: Localization, fraction: float = 0.8):  # noqa: ANN201
+def plot_prefix_curve(result: Localization, fraction: float = 0.8):
     """Effect of patching the top-k heads together, with the target fraction."""
     ks = np.arange(1, len(result.prefix_effects) + 1)
     means = [e.mean for e in result.prefix_effects]
@@ -105,7 +105,7 @@ def plot_prefix_curve(result: Localization, fraction: float = 0.8):  # noqa: ANN
     return fig
 
 
-def save_figure(fig, path: str | Path) -> Path:  # noqa: ANN001
+def save_figure(fig, path: str | Path) -> Path:
     """Write a figure as PNG and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -33,8 +33,8 @@ from interp.distributed.tasks import GenerationTask
 from interp.edits import Edit, Read, Replace, Zero
 from interp.errors import TadaError
 from interp.metrics import Effect, Metric, Reference, needs_audio, normalized_effect
-from interp.prompts import PromptPair
 from interp.progress import expect, shown
+from interp.prompts import PromptPair
 from interp.runner import run
 from interp.selection import Branch, Steps, StepsLike
 from interp.sites import Site, as_site
@@ -96,9 +96,7 @@ class SweepResult:
 
 def stage_site(site: Site) -> Site:
     """The site whose read caches what ``site`` needs (a head lives in ``heads``)."""
-    if site.component == "head":
-        return Site(site.attention, site.layer, "heads")
-    return site
+    return site.whole()
 
 
 def _cached_value(cache: dict[str, Tensor], steps: tuple[int, ...], site: Site, sample: int,
@@ -108,8 +106,8 @@ def _cached_value(cache: dict[str, Tensor], steps: tuple[int, ...], site: Site, 
     # rows of the read are ordered branch-major: (uncond samples..., cond samples...)
     rows = [sample + r * n_samples for r in range(rows_per_sample)]
     values = stacked[:, rows]
-    if site.component == "head":
-        values = values[:, :, :, site.head]
+    if site.spec.index is not None and site.head is not None:
+        values = values.select(site.spec.index_position() + 1, site.head)  # after the step axis
     return {step: values[i] for i, step in enumerate(steps)}
 
 
@@ -301,7 +299,7 @@ class _ChunkTask:
         ]
 
 
-def _select(output, index: int):  # noqa: ANN001, ANN202
+def _select(output, index: int):
     """One sample of a batched GenerationOutput, keeping the batch axis."""
     from interp.adapter import GenerationOutput
 
@@ -346,7 +344,7 @@ def patched_generation(
     direction: Direction = "denoising",
     steps: StepsLike = None,
     branch: Branch | str = Branch.COND,
-):  # noqa: ANN201 - returns three GenerationOutputs
+):  # returns three GenerationOutputs
     """The clean, corrupted and patched generations of one pair and seed (to listen to).
 
     Returns:

@@ -12,19 +12,20 @@ from dataclasses import dataclass, field
 
 import torch
 from beartype import beartype
+from einops import EinopsError
 from torch import Tensor
 
 from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
 from interp.catalog import AttentionModule
+from interp.components import SiteComponent
 from interp.edits import Edit, Read
-from interp.errors import EditError
+from interp.errors import EditError, SiteError, did_you_mean
+from interp.execution_order import hook_order
 from interp.progress import generation
 from interp.quiet import warn_truncated
 from interp.selection import branch_rows
+from interp.sites import ModuleSite, Site
 from interp.types import ReadTrace
-
-_STAGE_OF = {"text": "text", "head": "heads", "heads": "heads", "out": "out"}
-_STAGE_ORDER = {"text": 0, "heads": 1, "out": 2}
 
 
 @dataclass
@@ -42,29 +43,71 @@ class RunResult:
     read_steps: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class _Point:
+    """One hook point: a module of the denoiser and the port a stage fetches there."""
+
+    path: str
+    port: str  # "input", "output" or "text"
+    kwarg: str | None = None  # the keyword argument of a "text" port
+
+
 @dataclass
 class _Action:
     item: Edit | Read
     rows: list[int]
+    spec: SiteComponent | None  # None for a module site
+    sizes: dict[str, int]
 
 
 @dataclass
 class _Stage:
-    module: AttentionModule
-    stage: str
+    point: _Point
     actions: list[_Action]
+
+
+def _locate(
+    adapter: ModelAdapter, item: Edit | Read
+) -> tuple[_Point, SiteComponent | None, dict[str, int], tuple[int, int]]:
+    """The hook point of an item, its component, its axis sizes and its catalog order key."""
+    site = item.site
+    catalog = adapter.catalog
+    if isinstance(site, ModuleSite):
+        paths = dict(adapter.denoiser.named_modules())
+        if site.path not in paths:
+            raise SiteError(
+                f"No module {site.path!r} in the denoiser of {adapter.name!r}, for {site.name}."
+                f"{did_you_mean(site.path, [p for p in paths if p])} List the paths with "
+                f"adapter.denoiser.named_modules()."
+            )
+        return _Point(site.path, site.port), None, {}, (-1, -1)
+    catalog.validate(site)
+    module: AttentionModule = catalog.module(site.attention, site.layer)
+    spec = site.spec
+    kwarg = module.text_argument if spec.hook.port == "text" else None
+    if spec.hook.port == "text" and kwarg is None:
+        raise SiteError(f"{site.name}: the adapter names no text argument for {module.path}.")
+    point = _Point(module.hook_path(site.component), spec.hook.port, kwarg)
+    index = catalog.modules.index(module)
+    return point, spec, module.sizes(), (index, spec.hook.rank)
 
 
 def _plan(
     adapter: ModelAdapter, request: GenerationRequest, edits: Sequence[Edit], reads: Sequence[Read]
 ) -> tuple[dict[int, list[_Stage]], dict[str, tuple[int, ...]]]:
-    """Validate every item and group them by step, module and stage, in model order."""
-    catalog = adapter.catalog
-    order = {(m.attention, m.layer): i for i, m in enumerate(catalog.modules)}
-    buckets: dict[tuple[int, int, int], list[_Action]] = defaultdict(list)
+    """Validate every item and group them by step and hook point, in model order.
+
+    Attention sites are ordered by the catalog (module, then the component's hook rank);
+    when a module site is present, every point is ordered as the model was observed to
+    run them (:func:`interp.execution_order.hook_order`).
+    """
+    located = [(item, *_locate(adapter, item)) for item in [*edits, *reads]]
+    observed = None
+    if any(isinstance(item.site, ModuleSite) for item, *_ in located):
+        observed = hook_order(adapter, request)
+    buckets: dict[tuple[int, tuple[int, ...], _Point], list[_Action]] = defaultdict(list)
     read_steps: dict[str, tuple[int, ...]] = {}
-    for item in [*edits, *reads]:
-        catalog.validate(item.site)
+    for item, point, spec, sizes, catalog_key in located:
         steps = item.steps.resolve(request.num_steps)
         skipped = [s for s in steps if s < request.start_step]
         if skipped:
@@ -75,86 +118,104 @@ def _plan(
         rows = branch_rows(item.branch, request.batch_size, request.guided, item.samples)
         if isinstance(item, Read):
             if item.key in read_steps:
-                raise EditError(
-                    f"Two reads share the key {item.key!r}; give each Read a distinct key=."
-                )
+                raise EditError(f"Two reads share the key {item.key!r}; give each Read a distinct key=.")
             read_steps[item.key] = steps
-        stage = _STAGE_OF[item.site.component]
+        if observed is None:
+            order: tuple[int, ...] = catalog_key
+        else:
+            event = (point.path, "output" if point.port == "output" else "input")
+            if event not in observed:
+                raise EditError(
+                    f"{item.site.name}: module {point.path!r} did not run during a denoising "
+                    f"step, so it cannot be read or edited there."
+                )
+            order = (observed[event],)
         for step in steps:
-            buckets[(step, order[item.site.module_key], _STAGE_ORDER[stage])].append(
-                _Action(item, rows)
-            )
+            buckets[(step, order, point)].append(_Action(item, rows, spec, sizes))
     plan: dict[int, list[_Stage]] = defaultdict(list)
-    stage_names = {v: k for k, v in _STAGE_ORDER.items()}
-    for (step, module_index, stage_index) in sorted(buckets):
-        actions = buckets[(step, module_index, stage_index)]
+    for step, order, point in sorted(buckets, key=lambda k: (k[0], k[1], k[2].port)):
+        actions = buckets[(step, order, point)]
         # edits first, then reads: reads see the edited value
         actions.sort(key=lambda a: isinstance(a.item, Read))
-        plan[step].append(
-            _Stage(catalog.modules[module_index], stage_names[stage_index], actions)
-        )
+        plan[step].append(_Stage(point, actions))
     return dict(plan), read_steps
 
 
-def _slice(view: Tensor, action: _Action) -> Tensor:
-    site = action.item.site
-    rows = torch.as_tensor(action.rows, device=view.device)
-    if site.component == "head":
-        return view[rows, :, site.head]
-    return view[rows]
-
-
-def _assign(view: Tensor, action: _Action, value: Tensor) -> None:
-    site = action.item.site
-    rows = torch.as_tensor(action.rows, device=view.device)
-    if site.component == "head":
-        view[rows, :, site.head] = value
-    else:
-        view[rows] = value
-
-
-def _as_view(x: Tensor, module: AttentionModule, stage: str) -> Tensor:
-    if stage != "heads":
+def _view(x: Tensor, action: _Action) -> Tensor:
+    if action.spec is None:
         return x
-    if x.shape[-1] != module.n_heads * module.d_head:
+    try:
+        return action.spec.to_view(x, action.sizes)
+    except EinopsError as error:
         raise EditError(
-            f"The output projection of {module.path} receives width {x.shape[-1]}, not "
-            f"{module.n_heads} heads x {module.d_head}; the adapter's head geometry is wrong."
-        )
-    return x.view(*x.shape[:-1], module.n_heads, module.d_head)
+            f"{action.item.site.name}: the hooked tensor of shape {tuple(x.shape)} does not fit "
+            f"the view {action.spec.view!r} with sizes {action.sizes}; the adapter's geometry "
+            f"is wrong."
+        ) from error
 
 
-def _execute(root, stage: _Stage, step: int, store: dict[str, list[Tensor]], save) -> None:  # noqa: ANN001
-    """Fetch, edit, write back and record one stage of one module at one step."""
-    module = stage.module
-    envoy = root.get(f"denoiser.{module.path}")
-    if stage.stage == "text":
+def _index(view: Tensor, action: _Action) -> tuple[Tensor | slice | int, ...]:
+    rows = torch.as_tensor(action.rows, device=view.device)
+    site = action.item.site
+    if action.spec is None or action.spec.index is None or not isinstance(site, Site) or site.head is None:
+        return (rows,)
+    return (rows, *[slice(None)] * (action.spec.index_position() - 1), site.head)
+
+
+def _fetch(root, stage: _Stage) -> tuple[Tensor, object]:  # pyright: ignore[reportMissingParameterType]
+    """The stage's tensor, and what is needed to write it back."""
+    point = stage.point
+    envoy = root.get(f"denoiser.{point.path}")
+    if point.port == "text":
         args, kwargs = envoy.inputs
-        x = kwargs[module.text_argument]
-    elif stage.stage == "heads":
-        proj = root.get(f"denoiser.{module.out_proj}")
-        x = proj.input
+        return kwargs[point.kwarg], (envoy, args, kwargs)
+    if point.port == "input":
+        return envoy.input, envoy
+    output = envoy.output
+    x = output[0] if isinstance(output, tuple) else output
+    return x, (envoy, output)
+
+
+def _store(stage: _Stage, x: Tensor, handle: object) -> None:
+    point = stage.point
+    if point.port == "text":
+        envoy, args, kwargs = handle  # pyright: ignore[reportGeneralTypeIssues]
+        envoy.inputs = (args, {**kwargs, point.kwarg: x})
+    elif point.port == "input":
+        handle.input = x  # pyright: ignore[reportAttributeAccessIssue]
     else:
-        output = envoy.output
-        x = output[0] if isinstance(output, tuple) else output
-    edits = [a for a in stage.actions if isinstance(a.item, Edit)]
+        envoy, output = handle  # pyright: ignore[reportGeneralTypeIssues]
+        envoy.output = (x, *output[1:]) if isinstance(output, tuple) else x
+
+
+def _execute(root, stage: _Stage, step: int, store: dict[str, list[Tensor]], save) -> None:  # pyright: ignore[reportMissingParameterType]
+    """Fetch, edit, write back and record one hook point at one step."""
+    x, handle = _fetch(root, stage)
+    if not isinstance(x, Tensor):
+        raise EditError(
+            f"{stage.actions[0].item.site.name}: the {stage.point.port} of {stage.point.path!r} "
+            f"is a {type(x).__name__}, not a tensor; choose a module whose {stage.point.port} is one."
+        )
+    for action in stage.actions:
+        if action.rows and (x.dim() == 0 or max(action.rows) >= x.shape[0]):
+            raise EditError(
+                f"{action.item.site.name}: the {stage.point.port} of {stage.point.path!r} has shape "
+                f"{tuple(x.shape)}, but the site selects rows {action.rows} of the denoiser's batch; "
+                f"a module site's tensor must be batch first (choose a module that sees the batch)."
+            )
+    edits = [(a, a.item) for a in stage.actions if isinstance(a.item, Edit)]
     if edits:
         x = x.clone()
-        view = _as_view(x, module, stage.stage)
-        for action in edits:
-            where = f"{action.item.site.name} (step {step})"
-            new = action.item.op.apply(_slice(view, action), step, where)
-            _assign(view, action, new)
-        if stage.stage == "text":
-            envoy.inputs = (args, {**kwargs, module.text_argument: x})
-        elif stage.stage == "heads":
-            proj.input = x
-        else:
-            envoy.output = (x, *output[1:]) if isinstance(output, tuple) else x
-    view = _as_view(x, module, stage.stage)
+        for action, edit in edits:
+            view = _view(x, action)
+            index = _index(view, action)
+            view[index] = edit.op.apply(view[index], step, f"{edit.site.name} (step {step})")
+            x = action.spec.from_view(view, action.sizes) if action.spec is not None else view
+        _store(stage, x, handle)
     for action in stage.actions:
         if isinstance(action.item, Read):
-            value = _slice(view, action).detach().clone()
+            view = _view(x, action)
+            value = view[_index(view, action)].detach().clone()
             if action.item.reduce is not None:
                 value = action.item.reduce(value)
             store[action.item.key].append(save(value))

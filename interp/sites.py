@@ -8,34 +8,47 @@ A site is a frozen value with one canonical string form that round-trips exactly
     cross.7.text     text input feeding keys and values (TADA's site)   [batch ctx d_ctx]
     self.0.head.5    the same components for self-attention (no ``text``)
 
-``layer`` counts attention modules of one kind (self or cross) in execution order.
+The components (``head``, ``heads``, ``out``, ``text``, and any a plugin registers) are
+an open vocabulary: see :mod:`interp.components`. ``layer`` counts attention modules of
+one kind (self or cross) in execution order.
+
+For what the vocabulary does not cover, a :class:`ModuleSite` reaches any module of the
+denoiser by its dotted path::
+
+    module.transformer_blocks.3.ff.output    output of that module     [batch *rest]
+    module.transformer_blocks.3.norm1.input  its first positional input
+
 Denoising steps and the CFG branch are not part of a site: they belong to the edit or
 read that uses it (see :mod:`interp.edits`).
+
+>>> site = Site.parse("cross.7.head.3")
+>>> site, site.axes, site.whole().name
+(Site(attention='cross', layer=7, component='head', head=3), 'batch seq d_head', 'cross.7.heads')
+>>> as_any_site("module.transformer_blocks.3.ff.output")
+ModuleSite(path='transformer_blocks.3.ff', port='output')
 """
 
 import re
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from interp.components import SiteComponent, component_names, get_component, whole_of
 from interp.errors import SiteError
 
 Attention = Literal["self", "cross"]
-Component = Literal["head", "heads", "out", "text"]
+#: A component name; the valid ones are those registered in :mod:`interp.components`.
+Component = str
+ModulePort = Literal["input", "output"]
 
 ATTENTIONS: tuple[str, ...] = get_args(Attention)
-COMPONENTS: tuple[str, ...] = get_args(Component)
-
-#: Named axes of the tensor each component exposes, in order.
-COMPONENT_AXES: dict[str, str] = {
-    "head": "batch seq d_head",
-    "heads": "batch seq head d_head",
-    "out": "batch seq d_model",
-    "text": "batch ctx d_ctx",
-}
+MODULE_PORTS: tuple[str, ...] = get_args(ModulePort)
 
 _SITE_PATTERN = re.compile(
     r"^(?P<attention>[a-z]+)\.(?P<layer>-?[0-9]+)\.(?P<component>[a-z]+)(?:\.(?P<head>-?[0-9]+))?$",
     re.ASCII,
+)
+_MODULE_PATTERN = re.compile(
+    r"^module\.(?P<path>[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)\.(?P<port>input|output)$", re.ASCII
 )
 
 SITE_GRAMMAR = (
@@ -43,20 +56,23 @@ SITE_GRAMMAR = (
     "component in {head, heads, out, text}; e.g. 'cross.7.head.3', 'cross.7.text', "
     "'self.0.out'"
 )
+MODULE_SITE_GRAMMAR = (
+    "'module.<dotted module path>.<input|output>', e.g. 'module.transformer_blocks.3.ff.output'"
+)
 
 
 @dataclass(frozen=True, order=True)
 class Site:
-    """One intervention point of a denoiser.
+    """One intervention point of an attention module.
 
     Attributes:
         attention: ``"self"`` or ``"cross"`` attention.
         layer: Index of the attention module among those of the same kind, in
             execution order.
-        component: ``"head"`` (one head's output), ``"heads"`` (all heads of the
-            layer), ``"out"`` (the module's output) or ``"text"`` (cross-attention
-            text input).
-        head: Head index for ``component == "head"``, else ``None``.
+        component: A registered component name (:mod:`interp.components`): ``"head"``
+            (one head's output), ``"heads"`` (all heads of the layer), ``"out"`` (the
+            module's output), ``"text"`` (cross-attention text input), ...
+        head: The index a component such as ``head`` selects, else ``None``.
     """
 
     attention: Attention
@@ -66,31 +82,28 @@ class Site:
 
     def __post_init__(self) -> None:
         if self.attention not in ATTENTIONS:
-            raise SiteError(
-                f"Unknown attention kind {self.attention!r}; valid kinds are {list(ATTENTIONS)}."
-            )
-        if self.component not in COMPONENTS:
-            raise SiteError(
-                f"Unknown site component {self.component!r}; valid components are "
-                f"{list(COMPONENTS)}."
-            )
+            raise SiteError(f"Unknown attention kind {self.attention!r}; valid kinds are {list(ATTENTIONS)}.")
+        spec = get_component(self.component)
         if not isinstance(self.layer, int) or self.layer < 0:
             raise SiteError(f"Site layer must be a non-negative integer, got {self.layer!r}.")
-        if self.component == "head":
+        if spec.index is not None:
             if not isinstance(self.head, int) or self.head < 0:
                 raise SiteError(
-                    f"A 'head' site needs a non-negative head index, got {self.head!r} "
-                    f"(write e.g. '{self.attention}.{self.layer}.head.0')."
+                    f"A {self.component!r} site needs a non-negative {spec.index} index, got "
+                    f"{self.head!r} (write e.g. '{self.attention}.{self.layer}.{self.component}.0')."
                 )
         elif self.head is not None:
             raise SiteError(
                 f"Component {self.component!r} covers the whole layer and takes no head "
                 f"index (got head={self.head}); use component 'head' for one head."
             )
-        if self.component == "text" and self.attention != "cross":
+        if self.attention not in spec.attentions:
+            kinds = "/".join(spec.attentions)
+            noun = "output" if spec.hook.port == "output" else "input"
             raise SiteError(
-                f"Only cross-attention has a text input; 'self.{self.layer}.text' does not "
-                f"exist (use 'cross.<layer>.text')."
+                f"Only {kinds}-attention has a {self.component} {noun}; "
+                f"'{self.attention}.{self.layer}.{self.component}' does not exist (use "
+                f"'{spec.attentions[0]}.<layer>.{self.component}')."
             )
 
     @classmethod
@@ -110,18 +123,23 @@ class Site:
                 f"Unknown attention kind {match['attention']!r} in {text!r}; valid kinds are "
                 f"{list(ATTENTIONS)}."
             )
-        if match["component"] not in COMPONENTS:
+        if match["component"] not in component_names():
             raise SiteError(
                 f"Unknown site component {match['component']!r} in {text!r}; valid components "
-                f"are {list(COMPONENTS)}."
+                f"are {component_names()}."
             )
         head = match["head"]
         return cls(
-            attention=match["attention"],  # type: ignore[arg-type]
+            attention=match["attention"],  # pyright: ignore[reportArgumentType]
             layer=int(match["layer"]),
-            component=match["component"],  # type: ignore[arg-type]
+            component=match["component"],
             head=None if head is None else int(head),
         )
+
+    @property
+    def spec(self) -> SiteComponent:
+        """The registered component of this site."""
+        return get_component(self.component)
 
     @property
     def name(self) -> str:
@@ -131,18 +149,104 @@ class Site:
 
     @property
     def axes(self) -> str:
-        """Named axes of the tensor at this site (see :data:`COMPONENT_AXES`)."""
-        return COMPONENT_AXES[self.component]
+        """Named axes of the tensor at this site (the component's axes)."""
+        return self.spec.axes
 
     @property
     def module_key(self) -> tuple[str, int]:
         """The attention module this site lives in, as ``(attention, layer)``."""
         return (self.attention, self.layer)
 
+    def whole(self) -> "Site":
+        """The site of the component's whole tensor (``cross.1.head.2`` -> ``cross.1.heads``);
+        see :func:`interp.components.whole_of`."""
+        whole = whole_of(self.spec)
+        return self if whole.name == self.component else Site(self.attention, self.layer, whole.name)
+
     def __str__(self) -> str:
         return self.name
 
 
+@dataclass(frozen=True, order=True)
+class ModuleSite:
+    """The escape hatch: the input or output of any module of the denoiser, by path.
+
+    The canonical string is ``module.<path>.<port>``, e.g.
+    ``module.transformer_blocks.3.ff.output``; it round-trips exactly. ``input`` is the
+    module's first positional argument, ``output`` its output (the first element of a
+    tuple). The tensor is exposed whole, batch first (``batch *rest``); the path is
+    checked against the loaded denoiser when a generation is planned.
+
+    Attributes:
+        path: Dotted path of the module inside the denoiser.
+        port: ``"input"`` or ``"output"``.
+    """
+
+    path: str
+    port: ModulePort
+
+    def __post_init__(self) -> None:
+        if self.port not in MODULE_PORTS:
+            raise SiteError(f"Module site port must be one of {list(MODULE_PORTS)}, got {self.port!r}.")
+        if not isinstance(self.path, str) or _MODULE_PATTERN.match(f"module.{self.path}.{self.port}") is None:
+            raise SiteError(
+                f"Module path {self.path!r} is not a dotted path of module names such as "
+                f"'transformer_blocks.3.ff'."
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> "ModuleSite":
+        """Parse ``'module.<path>.<input|output>'``."""
+        match = _MODULE_PATTERN.match(text.strip())
+        if match is None:
+            raise SiteError(f"Malformed module site {text!r}: expected {MODULE_SITE_GRAMMAR}.")
+        return cls(match["path"], match["port"])  # pyright: ignore[reportArgumentType]
+
+    @property
+    def name(self) -> str:
+        """The canonical string form, e.g. ``'module.transformer_blocks.3.ff.output'``."""
+        return f"module.{self.path}.{self.port}"
+
+    @property
+    def axes(self) -> str:
+        """The module's tensor is exposed whole: ``batch *rest``."""
+        return "batch *rest"
+
+    def whole(self) -> "ModuleSite":
+        """A module site is its own whole tensor."""
+        return self
+
+    def __str__(self) -> str:
+        return self.name
+
+
+#: Any site: an attention component or a module reached by path.
+AnySite = Site | ModuleSite
+
+
 def as_site(site: "Site | str") -> Site:
-    """Accept a :class:`Site` or its canonical string."""
-    return site if isinstance(site, Site) else Site.parse(site)
+    """Accept a :class:`Site` or its canonical string.
+
+    Raises:
+        SiteError: For a malformed string, or a ``module.`` site, which only
+            :class:`~interp.edits.Edit` and :class:`~interp.edits.Read` accept.
+    """
+    if isinstance(site, Site):
+        return site
+    if isinstance(site, ModuleSite) or (isinstance(site, str) and site.strip().startswith("module.")):
+        raise SiteError(
+            f"{str(site)!r} is a module site (the escape hatch); only Edit and Read (interp.run) "
+            f"accept those. Sweeps, caches and steering take attention sites such as "
+            f"'cross.7.head.3'."
+        )
+    return Site.parse(site)
+
+
+def as_any_site(site: "Site | ModuleSite | str") -> AnySite:
+    """Accept any site value or its canonical string; ``module.<path>.<port>`` strings
+    give a :class:`ModuleSite`."""
+    if isinstance(site, (Site, ModuleSite)):
+        return site
+    if isinstance(site, str) and site.strip().startswith("module."):
+        return ModuleSite.parse(site)
+    return Site.parse(site)

@@ -119,7 +119,7 @@ class AceStepAdapter(ModelAdapter):
 
     family = "ace-step"
 
-    def __init__(self, name: str, pipeline: AceStepPipeline | None, transformer=None):  # noqa: ANN001
+    def __init__(self, name: str, pipeline: AceStepPipeline | None, transformer=None):
         self._transformer = transformer if transformer is not None else pipeline.transformer
         super().__init__(name, pipeline, ace_step_catalog(self._transformer))
         if pipeline is not None:

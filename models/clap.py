@@ -41,7 +41,7 @@ class ClapScorer:
         try:
             model = ClapModel.from_pretrained(source, local_files_only=True)
             processor = ClapProcessor.from_pretrained(source, local_files_only=True)
-        except Exception as error:  # noqa: BLE001 - one clear sentence instead
+        except Exception as error:  # one clear sentence instead
             raise ModelNotFoundError(
                 f"Could not load the CLAP scorer {source!r} from the local Hugging Face cache "
                 f"or directory ({type(error).__name__}); download it where the hub is reachable "

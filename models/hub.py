@@ -39,7 +39,7 @@ def load_pipeline(pipeline_class: type, source: str, device: str, dtype: Any) ->
         try:
             pipe = pipeline_class.from_pretrained(source, local_files_only=local_only, **kwargs)
             return pipe.to(device)
-        except Exception as error:  # noqa: BLE001 - every failure becomes one message
+        except Exception as error:  # every failure becomes one message
             last_error = error
     where = f"the directory {source!r}" if is_dir else (
         f"the local Hugging Face cache ({os.environ.get('HF_HOME', '~/.cache/huggingface')})"

@@ -22,7 +22,7 @@ class StableAudioAdapter(ModelAdapter):
 
     family = "stable-audio"
 
-    def __init__(self, name: str, pipeline: StableAudioPipeline | None, transformer=None):  # noqa: ANN001
+    def __init__(self, name: str, pipeline: StableAudioPipeline | None, transformer=None):
         self._transformer = transformer if transformer is not None else pipeline.transformer
         super().__init__(name, pipeline, attention_catalog(self._transformer))
         if pipeline is not None:

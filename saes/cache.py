@@ -24,7 +24,6 @@ from typing import Any, Literal
 
 import torch
 from beartype import beartype
-from jaxtyping import jaxtyped
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
@@ -97,7 +96,7 @@ def _labels(rows: list[int], batch: int, guided: bool, offset: int, seq: int, st
     }
 
 
-@jaxtyped(typechecker=beartype)
+@beartype
 def cache_activations(
     adapter: ModelAdapter,
     request: GenerationRequest,

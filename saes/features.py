@@ -175,7 +175,7 @@ def select_features(
     return FeatureSelection(site, method, tuple(steps), top.indices, top.values, concept)
 
 
-@jaxtyped(typechecker=beartype)
+@beartype
 def concept_features(
     adapter: ModelAdapter,
     request: GenerationRequest,

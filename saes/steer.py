@@ -19,6 +19,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from interp.components import FREE_AXES
 from interp.edits import Add, Apply, Edit
 from interp.errors import TadaError
 from interp.selection import Branch, Steps, StepsLike
@@ -36,9 +37,10 @@ def decoder_directions(sae: nn.Module) -> Tensor:
 def _site_shape(sae: nn.Module, site: str, shape: Sequence[int] | None) -> tuple[int, ...]:
     if shape is not None:
         return tuple(shape)
-    if as_site(site).component == "heads":
+    own_axes = [a for a in as_site(site).axes.split() if a not in FREE_AXES]
+    if len(own_axes) > 1:
         raise TadaError(
-            f"SAE at {site}: a 'heads' site needs shape=(head, d_head) to lay the "
+            f"SAE at {site}: a site with axes {own_axes} needs shape=({', '.join(own_axes)}) to lay the "
             f"{sae.cfg.d_in}-wide decoder directions out per head."
         )
     return (int(sae.cfg.d_in),)
@@ -91,7 +93,7 @@ class SAEFeatureSteerer:
         }
 
 
-def _renormalized_add(values: Mapping[int, Tensor]):  # noqa: ANN202 - a closure
+def _renormalized_add(values: Mapping[int, Tensor]):  # a closure
     def fn(x: Tensor, step: int) -> Tensor:
         return renormalized(x, x + values[step].to(dtype=x.dtype, device=x.device))
 

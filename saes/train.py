@@ -290,7 +290,7 @@ def _checked(batches: Iterator[Tensor], batch_size: int, d_in: int) -> Iterator[
     raise TadaError("The SAE training data ran out; give an endless iterator (loop=True).")
 
 
-@jaxtyped(typechecker=beartype)
+@beartype
 def train_saes(
     cache: ActivationCache | str | Path,
     settings: SAESettings,

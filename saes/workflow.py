@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Literal
 
 from beartype import beartype
-from jaxtyping import jaxtyped
 from torch import nn
 
 from interp.adapter import GenerationRequest, ModelAdapter
@@ -57,7 +56,7 @@ class SAESteeringSettings:
     distance: Distance = "audio"
 
 
-@jaxtyped(typechecker=beartype)
+@beartype
 def run_sae_steering(
     adapter: ModelAdapter,
     request: GenerationRequest,

@@ -124,7 +124,7 @@ def _init_within(ray: Any, options: dict[str, Any], timeout: float) -> None:
         try:
             ray.init(**options)
             outcome["error"] = None
-        except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread
+        except BaseException as error:  # re-raised in the caller's thread
             outcome["error"] = error
 
     thread = threading.Thread(target=connect, name="tada-ray-connect", daemon=True)

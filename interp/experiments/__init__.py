@@ -27,10 +27,14 @@ from interp.experiments.metrics import MetricContext, MetricSpec, metric_names, 
 from interp.experiments.prompts import Prompt
 from interp.experiments.spec import ExperimentSpec, GenerationSpec, ModelSpec
 from interp.experiments.units import Row, Unit, UnitResult
-from interp.experiments.loading import LoadedSpec, load_spec, validate  # noqa: I001
-from interp.experiments import generate as _builtin_generate  # noqa: F401 - registers 'generate'
+
+# loading first, then the built-in 'generate' method registers itself
+# isort: off
+from interp.experiments.loading import LoadedSpec, load_spec, validate
+from interp.experiments import generate as generate
 from interp.experiments.engine import run
 from interp.experiments.results import Results
+# isort: on
 
 __all__ = [
     "BranchName",

@@ -140,7 +140,7 @@ def _ref_or_value(value: Any) -> str:
     return "value"
 
 
-def Refable(inner: Any) -> Any:  # noqa: N802 - reads like a type
+def Refable(inner: Any) -> Any:  # reads like a type
     """``inner`` or a :class:`Ref` to an earlier step's result (``{from: step}``).
 
     Example:

@@ -201,7 +201,7 @@ def load_plugins() -> None:
     for point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda p: p.name):
         try:
             loaded = point.load()
-        except Exception as error:  # noqa: BLE001 - a broken plug-in must not hide others
+        except Exception as error:  # a broken plug-in must not hide others
             raise TadaError(
                 f"Could not load the method plug-in {point.name!r} ({point.value}): "
                 f"{type(error).__name__}: {error}. Fix or uninstall the package providing it."

@@ -102,7 +102,7 @@ def _claim_lock(path: Path) -> Any:
 
     lock = path / LOCK
     try:
-        handle = open(lock, "a+", encoding="utf-8")  # noqa: SIM115 - held for the whole run
+        handle = open(lock, "a+", encoding="utf-8")  # held for the whole run
     except OSError as error:
         raise RunDirError(f"Cannot write in the results directory {str(path)!r}: {error.strerror}.") from None
     try:

@@ -6,14 +6,14 @@
 :func:`evaluate_steering` runs an alpha grid and measures concept alignment against
 preservation.
 
-Example:
-    >>> from interp.steering import *
-    >>> concept = steering_concept("happy")
-    >>> vectors = compute_caa(model, request, concept.positive, concept.negative,
-    ...                       ["cross.1.out"])
-    >>> steerer = CAASteerer(vectors)
-    >>> result = evaluate_steering(model, request, steerer, alpha_grid(8, 4), scorer,
-    ...                            concept.scorer_concept, concept.target, out_dir="runs/happy")
+Example (needs a model, a request and a scorer, so it is not run as a doctest)::
+
+    from interp.steering import *
+    concept = steering_concept("happy")
+    vectors = compute_caa(model, request, concept.positive, concept.negative, ["cross.1.out"])
+    steerer = CAASteerer(vectors)
+    result = evaluate_steering(model, request, steerer, alpha_grid(8, 4), scorer,
+                               concept.scorer_concept, concept.target, out_dir="runs/happy")
 """
 
 from interp.steering.artifacts import plot_curves, write_wav

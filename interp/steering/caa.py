@@ -7,11 +7,11 @@ positions (sequence frames, or text tokens for ``text`` sites), on the chosen CF
 for a ``heads`` site the whole ``[head, d_head]`` block is normalized as one vector (use
 ``head`` sites for one vector per head).
 
-Example:
-    >>> vectors = compute_caa(model, request, concept.positive, concept.negative,
-    ...                       ["cross.1.out", "cross.0.head.2"])
-    >>> vectors.at("cross.1.out", step=3).shape
-    torch.Size([32])
+Example (needs a model and a request, so it is not run as a doctest)::
+
+    vectors = compute_caa(model, request, concept.positive, concept.negative,
+                          ["cross.1.out", "cross.0.head.2"])
+    vectors.at("cross.1.out", step=3).shape  # torch.Size([32]) on the tiny Stable Audio
 """
 
 from collections.abc import Sequence
@@ -20,17 +20,17 @@ from typing import Any
 
 import torch
 from beartype import beartype
-from jaxtyping import jaxtyped
 from torch import Tensor
 
 from interp.adapter import GenerationRequest, ModelAdapter
-from interp.edits import Read
-from interp.errors import TadaError
 from interp.distributed.executor import run_tasks
 from interp.distributed.tasks import GenerationTask
+from interp.edits import Read
+from interp.errors import TadaError
 from interp.progress import expect
 from interp.selection import Branch, Steps, StepsLike
 from interp.sites import Site
+from interp.types import SiteVector, StepNorms, StepVectors
 
 
 @dataclass
@@ -48,8 +48,8 @@ class SteeringVectors:
         metadata: Model, concept, prompts, seeds and generation settings.
     """
 
-    vectors: dict[str, Tensor]
-    norms: dict[str, Tensor]
+    vectors: dict[str, StepVectors]
+    norms: dict[str, StepNorms]
     steps: tuple[int, ...]
     normalized: bool
     averaged: bool = False
@@ -77,7 +77,7 @@ class SteeringVectors:
         if site not in self.vectors:
             raise TadaError(f"No steering vector for site {site!r}; available: {self.sites}.")
 
-    def at(self, site: Site | str, step: int) -> Tensor:
+    def at(self, site: Site | str, step: int) -> SiteVector:
         """The vector applied at ``site`` on denoising step ``step``."""
         name = str(site)
         self._check_site(name)
@@ -90,7 +90,7 @@ class SteeringVectors:
             )
         return self.vectors[name][self.steps.index(step)]
 
-    def raw(self, site: Site | str) -> Tensor:
+    def raw(self, site: Site | str) -> StepVectors:
         """The unnormalized mean differences ``[step, *dims]`` at ``site``."""
         name = str(site)
         self._check_site(name)
@@ -135,7 +135,7 @@ def _position_mean_sum(x: Tensor) -> Tensor:
     return x.double().mean(dim=1).sum(dim=0)
 
 
-@jaxtyped(typechecker=beartype)
+@beartype
 def activation_means(
     adapter: ModelAdapter,
     request: GenerationRequest,
@@ -188,7 +188,7 @@ def activation_means(
     return {n: (sums[n] / count).float() for n in names}, resolved
 
 
-@jaxtyped(typechecker=beartype)
+@beartype
 def compute_caa(
     adapter: ModelAdapter,
     request: GenerationRequest,

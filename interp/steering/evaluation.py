@@ -26,7 +26,6 @@ from typing import Any, Literal
 
 import numpy as np
 from beartype import beartype
-from jaxtyping import jaxtyped
 from torch import Tensor
 
 from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
@@ -209,7 +208,7 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
-@jaxtyped(typechecker=beartype)
+@beartype
 def evaluate_steering(
     adapter: ModelAdapter,
     request: GenerationRequest,

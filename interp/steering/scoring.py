@@ -13,7 +13,7 @@ from typing import Literal
 
 import torch
 from beartype import beartype
-from jaxtyping import Float, jaxtyped
+from jaxtyping import Float
 from torch import Tensor
 
 from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
@@ -75,7 +75,7 @@ class CentroidScorer:
         return t if value == self.target else 1.0 - t
 
     @classmethod
-    @jaxtyped(typechecker=beartype)
+    @beartype
     def fit(
         cls,
         adapter: ModelAdapter,

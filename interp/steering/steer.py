@@ -5,10 +5,11 @@ A *steerer* is anything with ``edits(alpha) -> list[Edit]`` and ``describe() -> 
 edits that change nothing (adding a zero vector), so the steered run at alpha 0 is the
 unsteered generation bit for bit. :func:`sweep_alpha` runs one generation per alpha.
 
-Example:
-    >>> steerer = CAASteerer(vectors, branch="cond", renormalize=True)
-    >>> for alpha, result in sweep_alpha(model, request, steerer, alpha_grid(8.0, 4)):
-    ...     print(alpha, result.output.latents.norm())
+Example (needs a model, a request and vectors, so it is not run as a doctest)::
+
+    steerer = CAASteerer(vectors, branch="cond", renormalize=True)
+    for alpha, result in sweep_alpha(model, request, steerer, alpha_grid(8.0, 4)):
+        print(alpha, result.output.latents.norm())
 """
 
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,7 +19,6 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 from beartype import beartype
-from jaxtyping import jaxtyped
 from torch import Tensor
 
 from interp.adapter import GenerationRequest, ModelAdapter
@@ -156,7 +156,7 @@ class CAASteerer:
         }
 
 
-def _renormalized_add(value: Tensor | Mapping[int, Tensor]):  # noqa: ANN202 - a closure
+def _renormalized_add(value: Tensor | Mapping[int, Tensor]):  # a closure
     def fn(x: Tensor, step: int) -> Tensor:
         vector = value if isinstance(value, Tensor) else value[step]
         return renormalized(x, x + vector.to(dtype=x.dtype, device=x.device))
@@ -164,7 +164,7 @@ def _renormalized_add(value: Tensor | Mapping[int, Tensor]):  # noqa: ANN202 - a
     return fn
 
 
-@jaxtyped(typechecker=beartype)
+@beartype
 def sweep_alpha(
     adapter: ModelAdapter,
     request: GenerationRequest,

@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 from beartype import beartype
-from jaxtyping import jaxtyped
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -31,7 +30,7 @@ def _paths(path: str | Path) -> tuple[Path, Path]:
     return path, path.with_suffix(".json")
 
 
-@jaxtyped(typechecker=beartype)
+@beartype
 def save_vectors(vectors: SteeringVectors, path: str | Path) -> tuple[Path, Path]:
     """Write ``<path>.safetensors`` and ``<path>.json``; return both paths."""
     tensors_path, meta_path = _paths(path)
@@ -55,7 +54,7 @@ def save_vectors(vectors: SteeringVectors, path: str | Path) -> tuple[Path, Path
     return tensors_path, meta_path
 
 
-@jaxtyped(typechecker=beartype)
+@beartype
 def load_vectors(path: str | Path) -> SteeringVectors:
     """Read vectors saved by :func:`save_vectors` (give either file, or the stem).
 

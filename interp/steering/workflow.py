@@ -10,7 +10,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from beartype import beartype
-from jaxtyping import jaxtyped
 
 from interp.adapter import GenerationRequest, ModelAdapter
 from interp.metrics import ConceptScorer
@@ -49,7 +48,7 @@ class CAASettings:
     distance: Distance = "audio"
 
 
-@jaxtyped(typechecker=beartype)
+@beartype
 def run_caa(
     adapter: ModelAdapter,
     request: GenerationRequest,

@@ -76,7 +76,7 @@ class SynthMusicAdapter(ModelAdapter):
     can_resume = True  # Euler sampling of a flow is deterministic: no noise after the first step
     differentiable = True  # the whole sampler is torch: attribution can reach the final latents
 
-    def __init__(self, name: str, pipeline: SynthMusicPipeline | None, denoiser=None):  # noqa: ANN001
+    def __init__(self, name: str, pipeline: SynthMusicPipeline | None, denoiser=None):
         self._denoiser = denoiser if denoiser is not None else pipeline.denoiser
         order = unet_execution_order if isinstance(self._denoiser, UNet2DConditionModel) else None
         super().__init__(name, pipeline, attention_catalog(self._denoiser, execution_order=order))
@@ -94,7 +94,7 @@ class SynthMusicAdapter(ModelAdapter):
             out = self._sample(request)
         return GenerationOutput(out.latents, out.audios, self.pipeline.sample_rate, out.step_latents or {})
 
-    def _sample(self, request: GenerationRequest):  # noqa: ANN202 - SynthMusicPipelineOutput
+    def _sample(self, request: GenerationRequest):  # SynthMusicPipelineOutput
         return self.pipeline.sample(
             list(request.prompts),
             num_inference_steps=request.num_steps,

@@ -49,7 +49,7 @@ def main() -> None:
             module = adapter.catalog.module("cross", s.layer)
             proj = adapter.denoiser.get_submodule(module.out_proj)
 
-            def hook(m, inputs, module=module):  # noqa: ANN001, ANN202
+            def hook(m, inputs, module=module):
                 x = inputs[0].clone()
                 view = x.view(*x.shape[:-1], module.n_heads, module.d_head)
                 rows = torch.arange(view.shape[0] // 2, view.shape[0])

@@ -25,7 +25,7 @@ from interp.patching import single_site_variants, sweep
 from interp.registry import load_model
 
 
-def timed(fn, repeats: int = 1):  # noqa: ANN001, ANN201
+def timed(fn, repeats: int = 1):
     """(value, best wall time of ``repeats`` runs): the best run is the least disturbed."""
     best = float("inf")
     for _ in range(repeats):

@@ -87,3 +87,17 @@ def test_branch_rows_follow_the_uncond_first_layout():
         branch_rows(Branch.UNCOND, 2, guided=False)
     with pytest.raises(SelectionError, match="Unknown CFG branch"):
         Branch.parse("positive")
+
+
+def test_edit_and_read_hold_normalized_values():
+    from interp.edits import Edit, Read, Zero
+    from interp.selection import Branch, Steps
+    from interp.sites import ModuleSite
+
+    edit = Edit("cross.1.head.2", Zero(), steps="0:3", branch="cond", samples=[1])
+    assert edit.site == Site("cross", 1, "head", 2) and type(edit.steps) is Steps
+    assert edit.steps.resolve(5) == (0, 1, 2) and edit.branch is Branch.COND and edit.samples == (1,)
+    read = Read("module.proj_in.output", steps=2)
+    assert read.site == ModuleSite("proj_in", "output") and read.key == "module.proj_in.output"
+    assert read.samples is None and read.branch is Branch.BOTH and read.steps.resolve(4) == (2,)
+    assert Read(Site("self", 0, "out"), key="x").key == "x"

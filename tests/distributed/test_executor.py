@@ -58,7 +58,7 @@ def test_units_side_by_side_overlap_only_while_waiting():
     inside, overlaps = [0], [0]
     lock = threading.Lock()
 
-    def unit(i: int):  # noqa: ANN202
+    def unit(i: int):
         def call() -> int:
             with lock:
                 inside[0] += 1

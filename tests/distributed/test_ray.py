@@ -45,7 +45,7 @@ def cluster():
         ray.shutdown()
 
 
-def _run(spec, out: Path, **options) -> bytes:  # noqa: ANN001
+def _run(spec, out: Path, **options) -> bytes:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         run(spec, out=out, progress=False, **options)
@@ -75,7 +75,7 @@ def _worker_pids() -> list[int]:
     return pids
 
 
-def _wait_for(condition, timeout: float = 120.0) -> None:  # noqa: ANN001
+def _wait_for(condition, timeout: float = 120.0) -> None:
     end = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > end:

@@ -52,7 +52,7 @@ def call_log(adapter: ModelAdapter):
     for m in adapter.catalog.modules:
         mod = adapter.denoiser.get_submodule(m.path)
 
-        def hook(module, args, kwargs, path=m.path):  # noqa: ANN001
+        def hook(module, args, kwargs, path=m.path):
             calls.append((path, len(args), dict(kwargs)))
 
         handles.append(mod.register_forward_pre_hook(hook, with_kwargs=True))

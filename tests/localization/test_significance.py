@@ -200,7 +200,7 @@ class NoisyProjection:
     name: str = "noisy_projection"
     needs_audio: bool = False
 
-    def __call__(self, output, reference):  # noqa: ANN001, ANN204
+    def __call__(self, output, reference):
         def flat(x: torch.Tensor) -> torch.Tensor:
             return x.reshape(x.shape[0], -1).double()
 
