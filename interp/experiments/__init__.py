@@ -23,7 +23,8 @@ from interp.experiments.methods import (
     register_method,
     unregister_method,
 )
-from interp.experiments.metrics import MetricContext, MetricSpec, metric_names, register_metric
+from interp.experiments.metric_specs import MetricSpec
+from interp.metrics import MetricContext, metric_names, register_metric
 from interp.experiments.prompts import Prompt
 from interp.experiments.spec import ExperimentSpec, GenerationSpec, ModelSpec
 from interp.experiments.units import Row, Unit, UnitResult

@@ -21,7 +21,8 @@ from torch import Tensor
 from interp.adapter import GenerationOutput, GenerationRequest
 from interp.edits import Edit, Read
 from interp.experiments.checks import CheckContext
-from interp.experiments.metrics import MetricContext, MetricSpec, compute
+from interp.experiments.metric_specs import MetricSpec, compute
+from interp.metrics import MetricContext
 from interp.experiments.methods import MethodSpec
 from interp.experiments.prompts import Prompt
 from interp.experiments.spec import ExperimentSpec, GenerationSpec
@@ -144,7 +145,8 @@ class StepContext:
             prompts: The resolved prompts of its samples.
             reference: Computes the reference output (for ``latent_distance``).
         """
-        context = MetricContext(request=request, prompts=list(prompts), reference_fn=reference)
+        context = MetricContext(request=request, prompts=list(prompts), reference_fn=reference,
+                                adapter=self.adapter)
         return compute(self.metrics, output, context)
 
     # -- artifacts -----------------------------------------------------------------

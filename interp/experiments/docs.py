@@ -17,7 +17,8 @@ from pydantic_core import PydanticUndefined
 
 from interp.experiments import methods as registry
 from interp.experiments.fields import Marker, Ref
-from interp.experiments.metrics import MetricSpec, metrics
+from interp.experiments.metric_specs import MetricSpec
+from interp.metrics import metrics
 from interp.experiments.prompts import (
     FilePrompts,
     InlinePrompts,

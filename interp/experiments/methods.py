@@ -34,7 +34,7 @@ from interp.experiments.fields import (
     StrictModel,
     distinct_seeds,
 )
-from interp.experiments.metrics import MetricSpec
+from interp.experiments.metric_specs import MetricSpec
 from interp.experiments.units import Row, Unit
 
 if TYPE_CHECKING:

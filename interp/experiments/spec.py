@@ -33,7 +33,7 @@ from interp.experiments.fields import (
     distinct_seeds,
 )
 from interp.experiments.methods import GenerationOverride, MethodSpec
-from interp.experiments.metrics import MetricSpec
+from interp.experiments.metric_specs import MetricSpec
 from interp.experiments.prompts import PromptSet
 
 DTYPES = ("float32", "float16", "bfloat16")

@@ -25,7 +25,7 @@ from interp.experiments import (
     run,
     unregister_method,
 )
-from interp.experiments.metrics import _METRICS
+from interp.metrics import _METRICS
 
 from .conftest import spec
 
