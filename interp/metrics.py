@@ -46,8 +46,8 @@ class MetricContext:
     Attributes:
         reference_fn: Computes the reference run (see :meth:`reference`), called once.
         corrupted: The corrupted run, when patching.
-        pair: The prompt pair, when patching; when steering, a pair whose ``concept`` and
-            ``clean_value`` name the value steered towards (``corrupted_value`` unset).
+        pair: The prompt pair, when patching.
+        target: ``(concept, value)`` steered towards, when steering.
         request: The request that produced the output, when known.
         prompts: The resolved prompts, one per sample, when known.
         options: The metric's options from the spec.
@@ -57,6 +57,7 @@ class MetricContext:
     reference_fn: Callable[[], GenerationOutput] | None = None
     corrupted: GenerationOutput | None = None
     pair: PromptPair | None = None
+    target: tuple[str, str] | None = None
     request: GenerationRequest | None = None
     prompts: Sequence[Any] = ()
     options: dict[str, Any] = field(default_factory=dict)
@@ -259,10 +260,10 @@ def as_tensor(values: Tensor | Sequence[float]) -> Tensor:
 class ConceptContrast:
     """A :class:`Metric` from a :class:`ConceptScorer`.
 
-    With a pair naming two values (patching): the score of the clean value minus that of
-    the corrupted value, on ``log_score`` when the scorer offers it (a logit difference
-    that does not saturate when the classifier is confident). With one value (steering):
-    the scorer's ``score`` of that value.
+    With a steering target (``context.target``): the scorer's ``score`` of that value.
+    Otherwise (patching) the score of the pair's clean value minus that of its corrupted
+    value, on ``log_score`` when the scorer offers it (a logit difference that does not
+    saturate when the classifier is confident).
     """
 
     scorer: ConceptScorer
@@ -274,15 +275,16 @@ class ConceptContrast:
         return bool(getattr(self.scorer, "needs_audio", True))
 
     def __call__(self, output: GenerationOutput, context: MetricContext) -> Float[Tensor, " batch"]:
+        if context.target is not None:
+            return self.scorer.score(output, *context.target).float()
         pair = context.pair
-        if pair is None or pair.clean_value is None:
+        if pair is None or pair.clean_value is None or pair.corrupted_value is None:
             raise TadaError(
-                f"The {self.name!r} metric scores a concept value, but this method gives "
-                f"none (it needs prompt pairs with clean_value and corrupted_value, or a "
-                f"steering target); use latent_distance instead."
+                f"The {self.name!r} metric compares two concept values, but "
+                f"{'this method gives no pair' if pair is None else f'the pair for {pair.concept!r} lacks them'}: "
+                f"it needs prompt pairs with clean_value and corrupted_value, or a steering "
+                f"target; use latent_distance instead."
             )
-        if pair.corrupted_value is None:
-            return self.scorer.score(output, pair.concept, pair.clean_value).float()
         score = getattr(self.scorer, "log_score", None) or self.scorer.score
         positive = score(output, pair.concept, pair.clean_value)
         negative = score(output, pair.concept, pair.corrupted_value)
@@ -300,8 +302,7 @@ class MetricScorer:
 
     def score(self, output: GenerationOutput, concept: str, value: str) -> Tensor:
         """The metric of ``output``, steering towards ``value`` of ``concept``."""
-        pair = PromptPair("", "", concept, clean_value=value)
-        return self.metric(output, MetricContext(pair=pair, adapter=self.adapter))
+        return self.metric(output, MetricContext(target=(concept, value), adapter=self.adapter))
 
 
 def _is_a(value: Any, kind: type) -> bool:
