@@ -18,7 +18,7 @@ point names a method class or a module that registers on import).
 """
 
 from collections.abc import Callable
-from importlib.metadata import entry_points
+from interp.plugins import load_entry_points
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar, get_args, get_origin
 
 from pydantic import Field, StringConstraints, field_validator
@@ -198,13 +198,6 @@ def load_plugins() -> None:
     if _plugins_loaded:
         return
     _plugins_loaded = True
-    for point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda p: p.name):
-        try:
-            loaded = point.load()
-        except Exception as error:  # noqa: BLE001 - a broken plug-in must not hide others
-            raise TadaError(
-                f"Could not load the method plug-in {point.name!r} ({point.value}): "
-                f"{type(error).__name__}: {error}. Fix or uninstall the package providing it."
-            ) from None
+    for _, loaded in load_entry_points(ENTRY_POINT_GROUP, "method"):
         if isinstance(loaded, type) and issubclass(loaded, MethodSpec):
             register_method(loaded)
