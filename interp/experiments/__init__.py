@@ -29,7 +29,7 @@ from interp.experiments.prompts import Prompt
 from interp.experiments.spec import ExperimentSpec, GenerationSpec, ModelSpec
 from interp.experiments.units import Row, Unit, UnitResult
 from interp.experiments.loading import LoadedSpec, load_spec, validate  # noqa: I001
-from interp.experiments import generate as _builtin_generate  # noqa: F401 - registers 'generate'
+from interp.spec_steps import generate_step as _builtin_generate  # noqa: F401 - registers 'generate'
 from interp.experiments.engine import run
 from interp.experiments.results import Results
 

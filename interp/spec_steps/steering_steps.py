@@ -22,7 +22,7 @@ from interp.experiments.fields import BranchName, Refable, SiteStr, StepWindow, 
 from interp.experiments.methods import MethodSpec, register_method
 from interp.experiments.units import Row, Unit
 from interp.experiments.metric_specs import MetricSpec
-from interp.methods.common import PairsSpec, build_metric
+from interp.spec_steps.common import PairsSpec, build_metric
 from interp.metrics import MetricScorer
 
 

@@ -18,8 +18,8 @@ from interp.experiments.context import StepContext
 from interp.experiments.fields import SiteStr
 from interp.experiments.methods import MethodSpec, register_method
 from interp.experiments.units import Row, Unit
-from interp.methods.common import PatchingSettings, build_metric, by_concept, step_pairs
-from interp.methods.significance_rows import significance_rows
+from interp.spec_steps.common import PatchingSettings, build_metric, by_concept, step_pairs
+from interp.spec_steps.significance_rows import significance_rows
 
 
 def _check_pairs(settings: Any, ctx: Any) -> None:
