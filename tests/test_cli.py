@@ -76,7 +76,7 @@ def test_show_prints_a_run(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
     spec = {
         "name": "cli",
         "model": {"name": "tiny-stable-audio"},
-        "generation": {"steps": 2, "guidance": 3.0, "duration_s": 4.0},
+        "generation": {"num_steps": 2, "guidance_scale": 3.0, "duration_s": 4.0},
         "prompts": ["a sad violin song"],
         "steps": [{"name": "gen", "method": "generate"}],
     }

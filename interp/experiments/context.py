@@ -112,8 +112,8 @@ class StepContext:
         values: dict[str, Any] = {
             "prompts": tuple(prompts),
             "seeds": tuple(g.seeds if seeds is None else seeds),
-            "num_steps": g.steps,
-            "guidance_scale": g.guidance,
+            "num_steps": g.num_steps,
+            "guidance_scale": g.guidance_scale,
             "negative_prompt": g.negative_prompt,
             "duration_s": g.duration_s,
         }

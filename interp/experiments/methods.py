@@ -21,10 +21,11 @@ from collections.abc import Callable
 from interp.plugins import load_entry_points
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar, get_args, get_origin
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from interp.errors import TadaError, did_you_mean
 from interp.experiments.fields import (
+    renamed_generation_keys,
     MAX_NAME_LENGTH,
     MAX_SEEDS,
     Duration,
@@ -50,8 +51,9 @@ StepName = Annotated[
 class GenerationOverride(StrictModel):
     """Per-step changes to the experiment's generation settings (all optional)."""
 
-    steps: StepCount | None = Field(default=None, description="Number of denoising steps.")
-    guidance: Guidance | None = Field(default=None, description="CFG scale; <= 1 disables guidance.")
+    num_steps: StepCount | None = Field(default=None, description="Number of denoising steps.")
+    guidance_scale: Guidance | None = Field(default=None,
+                                            description="CFG scale; <= 1 disables guidance.")
     duration_s: Duration | None = Field(default=None, description="Audio length in seconds.")
     seeds: list[Seed] | None = Field(
         default=None, min_length=1, max_length=MAX_SEEDS, description="Seeds per prompt."
@@ -61,6 +63,7 @@ class GenerationOverride(StrictModel):
     )
 
     _distinct = field_validator("seeds")(distinct_seeds)
+    _renamed = model_validator(mode="before")(renamed_generation_keys)
 
 
 class MethodSpec(StrictModel):

@@ -37,7 +37,7 @@ def plugin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 SPEC = {
     "name": "plugin-metric",
     "model": {"name": "tiny-stable-audio"},
-    "generation": {"steps": 2, "guidance": 3.0, "duration_s": 4.0, "seeds": [0]},
+    "generation": {"num_steps": 2, "guidance_scale": 3.0, "duration_s": 4.0, "seeds": [0]},
     "steps": [
         {"name": "layers", "method": "patch", "component": "text", "metric": NAME,
          "pairs": {"source": "tada", "concepts": ["happy"], "per_concept": 1}},
