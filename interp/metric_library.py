@@ -23,7 +23,7 @@ def _negative_distance(x: Tensor, reference: Tensor, normalize: bool) -> Float[T
     distance = (x - reference).norm(dim=1)
     if normalize:
         distance = distance / reference.norm(dim=1).clamp_min(1e-12)
-    return -distance
+    return 0.0 - distance  # not -distance: an identical run reads 0.0, not -0.0
 
 
 @register_metric("rms", description="Root mean square of each sample's waveform.")
