@@ -69,8 +69,7 @@ def audio_distance(output: GenerationOutput, context: MetricContext) -> Float[Te
     "concept",
     description="The model's own concept scorer: log-score of the clean value minus the "
     "corrupted value (patching), score of the target value (steering).",
-    needs_audio=lambda adapter: adapter is None or bool(
-        getattr(model_scorer(adapter), "needs_audio", True)),
+    needs_audio=lambda adapter: _scorer_needs_audio(adapter),
 )
 def concept(output: GenerationOutput, context: MetricContext) -> Float[Tensor, " batch"]:
     """The model's concept scorer as a :class:`~interp.metrics.ConceptContrast`."""
@@ -94,6 +93,13 @@ def clap(output: GenerationOutput, context: MetricContext) -> Float[Tensor, " ba
 def tempo(output: GenerationOutput, context: MetricContext) -> Float[Tensor, " batch"]:
     """Tempo contrast."""
     return ConceptContrast(named_scorer("tempo", None), name="tempo")(output, context)
+
+
+def _scorer_needs_audio(adapter: Any) -> bool:
+    """Whether the adapter's concept scorer reads audio (yes when there is none: the
+    missing scorer is reported when the metric is called)."""
+    scorer = adapter.concept_scorer() if adapter is not None else None
+    return scorer is None or bool(getattr(scorer, "needs_audio", True))
 
 
 def model_scorer(adapter: Any) -> Any:
