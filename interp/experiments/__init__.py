@@ -25,7 +25,7 @@ from interp.experiments.methods import (
 )
 from interp.experiments.metric_specs import MetricSpec
 from interp.metrics import MetricContext, metric_names, register_metric
-from interp.experiments.prompts import Prompt
+from interp.experiments.prompt_specs import Prompt
 from interp.experiments.spec import ExperimentSpec, GenerationSpec, ModelSpec
 from interp.experiments.units import Row, Unit, UnitResult
 from interp.experiments.loading import LoadedSpec, load_spec, validate  # noqa: I001

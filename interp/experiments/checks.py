@@ -20,7 +20,7 @@ from interp.errors import SelectionError, SiteError, TadaError
 from interp.experiments.fields import Marker, Ref
 from interp.experiments.issues import Issue, from_validation_error
 from interp.experiments.methods import MethodSpec
-from interp.experiments.prompts import Prompt, resolve_prompt_set
+from interp.experiments.prompt_specs import Prompt, resolve_prompt_set
 from interp.experiments.spec import ExperimentSpec, GenerationSpec
 from interp.selection import Steps
 

@@ -24,7 +24,7 @@ from interp.experiments.checks import CheckContext
 from interp.experiments.metric_specs import MetricSpec, compute
 from interp.metrics import MetricContext
 from interp.experiments.methods import MethodSpec
-from interp.experiments.prompts import Prompt
+from interp.experiments.prompt_specs import Prompt
 from interp.experiments.spec import ExperimentSpec, GenerationSpec
 from interp.experiments.units import Row, Unit, UnitResult, atomic_write
 from interp.runner import RunResult

@@ -35,7 +35,7 @@ from interp.experiments.fields import (
 )
 from interp.experiments.methods import GenerationOverride, MethodSpec
 from interp.experiments.metric_specs import MetricSpec
-from interp.experiments.prompts import PromptSet
+from interp.experiments.prompt_specs import PromptSet
 
 DTYPES = ("float32", "float16", "bfloat16")
 
