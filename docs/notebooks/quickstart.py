@@ -88,7 +88,7 @@ for row in sorted(result.table(), key=lambda r: -abs(r["effect"]))[:5]:
 
 # %%
 from interp.localization import locate
-from interp.localization_plots import plot_head_heatmap
+from interp.plots import plot_head_heatmap
 
 found = locate(model, request, pairs, [0, 1], get_metric("latent_distance"), max_heads=4, progress=False)
 print("located heads:", found.subset, "restores", round(found.restored.mean, 3),

@@ -177,7 +177,7 @@ class SteeringEvaluation:
 
     def save(self, out_dir: str | Path) -> dict[str, str]:
         """Write rows.csv, curve.csv, summary.json and curves.png under ``out_dir``."""
-        from interp.steering.artifacts import plot_curves
+        from interp.plots import plot_curves
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

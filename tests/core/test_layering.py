@@ -52,7 +52,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("runner", ("interp.runner", "interp.adapter", "interp.registry", "interp.distributed")),
     ("methods", ("interp.metrics", "interp.metric_library", "interp.scorers",
                  "interp.pairsources", "interp.patching", "interp.attribution",
-                 "interp.localization", "interp.localization_plots", "interp.steering",
+                 "interp.localization", "interp.plots", "interp.steering",
                  "interp.sitedocs")),
     ("framework", ("interp.experiments",)),
     ("spec steps", ("interp.spec_steps",)),
