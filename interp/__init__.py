@@ -45,9 +45,10 @@ _EXPORTS = {
     "attribute": "interp.attribution",
     "locate": "interp.localization",
     "overlap_matrix": "interp.localization",
-    "LatentSimilarity": "interp.metrics",
+    "get_metric": "interp.metrics",
+    "register_metric": "interp.metrics",
     "ConceptContrast": "interp.metrics",
-    "normalized_effect": "interp.metrics",
+    "normalized_effect": "interp.statistics",
     # models
     "GenerationRequest": "interp.adapter",
     "GenerationOutput": "interp.adapter",

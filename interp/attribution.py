@@ -33,7 +33,7 @@ from interp.adapter import GenerationRequest, ModelAdapter
 from interp.components import indexed_part
 from interp.edits import Apply, Edit, Read
 from interp.errors import TadaError
-from interp.metrics import Metric, Reference, needs_audio
+from interp.metrics import Metric, MetricContext, needs_audio
 from interp.patching import stage_site
 from interp.progress import expect, shown
 from interp.prompts import PromptPair
@@ -266,7 +266,7 @@ def _trajectory_unit(adapter: ModelAdapter, base: GenerationRequest, pair: Promp
     output = run(adapter, corrupted_request, edits=edits).output
     detached = type(output)(output.latents.detach(), None, output.sample_rate)
     with torch.enable_grad():
-        value = metric(output, Reference(clean.output, detached, pair))[0]
+        value = metric(output, MetricContext.for_pair(clean.output, detached, pair))[0]
     keys = list(captured)
     grads = torch.autograd.grad(value, [captured[k] for k in keys], allow_unused=True)
     totals: dict[str, Tensor] = {}

@@ -14,7 +14,6 @@ import signal
 import sys
 import traceback
 from collections.abc import Sequence
-from importlib.metadata import entry_points
 from typing import Any
 
 from interp.errors import TadaError
@@ -205,9 +204,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only these components (repeatable)")  # fmt: skip
     p.set_defaults(func=_cmd_sites)
 
-    for point in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+    from interp.plugins import load_entry_points
+
+    for point, add_commands in load_entry_points(COMMANDS_GROUP, "command", skip_broken=True):
         try:
-            point.load()(sub)
+            add_commands(sub)
         except Exception as error:  # a broken plug-in must not break tada
             print(f"tada: warning: skipped plug-in commands {point.name!r} ({point.value}): "
                   f"{type(error).__name__}: {error}", file=sys.stderr)  # fmt: skip

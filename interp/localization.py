@@ -28,7 +28,8 @@ import numpy as np
 from interp.adapter import GenerationRequest, ModelAdapter
 from interp.attribution import attribute, gradient_metric
 from interp.errors import TadaError
-from interp.metrics import Effect, Metric
+from interp.metrics import Metric
+from interp.statistics import Effect
 from interp.patching import Variant, single_site_variants, sweep
 from interp.prompts import PromptPair
 from interp.selection import Branch, StepsLike

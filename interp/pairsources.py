@@ -6,7 +6,7 @@ entry-point group ``tada_interp.pairs`` (SynthMusic registers ``synthmusic``).
 """
 
 from collections.abc import Callable, Sequence
-from importlib.metadata import entry_points
+from interp.plugins import load_entry_points
 
 from interp.errors import TadaError, did_you_mean
 from interp.prompts import PromptPair, tada_pairs
@@ -28,10 +28,10 @@ def sources() -> dict[str, PairSource]:
     global _loaded
     if not _loaded:
         _loaded = True
-        for point in entry_points(group=ENTRY_POINT_GROUP):
+        for point, source in load_entry_points(ENTRY_POINT_GROUP, "pair source"):
             if point.name in _SOURCES:
                 raise TadaError(f"Two pair sources are named {point.name!r}; names must be unique.")
-            _SOURCES[point.name] = point.load()
+            _SOURCES[point.name] = source
     return dict(_SOURCES)
 
 

@@ -32,7 +32,8 @@ from interp.distributed.executor import run_tasks
 from interp.distributed.tasks import GenerationTask
 from interp.edits import Edit, Read, Replace, Zero
 from interp.errors import TadaError
-from interp.metrics import Effect, Metric, Reference, needs_audio, normalized_effect
+from interp.metrics import Metric, MetricContext, needs_audio
+from interp.statistics import Effect, normalized_effect
 from interp.progress import expect, shown
 from interp.prompts import PromptPair
 from interp.runner import run
@@ -210,7 +211,7 @@ class _SweepPlan:
             k: hashlib.sha256(v.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
             for k, v in sorted(self.mean_activations.items())
         }
-        return fingerprint(repr(self.base), self.metric.name, type(self.metric).__qualname__, self.direction,
+        return fingerprint(repr(self.base), self.metric.name, type(self.metric).__qualname__, repr(getattr(self.metric, "bound", ())), self.direction,
                            str(self.steps), self.branch.value, self.ablation, means, self.needed,
                            self.start)
 
@@ -248,7 +249,7 @@ class _ChunkTask:
             adapter, replace(both, keep_latents_at=(plan.start,) if plan.start else ()),
             reads=[Read(name, steps=plan.steps, branch=plan.branch) for name in plan.needed],
         )
-        ref = Reference(_select(baseline.output, 0), _select(baseline.output, 1), pair)
+        ref = MetricContext.for_pair(_select(baseline.output, 0), _select(baseline.output, 1), pair)
         source = 0 if plan.direction == "denoising" else 1
         with torch.no_grad():
             m_source = float(plan.metric(_select(baseline.output, source) if plan.direction != "ablation"

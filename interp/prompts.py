@@ -1,15 +1,24 @@
-"""Counterfactual prompt pairs: (clean, corrupted) prompts that differ in one concept.
+"""Prompts: the one place that reads prompt files and fills templates, and the
+counterfactual pairs built from them.
 
-Pairs come inline, from CSV / JSONL files (columns ``clean, corrupted, concept`` and
-optionally ``clean_value, corrupted_value``), or from templates x concept words. The 21
-concepts of the TADA paper ship ready: :func:`tada_pairs`.
+Files are CSV (a header row), JSONL (one object a line) or text (one prompt a line):
+:func:`read_records`. Templates are filled with every combination of word lists:
+:func:`word_combinations`. Pairs, (clean, corrupted) prompts that differ in one concept,
+come from CSV / JSONL files (columns ``clean, corrupted, concept`` and optionally
+``clean_value, corrupted_value``: :func:`load_pairs`) or from templates x concept words
+(:func:`template_pairs`). The 21 concepts of the TADA paper ship ready:
+:func:`tada_pairs`. The prompt sets of experiment specs
+(:mod:`interp.experiments.prompt_specs`) are read with the same functions.
 """
 
 import csv
+import io
 import itertools
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -49,21 +58,60 @@ class PromptPair:
         )
 
 
+def read_records(path: Path, text_column: str = "prompt") -> list[dict[str, Any]]:
+    """The records of a ``.csv``, ``.jsonl`` / ``.ndjson`` or ``.txt`` file.
+
+    Args:
+        path: The file (its suffix picks the format, case-insensitively).
+        text_column: Key under which a text file's lines are returned.
+
+    Raises:
+        PromptError: For another suffix, a line that is not a JSON object, or text that
+            is not UTF-8, naming the file and the line.
+    """
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".jsonl", ".ndjson", ".txt"):
+        raise PromptError(f"Cannot read prompts from {path.name!r}: use a .csv, .jsonl or "
+                          f".txt file.")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise PromptError(f"{path.name} is not UTF-8 text (byte {error.start}).") from None
+    if suffix == ".txt":
+        return [{text_column: line.strip()} for line in text.splitlines() if line.strip()]
+    if suffix == ".csv":
+        return list(csv.DictReader(io.StringIO(text, newline="")))
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise PromptError(f"Line {number} of {path.name} is not valid JSON: {error.msg}.") from None
+        if not isinstance(record, dict):
+            raise PromptError(f"Line {number} of {path.name} must be a JSON object, got {record!r}.")
+        records.append(record)
+    return records
+
+
+def word_combinations(words: Mapping[str, Sequence[str]]) -> list[dict[str, str]]:
+    """Every combination of the word lists, in product order of their keys."""
+    keys = list(words)
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*words.values())]
+
+
 def load_pairs(path: str | Path) -> list[PromptPair]:
     """Read pairs from a ``.csv`` or ``.jsonl`` file."""
     path = Path(path)
     if not path.is_file():
         raise PromptError(f"Prompt file {str(path)!r} does not exist.")
-    if path.suffix == ".csv":
-        with path.open(newline="") as handle:
-            records = list(csv.DictReader(handle))
-    elif path.suffix in (".jsonl", ".ndjson"):
-        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    else:
+    if path.suffix.lower() not in (".csv", ".jsonl", ".ndjson"):
         raise PromptError(
             f"Cannot read prompt pairs from {path.name!r}: use a .csv or .jsonl file with "
             f"columns clean, corrupted, concept."
         )
+    records = read_records(path)
     pairs = []
     for number, record in enumerate(records, start=1):
         missing = {"clean", "corrupted", "concept"} - set(record)
@@ -102,8 +150,7 @@ def template_pairs(
     for template in templates:
         if "{concept}" not in template:
             raise PromptError(f"Template {template!r} has no {{concept}} slot.")
-        for values in itertools.product(*(fill[k] for k in keys)):
-            slots = dict(zip(keys, values))
+        for slots in word_combinations({k: fill[k] for k in keys}):
             try:
                 clean = template.format(concept=clean_word, **slots)
                 corrupted = template.format(concept=corrupted_word, **slots)

@@ -13,7 +13,7 @@ object with:
 import json
 import os
 from functools import cache
-from importlib.metadata import entry_points
+from interp.plugins import load_entry_points
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -39,8 +39,7 @@ def families() -> tuple[ModelFamily, ...]:
     """All installed adapter families, loaded from entry points."""
     found = []
     names = set()
-    for point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda p: p.name):
-        family = point.load()
+    for point, family in load_entry_points(ENTRY_POINT_GROUP, "model family"):
         if family.family in names:
             raise UnsupportedModelError(
                 f"Two adapter families are both named {family.family!r} "

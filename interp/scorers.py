@@ -7,7 +7,7 @@ tracking); model packages add others under the entry-point group
 """
 
 from collections.abc import Callable
-from importlib.metadata import entry_points
+from interp.plugins import load_entry_points
 from typing import Any
 
 import numpy as np
@@ -53,10 +53,10 @@ _BUILTIN: dict[str, Callable[..., Any]] = {"tempo": lambda **options: TempoScore
 def scorer_factories() -> dict[str, Callable[..., Any]]:
     """Every named scorer factory, plug-ins included."""
     found = dict(_BUILTIN)
-    for point in entry_points(group=ENTRY_POINT_GROUP):
+    for point, factory in load_entry_points(ENTRY_POINT_GROUP, "scorer"):
         if point.name in found:
             raise TadaError(f"Two scorers are named {point.name!r}; names must be unique.")
-        found[point.name] = point.load()
+        found[point.name] = factory
     return found
 
 

@@ -76,7 +76,7 @@ def test_show_prints_a_run(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
     spec = {
         "name": "cli",
         "model": {"name": "tiny-stable-audio"},
-        "generation": {"steps": 2, "guidance": 3.0, "duration_s": 4.0},
+        "generation": {"num_steps": 2, "guidance_scale": 3.0, "duration_s": 4.0},
         "prompts": ["a sad violin song"],
         "steps": [{"name": "gen", "method": "generate"}],
     }
@@ -106,7 +106,10 @@ def test_plugin_commands(capsys: pytest.CaptureFixture[str], monkeypatch: pytest
         EntryPoint("hello", f"{__name__}:_hello", cli.COMMANDS_GROUP),
         EntryPoint("broken", f"{__name__}:_broken", cli.COMMANDS_GROUP),
     ]
-    monkeypatch.setattr(cli, "entry_points", lambda group: points if group == cli.COMMANDS_GROUP else [])
+    import interp.plugins
+
+    monkeypatch.setattr(interp.plugins, "entry_points",
+                        lambda group: points if group == cli.COMMANDS_GROUP else [])
     code, out, err = _main(capsys, "hello")
     assert code == 0 and out.strip() == "hello from a plug-in"
     assert "skipped plug-in commands 'broken'" in err and "boom" in err

@@ -70,7 +70,7 @@ def test_sigterm_during_run_is_clean(tmp_path: Path) -> None:
     """SIGTERM unwinds like Ctrl-C: exit 130, no traceback, no temporary files, resumable."""
     spec = tmp_path / "spec.yaml"
     spec.write_text(
-        "name: t\nmodel: {name: tiny-stable-audio}\ngeneration: {steps: 400, duration_s: 1.0}\n"
+        "name: t\nmodel: {name: tiny-stable-audio}\ngeneration: {num_steps: 400, duration_s: 1.0}\n"
         "prompts: [a, b, c, d]\nsteps:\n  - {name: gen, method: generate}\n"
     )
     out = tmp_path / "run"

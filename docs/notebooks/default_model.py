@@ -53,7 +53,7 @@ display(Audio(out.audio[1].numpy(), rate=out.sample_rate))
 # restores 80% of the tempo gap, measured by the classifier's log-probabilities.
 
 # %%
-from interp.localization_plots import plot_head_heatmap
+from interp.plots import plot_head_heatmap
 
 pairs = interp.pairs_from("synthmusic", ["tempo"], per_concept=3, seed=0)
 found = interp.locate(model, model.default_request(["-"], [0]), pairs, [0],

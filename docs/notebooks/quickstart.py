@@ -69,13 +69,13 @@ print("audio changed by", float((edited.output.audio - plain.output.audio).abs()
 # row of a batched generation, and measure how much of the clean output comes back.
 
 # %%
-from interp.metrics import LatentSimilarity
+from interp.metrics import get_metric
 from interp.patching import single_site_variants, sweep
 from interp.prompts import PromptPair
 
 pairs = [PromptPair("a sad violin song", "a happy trumpet song", "mood", "sad", "happy")]
 heads = model.catalog.where(attention="cross", component="head")
-result = sweep(model, request, pairs, [0, 1], single_site_variants(heads), LatentSimilarity(),
+result = sweep(model, request, pairs, [0, 1], single_site_variants(heads), get_metric("latent_distance"),
                progress=False)
 for row in sorted(result.table(), key=lambda r: -abs(r["effect"]))[:5]:
     print(f"{row['variant']:<16} effect {row['effect']:+.3f}  "
@@ -88,9 +88,9 @@ for row in sorted(result.table(), key=lambda r: -abs(r["effect"]))[:5]:
 
 # %%
 from interp.localization import locate
-from interp.localization_plots import plot_head_heatmap
+from interp.plots import plot_head_heatmap
 
-found = locate(model, request, pairs, [0, 1], LatentSimilarity(), max_heads=4, progress=False)
+found = locate(model, request, pairs, [0, 1], get_metric("latent_distance"), max_heads=4, progress=False)
 print("located heads:", found.subset, "restores", round(found.restored.mean, 3),
       "necessity", round(found.necessity.mean, 3))
 print("layer impact I(l):", {k: round(v, 3) for k, v in found.layer_impact.items()})

@@ -23,15 +23,16 @@ from interp.experiments.methods import (
     register_method,
     unregister_method,
 )
-from interp.experiments.metrics import MetricContext, MetricSpec, metric_names, register_metric
-from interp.experiments.prompts import Prompt
+from interp.experiments.metric_specs import MetricSpec
+from interp.metrics import MetricContext, metric_names, register_metric
+from interp.experiments.prompt_specs import Prompt
 from interp.experiments.spec import ExperimentSpec, GenerationSpec, ModelSpec
 from interp.experiments.units import Row, Unit, UnitResult
 
 # loading first, then the built-in 'generate' method registers itself
 # isort: off
 from interp.experiments.loading import LoadedSpec, load_spec, validate
-from interp.experiments import generate as generate
+from interp.spec_steps import generate_step as _builtin_generate  # registers 'generate'
 from interp.experiments.engine import run
 from interp.experiments.results import Results
 # isort: on

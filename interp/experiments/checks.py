@@ -20,7 +20,7 @@ from interp.errors import SelectionError, SiteError, TadaError
 from interp.experiments.fields import Marker, Ref
 from interp.experiments.issues import Issue, from_validation_error
 from interp.experiments.methods import MethodSpec
-from interp.experiments.prompts import Prompt, resolve_prompt_set
+from interp.experiments.prompt_specs import Prompt, resolve_prompt_set
 from interp.experiments.spec import ExperimentSpec, GenerationSpec
 from interp.selection import Steps
 
@@ -240,13 +240,13 @@ def check_marked(ctx: CheckContext) -> None:
             if marker.kind == "site" and ctx.catalog is not None:
                 ctx.catalog.validate(value)
             elif marker.kind == "steps" and generation is not None:
-                Steps.parse(value).resolve(generation.steps)
+                Steps.parse(value).resolve(generation.num_steps)
             elif marker.kind == "branch" and generation is not None:
-                if value == "uncond" and generation.guidance <= 1:
+                if value == "uncond" and generation.guidance_scale <= 1:
                     raise SelectionError(
                         f"branch 'uncond' needs classifier-free guidance, but guidance is "
-                        f"{generation.guidance} (<= 1: no unconditional branch). Use 'cond' "
-                        f"or 'both', or set guidance > 1"
+                        f"{generation.guidance_scale} (<= 1: no unconditional branch). Use 'cond' "
+                        f"or 'both', or set guidance_scale > 1"
                     )
         except (SiteError, SelectionError) as error:
             message = str(error)

@@ -21,9 +21,10 @@ from torch import Tensor
 from interp.adapter import GenerationOutput, GenerationRequest
 from interp.edits import Edit, Read
 from interp.experiments.checks import CheckContext
-from interp.experiments.metrics import MetricContext, MetricSpec, compute
+from interp.experiments.metric_specs import MetricSpec, compute
+from interp.metrics import MetricContext
 from interp.experiments.methods import MethodSpec
-from interp.experiments.prompts import Prompt
+from interp.experiments.prompt_specs import Prompt
 from interp.experiments.spec import ExperimentSpec, GenerationSpec
 from interp.experiments.units import Row, Unit, UnitResult, atomic_write
 from interp.runner import RunResult
@@ -111,8 +112,8 @@ class StepContext:
         values: dict[str, Any] = {
             "prompts": tuple(prompts),
             "seeds": tuple(g.seeds if seeds is None else seeds),
-            "num_steps": g.steps,
-            "guidance_scale": g.guidance,
+            "num_steps": g.num_steps,
+            "guidance_scale": g.guidance_scale,
             "negative_prompt": g.negative_prompt,
             "duration_s": g.duration_s,
         }
@@ -144,7 +145,8 @@ class StepContext:
             prompts: The resolved prompts of its samples.
             reference: Computes the reference output (for ``latent_distance``).
         """
-        context = MetricContext(request=request, prompts=list(prompts), reference_fn=reference)
+        context = MetricContext(request=request, prompts=list(prompts), reference_fn=reference,
+                                adapter=self.adapter)
         return compute(self.metrics, output, context)
 
     # -- artifacts -----------------------------------------------------------------

@@ -17,8 +17,9 @@ from pydantic_core import PydanticUndefined
 
 from interp.experiments import methods as registry
 from interp.experiments.fields import Marker, Ref
-from interp.experiments.metrics import MetricSpec, metrics
-from interp.experiments.prompts import (
+from interp.experiments.metric_specs import MetricSpec
+from interp.metrics import metrics
+from interp.experiments.prompt_specs import (
     FilePrompts,
     InlinePrompts,
     PromptItem,

@@ -204,3 +204,24 @@ def distinct_seeds(seeds: list[int] | None) -> list[int] | None:
     if duplicates:
         raise ValueError(f"seeds must be distinct; {duplicates[:10]} appear more than once")
     return seeds
+
+
+#: Spec keys renamed in the vocabulary of the Python API (old key -> new key).
+RENAMED_GENERATION_KEYS = {"steps": "num_steps", "guidance": "guidance_scale"}
+
+
+def renamed_generation_keys(data: Any) -> Any:
+    """Refuse the old generation keys with an error that names the new keys."""
+    if isinstance(data, dict):
+        old = [key for key in RENAMED_GENERATION_KEYS if key in data]
+        if old:
+            raise PydanticCustomError(
+                "renamed_key",
+                "{renamed} (the names GenerationRequest uses; 'steps' now only means the "
+                "experiment's list of steps and the denoising-step windows of edits): write "
+                "{fix}",
+                {"renamed": "; ".join(f"{k!r} was renamed to {RENAMED_GENERATION_KEYS[k]!r}"
+                                      for k in old),
+                 "fix": ", ".join(f"{RENAMED_GENERATION_KEYS[k]}: {data[k]!r}" for k in old)},
+            )
+    return data

@@ -18,7 +18,7 @@ from interp.experiments import methods as registry
 from interp.experiments import rundir
 from interp.experiments.checks import check_spec
 from interp.experiments.issues import Issue, SpecError, from_validation_error
-from interp.experiments.prompts import Prompt, resolve_prompt_set
+from interp.experiments.prompt_specs import Prompt, resolve_prompt_set
 from interp.experiments.repair import Pruned, prune, prune_steps
 from interp.experiments.spec import ExperimentSpec
 from interp.experiments.yamlio import check_shape, read_spec_file

@@ -18,13 +18,14 @@ point names a method class or a module that registers on import).
 """
 
 from collections.abc import Callable
-from importlib.metadata import entry_points
+from interp.plugins import load_entry_points
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar, get_args, get_origin
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from interp.errors import TadaError, did_you_mean
 from interp.experiments.fields import (
+    renamed_generation_keys,
     MAX_NAME_LENGTH,
     MAX_SEEDS,
     Duration,
@@ -34,7 +35,7 @@ from interp.experiments.fields import (
     StrictModel,
     distinct_seeds,
 )
-from interp.experiments.metrics import MetricSpec
+from interp.experiments.metric_specs import MetricSpec
 from interp.experiments.units import Row, Unit
 
 if TYPE_CHECKING:
@@ -50,8 +51,9 @@ StepName = Annotated[
 class GenerationOverride(StrictModel):
     """Per-step changes to the experiment's generation settings (all optional)."""
 
-    steps: StepCount | None = Field(default=None, description="Number of denoising steps.")
-    guidance: Guidance | None = Field(default=None, description="CFG scale; <= 1 disables guidance.")
+    num_steps: StepCount | None = Field(default=None, description="Number of denoising steps.")
+    guidance_scale: Guidance | None = Field(default=None,
+                                            description="CFG scale; <= 1 disables guidance.")
     duration_s: Duration | None = Field(default=None, description="Audio length in seconds.")
     seeds: list[Seed] | None = Field(
         default=None, min_length=1, max_length=MAX_SEEDS, description="Seeds per prompt."
@@ -61,6 +63,7 @@ class GenerationOverride(StrictModel):
     )
 
     _distinct = field_validator("seeds")(distinct_seeds)
+    _renamed = model_validator(mode="before")(renamed_generation_keys)
 
 
 class MethodSpec(StrictModel):
@@ -198,13 +201,6 @@ def load_plugins() -> None:
     if _plugins_loaded:
         return
     _plugins_loaded = True
-    for point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda p: p.name):
-        try:
-            loaded = point.load()
-        except Exception as error:  # a broken plug-in must not hide others
-            raise TadaError(
-                f"Could not load the method plug-in {point.name!r} ({point.value}): "
-                f"{type(error).__name__}: {error}. Fix or uninstall the package providing it."
-            ) from None
+    for _, loaded in load_entry_points(ENTRY_POINT_GROUP, "method"):
         if isinstance(loaded, type) and issubclass(loaded, MethodSpec):
             register_method(loaded)

@@ -4,7 +4,7 @@ Top level::
 
     name: tiny-demo
     model: {name: tiny-stable-audio, device: cpu}
-    generation: {steps: 4, guidance: 3.0, duration_s: 4.0, seeds: [0, 1]}
+    generation: {num_steps: 4, guidance_scale: 3.0, duration_s: 4.0, seeds: [0, 1]}
     prompts: {default: ["a sad violin song", "a happy trumpet song"]}
     metrics: [rms]
     steps:
@@ -21,6 +21,7 @@ from pydantic import Field, GetCoreSchemaHandler, SerializeAsAny, field_validato
 
 from interp.experiments import methods as registry
 from interp.experiments.fields import (
+    renamed_generation_keys,
     MAX_NAME_LENGTH,
     MAX_SEEDS,
     MAX_STEPS,
@@ -33,8 +34,8 @@ from interp.experiments.fields import (
     distinct_seeds,
 )
 from interp.experiments.methods import GenerationOverride, MethodSpec
-from interp.experiments.metrics import MetricSpec
-from interp.experiments.prompts import PromptSet
+from interp.experiments.metric_specs import MetricSpec
+from interp.experiments.prompt_specs import PromptSet
 
 DTYPES = ("float32", "float16", "bfloat16")
 
@@ -73,10 +74,10 @@ class ModelSpec(StrictModel):
 class GenerationSpec(StrictModel):
     """Generation settings shared by all steps (each step may override them)."""
 
-    steps: StepCount = Field(
+    num_steps: StepCount = Field(
         default=25, description=f"Number of denoising steps (1 to {MAX_STEPS})."
     )
-    guidance: Guidance = Field(
+    guidance_scale: Guidance = Field(
         default=4.0, description="CFG scale (finite, 0 to 1000); <= 1 disables guidance."
     )
     duration_s: Duration | None = Field(
@@ -95,14 +96,15 @@ class GenerationSpec(StrictModel):
     )
 
     _distinct = field_validator("seeds")(distinct_seeds)
+    _renamed = model_validator(mode="before")(renamed_generation_keys)
 
     @model_validator(mode="after")
     def _negative_needs_guidance(self) -> "GenerationSpec":
-        if self.negative_prompt is not None and self.guidance <= 1:
+        if self.negative_prompt is not None and self.guidance_scale <= 1:
             raise ValueError(
-                f"negative_prompt is set but guidance is {self.guidance} (<= 1 disables "
-                f"classifier-free guidance, so the negative prompt would be ignored); raise "
-                f"guidance or remove negative_prompt"
+                f"negative_prompt is set but guidance_scale is {self.guidance_scale} (<= 1 "
+                f"disables classifier-free guidance, so the negative prompt would be ignored); "
+                f"raise guidance_scale or remove negative_prompt"
             )
         return self
 

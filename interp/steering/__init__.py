@@ -16,7 +16,7 @@ Example (needs a model, a request and a scorer, so it is not run as a doctest)::
                                concept.scorer_concept, concept.target, out_dir="runs/happy")
 """
 
-from interp.steering.artifacts import plot_curves, write_wav
+from interp.steering.artifacts import write_wav
 from interp.steering.caa import SteeringVectors, activation_means, compute_caa
 from interp.steering.concepts import SteeringConcept, steering_concept, steering_concept_names
 from interp.steering.evaluation import (
@@ -46,7 +46,6 @@ __all__ = [
     "compute_caa",
     "evaluate_steering",
     "load_vectors",
-    "plot_curves",
     "relative_distance",
     "renormalized",
     "run_caa",

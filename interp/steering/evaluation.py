@@ -34,6 +34,7 @@ from interp.metrics import ConceptScorer
 from interp.distributed.executor import run_tasks
 from interp.distributed.tasks import GenerationTask
 from interp.progress import expect
+from interp.statistics import wilson
 from interp.steering.steer import Steerer
 
 Distance = Literal["audio", "latents"]
@@ -51,16 +52,6 @@ def relative_distance(output: GenerationOutput, reference: GenerationOutput, spa
     x = x.reshape(x.shape[0], -1).double()
     ref = ref.reshape(ref.shape[0], -1).double()
     return ((x - ref).norm(dim=1) / ref.norm(dim=1).clamp_min(1e-12)).float()
-
-
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion."""
-    if n == 0:
-        return (math.nan, math.nan)
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def _mean_ci(values: np.ndarray) -> tuple[float, float, float]:
@@ -185,7 +176,7 @@ class SteeringEvaluation:
 
     def save(self, out_dir: str | Path) -> dict[str, str]:
         """Write rows.csv, curve.csv, summary.json and curves.png under ``out_dir``."""
-        from interp.steering.artifacts import plot_curves
+        from interp.plots import plot_curves
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

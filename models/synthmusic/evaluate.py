@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from interp.statistics import wilson
+
 from .captions import caption, is_held_out
 from .data import TEST_SEED_OFFSET, values_for_seed
 from .music import CONCEPTS, ConceptValues
@@ -21,17 +23,6 @@ from .scorer import ConceptScorer, load_scorer
 
 EVAL_SEED_OFFSET = TEST_SEED_OFFSET + 5_000_000
 """First seed of evaluation prompts (disjoint from the scorer's test clips)."""
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """95% Wilson score interval of a binomial proportion."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass(frozen=True)
@@ -80,7 +71,7 @@ def concept_accuracy(scorer: ConceptScorer, latents: torch.Tensor, prompts: list
     for concept, values in CONCEPTS.items():
         target = torch.tensor([values.index(getattr(p.values, concept)) for p in prompts])
         k = int((pred[concept] == target).sum())
-        lo, hi = wilson_interval(k, len(prompts))
+        lo, hi = wilson(k, len(prompts), z=1.959964)
         result[concept] = {"accuracy": k / max(1, len(prompts)), "chance": 1.0 / len(values),
                            "ci_low": lo, "ci_high": hi, "n": len(prompts)}
     return result

@@ -19,7 +19,7 @@ import torch
 
 from interp.adapter import GenerationRequest
 from interp.attribution import attribute, gradient_metric, rank_agreement
-from interp.metrics import ConceptContrast, LatentSimilarity
+from interp.metrics import ConceptContrast, get_metric
 from interp.pairsources import pairs_from
 from interp.patching import single_site_variants, sweep
 from interp.registry import load_model
@@ -50,7 +50,7 @@ def main() -> None:
     model = load_model(args.model)
     base = model.default_request(["-"], [0])
     pairs = pairs_from("synthmusic", [args.concept], args.pairs, 0)
-    metric = ConceptContrast(model.concept_scorer()) if args.metric == "concept" else LatentSimilarity()
+    metric = ConceptContrast(model.concept_scorer()) if args.metric == "concept" else get_metric("latent_distance")
     heads = model.catalog.where(attention="cross", component="head")
     variants = single_site_variants(heads)
     print(f"model {args.model}: {len(heads)} cross-attention heads, {base.num_steps} steps, "

@@ -6,7 +6,7 @@ import time
 from dataclasses import replace
 
 import pytest
-from interp.metrics import LatentSimilarity
+from interp.metrics import get_metric
 from interp.patching import Variant, sweep
 from interp.progress import Progress, ProgressEvent, expect, reporting, shown
 from interp.prompts import PromptPair
@@ -49,7 +49,7 @@ def test_sweep_events_match_denoiser_calls(model: str, tiny_sa, sa_request) -> N
     events: list[ProgressEvent] = []
     try:
         with reporting(Progress(events.append)):
-            sweep(adapter, base, pairs, [0, 1], variants, LatentSimilarity(), batch_size=2,
+            sweep(adapter, base, pairs, [0, 1], variants, get_metric("latent_distance"), batch_size=2,
                   reuse_latents=False)  # fmt: skip
     finally:
         handle.remove()

@@ -21,6 +21,6 @@ def reduced_default(concepts: tuple[str, ...] = ("tempo", "mood"), steer: bool =
     return {
         "name": "reduced-default",
         "model": {"name": "synthmusic-dit"},
-        "generation": {"steps": 2, "guidance": 4.0, "seeds": [0]},
+        "generation": {"num_steps": 2, "guidance_scale": 4.0, "seeds": [0]},
         "steps": steps,
     }

@@ -10,7 +10,7 @@ import yaml
 BASE: dict[str, Any] = {
     "name": "t",
     "model": {"name": "tiny-stable-audio"},
-    "generation": {"steps": 4, "guidance": 3.0, "duration_s": 4.0, "seeds": [0]},
+    "generation": {"num_steps": 4, "guidance_scale": 3.0, "duration_s": 4.0, "seeds": [0]},
     "prompts": {"default": ["a sad violin song", "a happy trumpet song"]},
     "metrics": ["rms"],
     "steps": [{"name": "gen", "method": "generate"}],

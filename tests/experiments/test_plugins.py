@@ -25,7 +25,7 @@ from interp.experiments import (
     run,
     unregister_method,
 )
-from interp.experiments.metrics import _METRICS
+from interp.metrics import _METRICS
 
 from .conftest import spec
 
@@ -167,7 +167,7 @@ def test_metric_registry(tmp_path: Path) -> None:
         with pytest.raises(TadaError, match="already registered"):
             register_metric("test-peak", description="again")(peak)
         results = run(spec(metrics=["test-peak", {"name": "rms", "label": "loudness"}],
-                           generation={"steps": 2, "guidance": 3.0}), out=tmp_path / "r", progress=False)  # fmt: skip
+                           generation={"num_steps": 2, "guidance_scale": 3.0}), out=tmp_path / "r", progress=False)  # fmt: skip
         assert {r["metric"] for r in results.rows} == {"test-peak", "loudness"}
     finally:
         _METRICS.pop("test-peak", None)

@@ -23,7 +23,7 @@ def _resume_spec(tmp: Path) -> Path:
     prompts = [f"a {w} violin song" for w in WORDS] + [f"a {w} piano piece" for w in WORDS]
     data = spec(
         name="resume",
-        generation={"steps": 10, "guidance": 3.0, "duration_s": 4.0, "seeds": [0, 1]},
+        generation={"num_steps": 10, "guidance_scale": 3.0, "duration_s": 4.0, "seeds": [0, 1]},
         prompts={"default": prompts[:N_PROMPTS]},
         steps=[{"name": "gen", "method": "generate", "save_audio": False}],
     )

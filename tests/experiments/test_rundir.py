@@ -19,7 +19,7 @@ TWO_STEPS = [{"name": "one", "method": "generate"},
 
 
 def _small(**changes: object) -> dict[str, object]:
-    return spec(**{"generation": {"steps": 2, "duration_s": 1.0, "seeds": [0]}, "prompts": ["a", "b"], **changes})
+    return spec(**{"generation": {"num_steps": 2, "duration_s": 1.0, "seeds": [0]}, "prompts": ["a", "b"], **changes})
 
 
 def _files(root: Path) -> set[str]:

@@ -22,7 +22,7 @@ PROMPTS = [f"a {w} violin song" for w in "sad happy fast slow calm loud soft upb
 def _spec(tmp: Path) -> Path:
     data = spec(
         name="log",
-        generation={"steps": 6, "guidance": 3.0, "duration_s": 4.0, "seeds": [0, 1]},
+        generation={"num_steps": 6, "guidance_scale": 3.0, "duration_s": 4.0, "seeds": [0, 1]},
         prompts={"default": PROMPTS},
         steps=[{"name": "gen", "method": "generate", "save_audio": False}],
     )

@@ -37,7 +37,7 @@ values = st.recursive(
 #: Places in a valid spec where a user writes a value.
 PATHS = [
     ("name",), ("model",), ("model", "device"), ("model", "threads"), ("model", "dtype"),
-    ("generation",), ("generation", "steps"), ("generation", "guidance"),
+    ("generation",), ("generation", "num_steps"), ("generation", "guidance_scale"),
     ("generation", "duration_s"), ("generation", "seeds"), ("generation", "negative_prompt"),
     ("prompts",), ("prompts", "default"), ("prompts", "default", 0), ("metrics",), ("metrics", 0),
     ("output",), ("steps",), ("steps", 0), ("steps", 0, "name"), ("steps", 0, "method"),

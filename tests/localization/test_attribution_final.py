@@ -8,7 +8,7 @@ from interp.adapter import GenerationRequest
 from interp.attribution import attribute, gradient_metric
 from interp.edits import Add, Edit, Read
 from interp.errors import TadaError
-from interp.metrics import ConceptContrast, LatentSimilarity, Reference
+from interp.metrics import ConceptContrast, MetricContext, get_metric
 from interp.prompts import PromptPair
 from interp.registry import load_model
 from interp.runner import run
@@ -48,7 +48,7 @@ def test_estimate_is_the_derivative_of_the_final_metric(model, base):
         edit = Edit(site, Add({STEP: eps * delta}), steps=[STEP], branch="cond")
         output = run(model, _request(base, PAIR.corrupted), edits=[edit]).output
         with torch.no_grad():
-            return float(metric(output, Reference(clean.output, output, PAIR))[0])
+            return float(metric(output, MetricContext.for_pair(clean.output, output, PAIR))[0])
 
     eps = 1e-2
     for site in heads:
@@ -62,12 +62,12 @@ def test_gradient_modes(model, tiny_sa):
     concept = ConceptContrast(model.concept_scorer())
     assert gradient_metric(model, concept) is concept
     assert gradient_metric(model, concept, "local") is None
-    assert gradient_metric(tiny_sa, LatentSimilarity()) is None  # Stable Audio's sampler is not
+    assert gradient_metric(tiny_sa, get_metric("latent_distance")) is None  # Stable Audio's sampler is not
     with pytest.raises(TadaError, match="cannot differentiate through its sampler"):
         run(tiny_sa, GenerationRequest(("x",), (0,), num_steps=2, duration_s=4.0, keep_graph=True))
     with pytest.raises(TadaError, match="differentiable end to end"):
         attribute(tiny_sa, GenerationRequest(("x",), (0,), num_steps=2, duration_s=4.0), [PAIR], [0],
-                  ["cross.0.head.0"], progress=False, metric=LatentSimilarity())
+                  ["cross.0.head.0"], progress=False, metric=get_metric("latent_distance"))
 
 
 def test_pipeline_still_runs_without_gradients_outside_attribution(model, base):

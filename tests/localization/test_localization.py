@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 
 from interp.localization import layer_impact, locate, overlap_matrix, shared_and_specific
-from interp.metrics import LatentSimilarity
+from interp.metrics import get_metric
 from tests.localization.conftest import PLANTED
 
 
 @pytest.mark.parametrize("ranking", ["patching", "attribution"])
 def test_located_subset_equals_the_planted_set(planted_model, base, pairs, ranking):
-    result = locate(planted_model, base, pairs[:1], [0, 1], LatentSimilarity(), ranking=ranking,
+    result = locate(planted_model, base, pairs[:1], [0, 1], get_metric("latent_distance"), ranking=ranking,
                     fraction=0.95, progress=False)
     assert result.reached
     assert set(result.subset) == PLANTED
@@ -43,7 +43,7 @@ def test_split_halves_locate_the_same_planted_heads(planted_model, base, pairs):
     more = [pairs[0], pairs[0].reversed(),
             PromptPair("a sad piano song", "a happy piano song", "mood", "sad", "happy"),
             PromptPair("a happy organ track", "a sad organ track", "mood", "happy", "sad")]
-    halves = split_stability(planted_model, base, more, [0], LatentSimilarity(), fraction=0.95,
+    halves = split_stability(planted_model, base, more, [0], get_metric("latent_distance"), fraction=0.95,
                              progress=False)
     assert set(halves.first.subset) == set(halves.second.subset) == PLANTED
     assert halves.jaccard == 1.0
@@ -55,7 +55,7 @@ def test_split_halves_locate_the_same_planted_heads(planted_model, base, pairs):
 
 def test_stability_rank_correlation_and_top_head():
     from interp.localization import Localization, Stability
-    from interp.metrics import Effect
+    from interp.statistics import Effect
 
     def located(values: dict[str, float]) -> Localization:
         effects = {k: Effect(v, v, v, 1) for k, v in values.items()}

@@ -8,7 +8,7 @@ from interp.experiments import run as run_experiment
 SPEC = {
     "name": "tiny-locate",
     "model": {"name": "tiny-stable-audio"},
-    "generation": {"steps": 3, "guidance": 3.0, "duration_s": 4.0, "seeds": [0]},
+    "generation": {"num_steps": 3, "guidance_scale": 3.0, "duration_s": 4.0, "seeds": [0]},
     "steps": [
         {"name": "locate", "method": "locate", "metric": "latent_distance", "max_heads": 3,
          "pairs": {"source": "tada", "concepts": ["violin", "sad"], "per_concept": 1}},

@@ -9,7 +9,7 @@ import torch
 from interp.adapter import GenerationRequest
 from interp.edits import Edit, Zero
 from interp.errors import EditError, TadaError
-from interp.metrics import LatentSimilarity
+from interp.metrics import get_metric
 from interp.patching import single_site_variants, sweep
 from interp.prompts import PromptPair
 from interp.registry import load_model
@@ -79,10 +79,10 @@ def test_late_window_sweep_skips_the_early_steps_and_agrees(model, request_):
     hook = model.denoiser.register_forward_hook(lambda m, a, o: calls.append(1))
     try:
         kwargs = dict(steps=f"{START}:", batch_size=4, progress=False)
-        reused = sweep(model, request_, pairs, [0], variants, LatentSimilarity(), **kwargs)
+        reused = sweep(model, request_, pairs, [0], variants, get_metric("latent_distance"), **kwargs)
         n_reused = len(calls)
         calls.clear()
-        recomputed = sweep(model, request_, pairs, [0], variants, LatentSimilarity(), reuse_latents=False, **kwargs)
+        recomputed = sweep(model, request_, pairs, [0], variants, get_metric("latent_distance"), reuse_latents=False, **kwargs)
         n_recomputed = len(calls)
     finally:
         hook.remove()

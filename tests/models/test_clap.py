@@ -7,7 +7,7 @@ from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, ClapProces
 
 from interp.adapter import GenerationOutput
 from interp.errors import ModelNotFoundError
-from interp.metrics import ConceptContrast, Reference
+from interp.metrics import ConceptContrast, MetricContext
 from interp.prompts import PromptPair
 from models.clap import ClapScorer
 from models.tiny.text import word_tokenizer
@@ -47,7 +47,7 @@ def test_clap_contrast_metric(tiny_clap):
     pair = PromptPair("a violin song", "a trumpet song", "violin", "violin", "trumpet")
     out = output(1)
     metric = ConceptContrast(tiny_clap, name="clap")
-    values = metric(out, Reference(out, out, pair))
+    values = metric(out, MetricContext.for_pair(out, out, pair))
     expected = tiny_clap.score(out, "violin", "violin") - tiny_clap.score(out, "violin", "trumpet")
     torch.testing.assert_close(values, expected.float())
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from interp.adapter import GenerationRequest
-from interp.metrics import ConceptContrast, Reference
+from interp.metrics import ConceptContrast, MetricContext
 from interp.pairsources import pairs_from
 from interp.registry import load_model
 from tests.helpers import contract
@@ -57,7 +57,7 @@ def test_concept_scorer_is_a_log_probability_contrast(adapter, request_):
     torch.testing.assert_close(scorer.score(out, "tempo", "fast"), probs["tempo"][:, 2])
     torch.testing.assert_close(scorer.score(out, "fast", "fast"), probs["tempo"][:, 2])
     pair = pairs_from("synthmusic", ["tempo"], 1, 0)[0]
-    value = ConceptContrast(scorer)(out, Reference(out, out, pair))
+    value = ConceptContrast(scorer)(out, MetricContext.for_pair(out, out, pair))
     expected = (probs["tempo"][:, ["slow", "medium", "fast"].index(pair.clean_value)].log()
                 - probs["tempo"][:, ["slow", "medium", "fast"].index(pair.corrupted_value)].log())
     torch.testing.assert_close(value, expected, rtol=1e-4, atol=1e-4)

@@ -5,7 +5,7 @@ from interp.experiments import run as run_experiment
 SPEC = {
     "name": "sae-methods",
     "model": {"name": "synthmusic-dit"},
-    "generation": {"steps": 8, "guidance": 4.0, "seeds": [0]},
+    "generation": {"num_steps": 8, "guidance_scale": 4.0, "seeds": [0]},
     "steps": [
         {"name": "saes", "method": "sae-train", "sites": ["cross.0.out"],
          "pairs": {"source": "synthmusic", "concepts": ["tempo"], "per_concept": 4},

@@ -14,7 +14,7 @@ from interp.steering import (
     compute_caa,
     evaluate_steering,
 )
-from interp.steering.evaluation import wilson
+from interp.statistics import wilson
 
 
 def test_alignment_auc_is_the_area_up_to_the_budget():

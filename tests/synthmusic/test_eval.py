@@ -6,7 +6,8 @@ import json
 import pytest
 
 from models.synthmusic.cli import add_commands, main
-from models.synthmusic.evaluate import eval_prompts, wilson_interval
+from interp.statistics import wilson as wilson_interval
+from models.synthmusic.evaluate import eval_prompts
 from models.synthmusic.music import CONCEPTS
 from models.synthmusic.pipeline import CHECKPOINT_DIR
 from models.synthmusic.scorer import SCORER_DIR

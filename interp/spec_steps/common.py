@@ -1,15 +1,21 @@
 """Settings shared by the localization methods: prompt pairs, metrics, site selection."""
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from pydantic import Field
 
 from interp.errors import TadaError
 from interp.experiments.fields import BranchName, StepWindow, StrictModel
-from interp.metrics import AudioSimilarity, ConceptContrast, LatentSimilarity, Metric
+from interp.experiments.metric_specs import MetricSpec
+from interp.metrics import Metric, get_metric
 from interp.prompts import PromptPair
 
-MetricName = Literal["concept", "latent_distance", "audio_distance", "clap", "tempo"]
+METRIC_HELP = ("A registered metric (name or {name, options}; higher = closer to the clean "
+               "run or more of the concept): 'concept': the model's own concept scorer; "
+               "'clap': LAION-CLAP text-audio similarity (real models; weights from the hub "
+               "cache or `scorer_model`); 'tempo': librosa beat tracking (fast/slow pairs); "
+               "'latent_distance' / 'audio_distance': closeness to the clean run; or one a "
+               "plug-in registers.")
 
 
 class PairsSpec(StrictModel):
@@ -34,13 +40,7 @@ class PatchingSettings(StrictModel):
         "prompt set, each prompt with a 'corrupted' field (and optional 'clean_value', "
         "'corrupted_value').",
     )
-    metric: MetricName = Field(
-        default="concept",
-        description="'concept': the model's own concept scorer (score of the clean value "
-        "minus the corrupted value); 'clap': LAION-CLAP text-audio similarity (real models; "
-        "weights from the hub cache or `scorer_model`); 'tempo': librosa beat tracking "
-        "(fast/slow pairs); 'latent_distance' / 'audio_distance': closeness to the clean run.",
-    )
+    metric: MetricSpec = Field(default=MetricSpec(name="concept"), description=METRIC_HELP)
     scorer_model: str | None = Field(
         default=None, description="Checkpoint (hub id or directory) of the 'clap' scorer.")
     patch_steps: StepWindow = Field(default="all", description="Denoising steps to intervene on.")
@@ -78,21 +78,10 @@ def by_concept(pairs: list[PromptPair]) -> dict[str, list[PromptPair]]:
     return groups
 
 
-def build_metric(name: str, adapter: Any, scorer_model: str | None = None) -> Metric:
-    """The metric object for a metric name."""
-    if name == "latent_distance":
-        return LatentSimilarity()
-    if name == "audio_distance":
-        return AudioSimilarity()
-    if name in ("clap", "tempo"):
-        from interp.scorers import load_scorer
-
-        options = {"source": scorer_model} if scorer_model else {}
-        return ConceptContrast(load_scorer(name, **options), name=name)
-    scorer = adapter.concept_scorer()
-    if scorer is None:
-        raise TadaError(
-            f"metric 'concept' needs a concept scorer, and {adapter.name!r} ships none. Use "
-            f"metric: latent_distance, or a model with a scorer (synthmusic-dit)."
-        )
-    return ConceptContrast(scorer)
+def build_metric(spec: MetricSpec, adapter: Any, scorer_model: str | None = None) -> Metric:
+    """The registered metric of ``spec`` on ``adapter`` (``scorer_model`` is the checkpoint
+    of a metric with a ``scorer_model`` option, e.g. 'clap')."""
+    options = dict(spec.options)
+    if scorer_model and "scorer_model" in get_metric(spec.name).options:
+        options.setdefault("scorer_model", scorer_model)
+    return get_metric(spec.name).bind(options, adapter=adapter)

@@ -21,7 +21,9 @@ from interp.experiments.context import StepContext
 from interp.experiments.fields import BranchName, Refable, SiteStr, StepWindow, StrictModel
 from interp.experiments.methods import MethodSpec, register_method
 from interp.experiments.units import Row, Unit
-from interp.methods.common import MetricName, PairsSpec, build_metric
+from interp.experiments.metric_specs import MetricSpec
+from interp.spec_steps.common import PairsSpec, build_metric
+from interp.metrics import MetricScorer
 
 
 def steering_prompts(pairs: PairsSpec, concept: str, target: str,
@@ -67,7 +69,8 @@ class SteeringSettings(StrictModel):
                               "that are steered and scored (disjoint from the selection prompts).")
     alphas: list[float] = Field(default=[-8.0, -4.0, 0.0, 4.0, 8.0], min_length=2,
                                 description="Steering strengths (0 is always included).")
-    metric: MetricName = Field(default="concept", description="Alignment scorer (see locate).")
+    metric: MetricSpec = Field(default=MetricSpec(name="concept"), description="Alignment "
+                               "score of the steered output (see locate; any registered metric).")
     scorer_model: str | None = Field(default=None, description="Checkpoint of the 'clap' scorer.")
     patch_steps: StepWindow = Field(default="all", description="Denoising steps to steer.")
     branch: BranchName = Field(default="cond", description="CFG branch to steer.")
@@ -91,10 +94,7 @@ class SteeringSettings(StrictModel):
         """
         positive, negative, evaluation = steering_prompts(self.pairs, self.concept, self.target,
                                                           self.eval_prompts)
-        metric = build_metric(self.metric, ctx.adapter, self.scorer_model)
-        scorer = getattr(metric, "scorer", None)
-        if scorer is None:
-            raise TadaError(f"{self.method} needs a concept scorer; metric {self.metric!r} has none")
+        scorer = MetricScorer(build_metric(self.metric, ctx.adapter, self.scorer_model))
         return positive, negative, ctx.request(evaluation, list(range(len(evaluation)))), scorer
 
 

@@ -1,16 +1,22 @@
-"""Figures of localization results: head x layer heatmaps, layer impact, overlaps.
+"""The core's figures: localization heatmaps, layer impact, overlaps and prefix curves,
+steering curves, and bar plots of step metrics.
 
-Each function returns a matplotlib figure; :func:`save_figure` writes one as PNG.
+Each ``plot_*`` function returns a matplotlib figure (:func:`plot_curves` writes its PNG);
+:func:`save_figure` writes one as PNG. Models draw their own in their package.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt  # headless machines fall back to Agg by themselves
 import numpy as np
 
 from interp.localization import Localization
 from interp.sites import Site
+
+if TYPE_CHECKING:  # pragma: no cover
+    from interp.steering.evaluation import SteeringEvaluation
 
 
 def head_grid(effects: dict[str, float]) -> tuple[np.ndarray, list[int]]:
@@ -111,4 +117,80 @@ def save_figure(fig, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    return path
+
+
+def plot_layer_impact_table(impact: Mapping[str, Mapping[str, float]]):  # noqa: ANN201
+    """:func:`plot_layer_impact` from ``{concept: {layer site: impact}}`` (result rows)."""
+    results = [
+        Localization(concept=c, layer_impact={Site.parse(k).layer: v for k, v in values.items()})
+        for c, values in impact.items()
+    ]
+    return plot_layer_impact(results)
+
+
+def figure(width: float = 6.0, height: float = 3.5) -> Any:
+    """A new figure and axes (headless machines fall back to the Agg backend)."""
+    fig, ax = plt.subplots(figsize=(width, height))
+    return fig, ax
+
+
+def bar_plot(groups: Mapping[str, Sequence[float]], ylabel: str, title: str = "") -> Any:
+    """The mean of each group's values, with min-max bars."""
+    fig, ax = figure(max(4.0, 0.5 * len(groups) + 2), 3.5)
+    names = list(groups)
+    means = [sum(v) / len(v) for v in groups.values()]
+    low = [m - min(v) for m, v in zip(means, groups.values(), strict=True)]
+    high = [max(v) - m for m, v in zip(means, groups.values(), strict=True)]
+    ax.bar(range(len(names)), means, yerr=[low, high], capsize=3, color="#4c72b0")
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels([n if len(n) <= 24 else n[:22] + "…" for n in names], rotation=30, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_curves(evaluations: "Sequence[SteeringEvaluation]", path: str | Path) -> Path:
+    """Three panels: alignment vs alpha, distance vs alpha, alignment vs distance.
+
+    Several evaluations (e.g. localized and all-layer steering of one concept) share
+    the axes; the budget of the first is drawn as a vertical line on the trade-off panel.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig = Figure(figsize=(13, 3.8))
+    FigureCanvasAgg(fig)  # the Agg canvas, without touching pyplot's global backend
+    axes = fig.subplots(1, 3)
+    for ev in evaluations:
+        curve = ev.curve()
+        alpha = [c["alpha"] for c in curve]
+        align = np.array([c["alignment"] for c in curve])
+        dist = np.array([c["distance"] for c in curve])
+        line = axes[0].plot(alpha, align, marker="o", ms=3, label=ev.label)[0]
+        axes[0].fill_between(alpha, [c["alignment_low"] for c in curve],
+                             [c["alignment_high"] for c in curve], color=line.get_color(), alpha=0.2)
+        axes[1].plot(alpha, dist, marker="o", ms=3, color=line.get_color(), label=ev.label)
+        axes[1].fill_between(alpha, [c["distance_low"] for c in curve],
+                             [c["distance_high"] for c in curve], color=line.get_color(), alpha=0.2)
+        positive = [i for i, a in enumerate(alpha) if a >= 0]
+        axes[2].plot(dist[positive], align[positive], marker="o", ms=3, color=line.get_color(),
+                     label=f"{ev.label} (AUC {ev.auc(1)[0]:.3g})")
+    if evaluations:
+        first = evaluations[0]
+        axes[2].axvline(first.budget, color="grey", ls="--", lw=1, label="budget")
+        axes[0].set_ylabel(f"alignment: {first.concept} = {first.value}")
+        axes[1].set_ylabel(f"distance to alpha = 0 ({first.distance})")
+        axes[2].set_ylabel("alignment (alpha >= 0)")
+    axes[0].set_xlabel("alpha")
+    axes[1].set_xlabel("alpha")
+    axes[2].set_xlabel("distance to alpha = 0")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
     return path

@@ -18,8 +18,8 @@ from interp.experiments.context import StepContext
 from interp.experiments.fields import SiteStr
 from interp.experiments.methods import MethodSpec, register_method
 from interp.experiments.units import Row, Unit
-from interp.methods.common import PatchingSettings, build_metric, by_concept, step_pairs
-from interp.methods.significance_rows import significance_rows
+from interp.spec_steps.common import PatchingSettings, build_metric, by_concept, step_pairs
+from interp.spec_steps.significance_rows import significance_rows
 
 
 def _check_pairs(settings: Any, ctx: Any) -> None:
@@ -221,7 +221,7 @@ class Locate(_PerConcept, MethodSpec):
 
     def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
         from interp.localization import locate
-        from interp.localization_plots import plot_head_heatmap, plot_prefix_curve
+        from interp.plots import plot_head_heatmap, plot_prefix_curve
         from interp.patching import patched_generation
 
         concept, pairs, adapter, seeds, base = self._inputs(unit, ctx)
@@ -282,7 +282,7 @@ class Locate(_PerConcept, MethodSpec):
 
     def finalize(self, ctx: StepContext) -> dict[str, Any]:
         from interp.localization import overlap_matrix, shared_and_specific
-        from interp.localization_plots import plot_overlap
+        from interp.plots import plot_layer_impact_table, plot_overlap
 
         subsets: dict[str, list[str]] = {}
         impact: dict[str, dict[str, float]] = {}
@@ -297,7 +297,7 @@ class Locate(_PerConcept, MethodSpec):
         if len(names) > 1:
             ctx.save_plot(plot_overlap(names, matrix), "overlap")
         if impact:
-            ctx.save_plot(_impact_figure(impact), "layer-impact")
+            ctx.save_plot(plot_layer_impact_table(impact), "layer-impact")
         stability = {r.concept: r.value for r in ctx.rows if r.metric == "stability_jaccard"}
         significant = {r.concept: r.value for r in ctx.rows
                        if r.metric == "stability_jaccard_significant"}
@@ -315,16 +315,3 @@ class Locate(_PerConcept, MethodSpec):
             "shared_and_specific": shared_and_specific(subsets),
             "layer_impact": impact,
         }
-
-
-def _impact_figure(impact: dict[str, dict[str, float]]):  # noqa: ANN202
-    """TADA's layer impact per concept (bars) from the rows' per-layer values."""
-    from interp.localization import Localization
-    from interp.localization_plots import plot_layer_impact
-    from interp.sites import Site
-
-    results = [
-        Localization(concept=c, layer_impact={Site.parse(k).layer: v for k, v in values.items()})
-        for c, values in impact.items()
-    ]
-    return plot_layer_impact(results)

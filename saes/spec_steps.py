@@ -26,8 +26,8 @@ from interp.experiments.context import StepContext
 from interp.experiments.fields import BranchName, Refable, SiteStr
 from interp.experiments.methods import MethodSpec, register_method
 from interp.experiments.units import Row, Unit
-from interp.methods.common import PairsSpec
-from interp.methods.steering import SteeringSettings
+from interp.spec_steps.common import PairsSpec
+from interp.spec_steps.steering_steps import SteeringSettings
 
 
 def _texts(pairs: PairsSpec | None, ctx: StepContext) -> list[str]:

@@ -1,13 +1,11 @@
-"""Prompt sets: inline lists, CSV / JSONL / text files, or templates x word lists.
+"""Prompt sets of a spec: inline lists, CSV / JSONL / text files, or templates x word lists
+(read and filled by :mod:`interp.prompts`).
 
 Every form resolves to a list of :class:`Prompt` (text, optional concept, extra string
 fields such as a corrupted twin for patching). Files are resolved relative to the spec
 file's directory, passed as ``context={"base_dir": ...}`` at validation.
 """
 
-import csv
-import itertools
-import json
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +15,7 @@ from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from interp.errors import TadaError
 from interp.experiments.fields import StrictModel
+from interp.prompts import read_records, word_combinations
 
 #: Most prompts one prompt set may expand to (a template multiplies its word lists).
 MAX_PROMPTS = 100_000
@@ -135,7 +134,7 @@ class FilePrompts(StrictModel):
     def resolve(self, base_dir: Path) -> list[Prompt]:
         """Read the file. Raises :class:`TadaError` naming the file and row on bad rows."""
         path = _path(self.file, {"base_dir": base_dir})
-        rows = _read_rows(path, self.column)
+        rows = read_records(path, self.column)
         out = []
         for number, row in enumerate(rows, start=1):
             if number > MAX_PROMPTS and self.limit is None:
@@ -203,10 +202,8 @@ class TemplatePrompts(StrictModel):
 
     def resolve(self, base_dir: Path) -> list[Prompt]:
         """The filled templates, in product order of the word lists."""
-        keys = list(self.words)
         out = []
-        for combo in itertools.product(*(self.words[k] for k in keys)):
-            values = dict(zip(keys, combo, strict=True))
+        for values in word_combinations(self.words):
             concept = None if self.concept is None else self.concept.format(**values)
             out.append(Prompt(self.template.format(**values), concept, values))
         return out
@@ -262,24 +259,3 @@ def _path(value: str, context: dict[str, Any] | None) -> Path:
 
 def _placeholders(template: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(template) if name}
-
-
-def _read_rows(path: Path, column: str) -> list[dict[str, Any]]:
-    suffix = path.suffix.lower()
-    text = path.read_text(encoding="utf-8")
-    if suffix == ".txt":
-        return [{column: line.strip()} for line in text.splitlines() if line.strip()]
-    if suffix == ".csv":
-        return list(csv.DictReader(text.splitlines()))
-    rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise TadaError(f"Line {number} of {path.name} is not valid JSON: {error.msg}.") from None
-        if not isinstance(row, dict):
-            raise TadaError(f"Line {number} of {path.name} must be a JSON object, got {row!r}.")
-        rows.append(row)
-    return rows

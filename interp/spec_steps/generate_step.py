@@ -19,7 +19,7 @@ from pydantic import Field, model_validator
 from interp.experiments.context import StepContext
 from interp.experiments.fields import BranchName, SiteStr, StepWindow, StrictModel
 from interp.experiments.methods import MethodSpec, register_method
-from interp.experiments.plots import bar_plot
+from interp.plots import bar_plot
 from interp.experiments.units import Row, Unit
 
 
@@ -110,6 +110,15 @@ class Generate(MethodSpec):
                 "max": max(values),
                 "n": len(values),
             }
-            ctx.save_plot(bar_plot(rows, metric, title=f"{ctx.name}: {metric}"), metric)
+            ctx.save_plot(bar_plot(_groups(rows, metric), metric, title=f"{ctx.name}: {metric}"), metric)
         audio = [a for result in ctx.results for a in result.artifacts if a.endswith(".wav")]
         return {"units": len(ctx.results), "metrics": stats, "audio": audio}
+
+
+def _groups(rows: list[Row], metric: str) -> dict[str, list[float]]:
+    """Values of ``metric`` per concept (or per prompt when unlabelled)."""
+    groups: dict[str, list[float]] = {}
+    for row in rows:
+        if row.metric == metric:
+            groups.setdefault(row.concept or row.prompt or row.unit or "?", []).append(row.value)
+    return groups
