@@ -185,7 +185,7 @@ def attribute(
 
                 class Accumulator:
                     def metric(self, out: Tensor, step: int) -> Tensor:
-                        return -((out - clean_outputs[step]) ** 2).sum()
+                        return -((out.float() - clean_outputs[step].float()) ** 2).sum()
 
                     def accumulate(self, step: int, grads: dict, captured: dict) -> None:
                         if step not in wanted_steps:
@@ -193,7 +193,7 @@ def attribute(
                         for name, grad in grads.items():
                             if grad is None:
                                 continue
-                            delta = clean.reads[name][step].to(grad.dtype) - captured[name].detach()
+                            delta = clean.reads[name][step].float() - captured[name].detach().float()
                             totals[name] = totals.get(name, 0) + _delta_times_grad(name, delta, grad)
 
                 accumulator = Accumulator()
@@ -236,8 +236,11 @@ def _collect(parsed: Sequence[Site], totals: dict[str, Tensor], per_unit: dict[s
 
 
 def _delta_times_grad(name: str, delta: Tensor, grad: Tensor) -> Tensor:
-    """Per head for a layer's heads (``[rows, seq, head, d_head]``), else a scalar."""
-    product = (delta * grad).detach()
+    """Per head for a layer's heads (``[rows, seq, head, d_head]``), else a scalar.
+
+    Accumulates in float32 whatever the model's dtype: half-precision sums over a
+    sequence lose most of their digits."""
+    product = (delta.float() * grad.detach().float()).detach()
     return product.sum(dim=(0, 1, 3)) if name.endswith(".heads") else product.sum()
 
 
@@ -268,7 +271,7 @@ def _trajectory_unit(adapter: ModelAdapter, base: GenerationRequest, pair: Promp
         if grad is None:
             continue
         index = clean.read_steps[name].index(step)
-        delta = clean.reads[name][index].to(grad.dtype) - captured[(name, step)].detach()
+        delta = clean.reads[name][index].float() - captured[(name, step)].detach().float()
         totals[name] = totals.get(name, 0) + _delta_times_grad(name, delta, grad)
     return totals
 
