@@ -110,7 +110,7 @@ def _build(model: str, entry: dict[str, Any], device: str, dtype: torch.dtype) -
             module = component_class.from_config(config)
         else:  # transformers
             module = component_class(component_class.config_class(**config))
-    if device != "meta":
+    if device != "meta" and dtype != next(module.parameters()).dtype:
         module = module.to(dtype)
     return module
 
