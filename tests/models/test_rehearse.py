@@ -26,7 +26,6 @@ def test_every_paper_model_has_a_recipe():
                                 "ace-step-1.5", "audioldm-s-full-v2"}
 
 
-@pytest.mark.slow  # full-size builds on the meta device: ~10-60 s on 2 shared cores
 def test_stable_audio_open_is_built_at_its_measured_size():
     # measured on a full-size build from the hub configs: DiT 1.06B, Oobleck VAE 156M, T5-base 110M
     sizes = _millions("stable-audio-open-1.0")
@@ -36,7 +35,6 @@ def test_stable_audio_open_is_built_at_its_measured_size():
     assert sum(sizes.values()) == pytest.approx(1323, abs=2)
 
 
-@pytest.mark.slow  # full-size builds on the meta device: ~10-60 s on 2 shared cores
 def test_audioldm2_unets_have_their_published_sizes():
     # diffusers docs: audioldm2 / -music 350M UNet (1.1B total), -large 750M UNet (1.5B total)
     base, large = _millions("audioldm2"), _millions("audioldm2-large")
@@ -45,7 +43,6 @@ def test_audioldm2_unets_have_their_published_sizes():
     assert sum(large.values()) == pytest.approx(1500, rel=0.05)
 
 
-@pytest.mark.slow  # full-size builds on the meta device: ~10-60 s on 2 shared cores
 @pytest.mark.parametrize("model", ["stable-audio-open-1.0", "audioldm2-large", "audioldm-s-full-v2", "ace-step-1.5"])
 def test_the_rehearsed_denoiser_has_the_sites_of_the_structure_only_build(model):
     denoiser_name = {"stable-audio-open-1.0": "transformer", "ace-step-1.5": "transformer"}.get(model, "unet")
