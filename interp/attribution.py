@@ -186,7 +186,7 @@ def attribute(
 
                 class Accumulator:
                     def metric(self, out: Tensor, step: int) -> Tensor:
-                        return -((out - clean_outputs[step]) ** 2).sum()  # noqa: B023 - called within this iteration only
+                        return -((out.float() - clean_outputs[step].float()) ** 2).sum()  # noqa: B023 - called within this iteration only
 
                     def accumulate(self, step: int, grads: dict, captured: dict) -> None:
                         if step not in wanted_steps:
@@ -194,7 +194,7 @@ def attribute(
                         for name, grad in grads.items():
                             if grad is None:
                                 continue
-                            delta = clean.reads[name][step].to(grad.dtype) - captured[name].detach()  # noqa: B023 - called within this iteration only
+                            delta = clean.reads[name][step].float() - captured[name].detach().float()  # noqa: B023 - called within this iteration only
                             totals[name] = totals.get(name, 0) + _delta_times_grad(name, delta, grad)  # noqa: B023 - called within this iteration only
 
                 accumulator = Accumulator()
@@ -238,8 +238,11 @@ def _collect(parsed: Sequence[Site], totals: dict[str, Tensor], per_unit: dict[s
 
 def _delta_times_grad(name: str, delta: Tensor, grad: Tensor) -> Tensor:
     """Per index for a tensor whose components select one (per head for a layer's heads,
-    ``[rows, seq, head, d_head]``), else a scalar."""
-    product = (delta * grad).detach()
+    ``[rows, seq, head, d_head]``), else a scalar.
+
+    Accumulates in float32 whatever the model's dtype: half-precision sums over a
+    sequence lose most of their digits."""
+    product = (delta.float() * grad.detach().float()).detach()
     part = indexed_part(as_site(name).spec)
     if part is None:
         return product.sum()
@@ -274,7 +277,7 @@ def _trajectory_unit(adapter: ModelAdapter, base: GenerationRequest, pair: Promp
         if grad is None:
             continue
         index = clean.read_steps[name].index(step)
-        delta = clean.reads[name][index].to(grad.dtype) - captured[(name, step)].detach()
+        delta = clean.reads[name][index].float() - captured[(name, step)].detach().float()
         totals[name] = totals.get(name, 0) + _delta_times_grad(name, delta, grad)
     return totals
 

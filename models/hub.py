@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from interp.errors import ModelNotFoundError
+from models.load_diagnosis import first_failing_component
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -46,6 +47,13 @@ def load_pipeline(pipeline_class: type, source: str, device: str, dtype: Any) ->
         + ("" if _offline() else " or the hub")
     )
     reason = str(last_error).strip().splitlines()[0][:200] if last_error else "unknown error"
+    culprit = first_failing_component(source, dtype) if is_dir else None
+    if culprit is not None:
+        raise ModelNotFoundError(
+            f"Could not load {pipeline_class.__name__} from the directory {source!r}: {culprit}. "
+            f"Fix or re-save that component (its folder holds what save_pretrained wrote), "
+            f"or rebuild the directory (`tada rehearse` writes a complete one with random weights)."
+        ) from None
     fix = (
         "check that it is a complete save_pretrained directory of this pipeline"
         if is_dir

@@ -85,10 +85,10 @@ def renormalized(x: Tensor, new: Tensor) -> Tensor:
     ``head x d_head``). Positions where ``new`` is zero are left as they are.
     """
     dims = tuple(range(2, x.dim()))
-    before = x.norm(dim=dims, keepdim=True)
-    after = new.norm(dim=dims, keepdim=True)
+    before = x.float().norm(dim=dims, keepdim=True)  # float32: half-precision norms overflow
+    after = new.float().norm(dim=dims, keepdim=True)
     scale = torch.where(after > 0, before / after.clamp_min(1e-30), torch.ones_like(after))
-    return new * scale
+    return (new.float() * scale).to(new.dtype)
 
 
 @dataclass(frozen=True, eq=False)

@@ -148,13 +148,15 @@ class SynthMusicPipeline(DiffusionPipeline):
         self.scheduler.set_timesteps(num_inference_steps, device=self.device)
         self.scheduler.set_begin_index(start_step)
         kept: dict[int, torch.Tensor] = {}
+        model_dtype = self.denoiser.dtype
         for i, t in enumerate(self.progress_bar(self.scheduler.timesteps[start_step:]), start=start_step):
             if i in keep_latents_at:
                 kept[i] = x.clone()
             sigma = self.scheduler.sigmas[i].to(x.dtype)
             x_in = torch.cat([x, x]) if do_cfg else x
-            out = self.denoiser(**denoiser_inputs(self.denoiser, x_in, sigma, text, mask))
-            x0 = output_to_x0(self.denoiser, out)
+            # the sampler state stays float32; a half-precision denoiser sees its own dtype
+            out = self.denoiser(**denoiser_inputs(self.denoiser, x_in.to(model_dtype), sigma, text.to(model_dtype), mask))
+            x0 = output_to_x0(self.denoiser, out).to(x.dtype)
             if do_cfg:
                 x0_uncond, x0_cond = x0.chunk(2)
                 x0 = x0_uncond + guidance_scale * (x0_cond - x0_uncond)

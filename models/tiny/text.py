@@ -1,7 +1,7 @@
 """An offline word-level tokenizer for tiny pipelines (T5-style special tokens)."""
 
 from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import PreTrainedTokenizerFast, T5TokenizerFast
+from transformers import PreTrainedTokenizerFast
 
 WORDS = (
     "a an the with and of song track piece music sad happy fast slow violin trumpet "
@@ -10,18 +10,15 @@ WORDS = (
 ).split()
 
 
-def word_tokenizer(max_length: int = 16, t5: bool = False) -> PreTrainedTokenizerFast:
+def word_tokenizer(max_length: int = 16) -> PreTrainedTokenizerFast:
     """A whitespace word-level tokenizer over :data:`WORDS`; unknown words -> ``<unk>``."""
     vocab = {w: i for i, w in enumerate(["<pad>", "</s>", "<unk>", *WORDS])}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    cls = T5TokenizerFast if t5 else PreTrainedTokenizerFast
-    kwargs = {"extra_ids": 0} if t5 else {}
-    return cls(
+    return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         pad_token="<pad>",
         eos_token="</s>",
         unk_token="<unk>",
         model_max_length=max_length,
-        **kwargs,
     )
