@@ -183,10 +183,10 @@ def summarize(run_dir: str | Path, slowest: int = 5) -> str:
     overlapped = span is not None and span < 0.99 * total - 0.05  # side by side (Ray)
     wall = span if overlapped else total
     per = f"{wall / generations:.3g} s per generation" if generations else "no generations"
-    lines = [f"run.log: {len(ends)} units in {total:.1f} s"
-             + (f" ({span:.1f} s of wall clock: units ran side by side)" if overlapped else "")
-             + f"; {generations} generations ({per}), {steps} denoising steps; peak memory "
-             f"{peak:.0f} MB." + (f" ({stale} entries of an earlier spec left out.)" if stale else "")]  # fmt: skip
+    side = f" ({span:.1f} s of wall clock: units ran side by side)" if overlapped else ""
+    left_out = f" ({stale} entries of an earlier spec left out.)" if stale else ""
+    lines = [f"run.log: {len(ends)} units in {total:.1f} s{side}; {generations} generations ({per}), "
+             f"{steps} denoising steps; peak memory {peak:.0f} MB.{left_out}"]  # fmt: skip
     ordered = sorted(ends, key=lambda e: -float(e.get("wall_s", 0.0)))[:slowest]
     lines.append("slowest units:")
     for e in ordered:
