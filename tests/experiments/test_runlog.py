@@ -133,7 +133,7 @@ def test_units_side_by_side_keep_their_own_counts_and_log_lines(tmp_path: Path) 
             for index in range(items):
                 reporter.replay(worker_item(samples, steps), worker=f"host:{100 + index}")
                 with waiting():
-                    time.sleep(0.01)  # let the other unit report in between
+                    time.sleep(0.2)  # let the other unit report in between
         watch.finished("gen", name, f"fp-{name}")
 
     run_side_by_side([lambda: unit("a", 2, 3, 2), lambda: unit("b", 1, 5, 1)], threads=2)
@@ -144,6 +144,12 @@ def test_units_side_by_side_keep_their_own_counts_and_log_lines(tmp_path: Path) 
     assert (ends["b"]["generations"], ends["b"]["denoising_steps"], ends["b"]["batch_size"]) == (1, 5, 1)
     assert ends["a"]["worker"] == "host:100,host:101" and ends["b"]["worker"] == "host:100"
     assert {e["executor"] for e in read_log(tmp_path)} == {"ray"} and len(read_log(tmp_path)) == 4
+    # the summary counts the overlapping time once: from a's start to the last end
+    first = summarize(tmp_path).splitlines()[0]
+    assert "of wall clock: units ran side by side" in first, first
+    walls = sorted(e["wall_s"] for e in ends.values())
+    spanned = float(first.split(" s of wall clock")[0].rsplit("(", 1)[1])
+    assert walls[-1] - 0.06 <= spanned < 0.99 * sum(walls) - 0.05  # printed to 0.1 s
     for name, steps in (("a", [1, 2, 3] * 2), ("b", [1, 2, 3, 4, 5])):
         own = [e for e in events if e.unit == name]
         assert own[0].kind == "unit_start" and own[-1].kind == "unit_end"
