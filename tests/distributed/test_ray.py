@@ -125,7 +125,7 @@ def test_ray_workers_report_steps_to_the_driver_per_unit_in_order(cluster, tmp_p
     actors; results.csv is byte-identical to the local executor's."""
     path = ROOT / "experiments" / "tiny.yaml"
     spec = yaml.safe_load(path.read_text())
-    steps, seeds = spec["generation"]["steps"], len(spec["generation"]["seeds"])
+    steps, seeds = spec["generation"]["num_steps"], len(spec["generation"]["seeds"])
     words = spec["prompts"]["moods"]["words"]
     prompts = len(words["mood"]) * len(words["instrument"])
     # generate: one unit per prompt, all seeds in one batch; an edited step also runs the
