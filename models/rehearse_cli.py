@@ -38,8 +38,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def add_commands(subparsers) -> None:  # noqa: ANN001 - argparse's private subparsers type
-    """Adds ``tada rehearse`` to the ``tada`` CLI (entry point group ``tada_interp.commands``)."""
-    from models.rehearse import REHEARSABLE
+    """Adds ``tada rehearse`` to the ``tada`` CLI (entry point group ``tada_interp.commands``).
+
+    Imports nothing heavy: ``tada`` builds its parser for every command."""
+    configs = Path(__file__).parent / "configs"
+    rehearsable = tuple(sorted(p.parent.name for p in configs.glob("*/rehearsal.json")))
 
     p = subparsers.add_parser(
         "rehearse",
@@ -52,7 +55,7 @@ def add_commands(subparsers) -> None:  # noqa: ANN001 - argparse's private subpa
         "  tada rehearse audioldm2-large /tmp/a2l --dtype float16",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("model", metavar="MODEL", choices=REHEARSABLE, help=f"one of: {', '.join(REHEARSABLE)}")
+    p.add_argument("model", metavar="MODEL", choices=rehearsable, help=f"one of: {', '.join(rehearsable)}")
     p.add_argument("dir", metavar="DIR", help="output directory (new or empty)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
     p.add_argument("--dtype", choices=DTYPES, default="float32", help="weight dtype (default float32)")
