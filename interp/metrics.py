@@ -124,6 +124,15 @@ class RegisteredMetric:
     bound: tuple[tuple[str, Any], ...] = ()
     adapter: Any = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A metric sent to another process (a Ray worker) leaves the driver's model behind:
+        # the worker's own model reaches it through ``MetricContext.adapter``.
+        return {**self.__dict__, "adapter": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            object.__setattr__(self, key, value)
+
     @property
     def needs_audio(self) -> bool:
         """Whether the metric reads decoded audio (patching skips the decoder if not)."""

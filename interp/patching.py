@@ -249,7 +249,8 @@ class _ChunkTask:
             adapter, replace(both, keep_latents_at=(plan.start,) if plan.start else ()),
             reads=[Read(name, steps=plan.steps, branch=plan.branch) for name in plan.needed],
         )
-        ref = MetricContext.for_pair(_select(baseline.output, 0), _select(baseline.output, 1), pair)
+        ref = MetricContext.for_pair(_select(baseline.output, 0), _select(baseline.output, 1), pair,
+                                     adapter=adapter)
         source = 0 if plan.direction == "denoising" else 1
         with torch.no_grad():
             m_source = float(plan.metric(_select(baseline.output, source) if plan.direction != "ablation"

@@ -109,7 +109,6 @@ def check_directory(name: str, directory: Path, device: str, dtype: torch.dtype,
     plain_s = _timed(lambda: model.generate(request), device)
     peak = torch.cuda.max_memory_allocated() / 1e9 if device.startswith("cuda") else float("nan")
     hooked_s, traced_s = _timed(hooked, device), _timed(traced, device)
-    del model
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
 
