@@ -64,7 +64,7 @@ def test_run_writes_every_output(tmp_path: Path, quiet_warnings: None) -> None:
     rows = results.rows
     assert len(rows) == 2 * 2 * 2  # steps x prompts x metrics (one seed)
     zeroed = [r for r in rows if r["step"] == "zeroed" and r["metric"] == "latent_distance"]
-    assert all(r["value"] > 0 and r["site"] == "cross.1.head.2" and r["branch"] == "cond" for r in zeroed)
+    assert all(r["value"] < 0 and r["site"] == "cross.1.head.2" and r["branch"] == "cond" for r in zeroed)
     assert {r["concept"] for r in rows} == {"sad", "happy"}
     html = (out / "index.html").read_text()
     assert 'src="plots/gen-rms.png"' in html and 'src="audio/zeroed/p0000-a_sad_violin_song-s0.wav"' in html
