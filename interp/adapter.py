@@ -74,8 +74,7 @@ class GenerationRequest:
             raise TadaError("A generation needs at least one prompt.")
         if len(self.prompts) != len(self.seeds):
             raise TadaError(
-                f"Got {len(self.prompts)} prompts but {len(self.seeds)} seeds: give one "
-                f"seed per prompt."
+                f"Got {len(self.prompts)} prompts but {len(self.seeds)} seeds: give one seed per prompt."
             )
         if self.num_steps < 1:
             raise TadaError(f"num_steps must be >= 1, got {self.num_steps}.")
@@ -83,12 +82,18 @@ class GenerationRequest:
         if not 0 <= self.start_step < self.num_steps:
             raise TadaError(f"start_step must be in [0, {self.num_steps}), got {self.start_step}.")
         if (self.start_step > 0) != (self.start_latents is not None):
-            raise TadaError("Resuming needs both start_step > 0 and start_latents (the latents before that step).")
+            raise TadaError(
+                "Resuming needs both start_step > 0 and start_latents (the latents before that step)."
+            )
         if self.start_latents is not None and self.start_latents.shape[0] != len(self.prompts):
-            raise TadaError(f"start_latents has {self.start_latents.shape[0]} rows for {len(self.prompts)} prompts.")
+            raise TadaError(
+                f"start_latents has {self.start_latents.shape[0]} rows for {len(self.prompts)} prompts."
+            )
         bad = [s for s in self.keep_latents_at if not self.start_step <= s < self.num_steps]
         if bad:
-            raise TadaError(f"keep_latents_at {bad} outside the steps run ({self.start_step}..{self.num_steps - 1}).")
+            raise TadaError(
+                f"keep_latents_at {bad} outside the steps run ({self.start_step}..{self.num_steps - 1})."
+            )
 
     @property
     def batch_size(self) -> int:
@@ -138,8 +143,12 @@ class GenerationRoot(nn.Module):
 
     def forward(self, request: GenerationRequest) -> dict[str, Any]:
         out = self._adapter.generate(request)
-        return {"latents": out.latents, "audio": out.audio, "sample_rate": out.sample_rate,
-                "step_latents": out.step_latents}
+        return {
+            "latents": out.latents,
+            "audio": out.audio,
+            "sample_rate": out.sample_rate,
+            "step_latents": out.step_latents,
+        }
 
 
 class ModelAdapter(ABC):

@@ -155,8 +155,10 @@ def attribute(
                 f"unset to use the per-step local metric."
             )
         if needs_audio(metric):
-            raise TadaError(f"Attribution differentiates the final latents; the {metric.name!r} "
-                            f"metric reads decoded audio. Use a metric of the latents.")
+            raise TadaError(
+                f"Attribution differentiates the final latents; the {metric.name!r} "
+                f"metric reads decoded audio. Use a metric of the latents."
+            )
     parsed = adapter.catalog.parse_many([as_site(s) for s in sites])
     base = replace(base, decode=False)  # only activations and denoiser outputs are used
     step_sel = Steps.parse(steps)
@@ -204,6 +206,7 @@ def attribute(
                     def fn(x: Tensor, step: int) -> Tensor:
                         gradient_pass.captured[name] = x  # noqa: B023 - called within this iteration only
                         return x
+
                     return fn
 
                 edits = [Edit(n, Apply(capture(n)), branch=Branch.COND) for n in stages]
@@ -250,8 +253,15 @@ def _delta_times_grad(name: str, delta: Tensor, grad: Tensor) -> Tensor:
     return product.sum(dim=tuple(d for d in range(product.ndim) if d != keep))
 
 
-def _trajectory_unit(adapter: ModelAdapter, base: GenerationRequest, pair: PromptPair, seed: int,
-                     stages: list[str], wanted_steps: set[int], metric: Metric) -> dict[str, Tensor]:
+def _trajectory_unit(
+    adapter: ModelAdapter,
+    base: GenerationRequest,
+    pair: PromptPair,
+    seed: int,
+    stages: list[str],
+    wanted_steps: set[int],
+    metric: Metric,
+) -> dict[str, Tensor]:
     """Stage name -> summed <a_clean - a_corrupted, d metric(final) / d a> for one unit."""
     clean_request = replace(base, prompts=(pair.clean,), seeds=(seed,))
     steps = sorted(wanted_steps)
@@ -262,6 +272,7 @@ def _trajectory_unit(adapter: ModelAdapter, base: GenerationRequest, pair: Promp
         def fn(x: Tensor, step: int) -> Tensor:
             captured[(name, step)] = x
             return x
+
         return fn
 
     edits = [Edit(n, Apply(capture(n)), steps=steps, branch=Branch.COND) for n in stages]

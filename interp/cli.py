@@ -67,8 +67,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from interp.experiments import run
 
     executor = ExecutorConfig(args.executor, args.address, args.workers)
-    results = run(args.file, out=args.out, progress=not args.no_progress, force=args.force,
-                  executor=executor)
+    results = run(args.file, out=args.out, progress=not args.no_progress, force=args.force, executor=executor)
     print(results.text())
     return 0
 
@@ -165,12 +164,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--force", action="store_true", help="use a non-empty --out that is not a "
                    "tada run directory (files there may be overwritten)")  # fmt: skip
-    p.add_argument("--executor", choices=("local", "ray"), default="local", help="where the "
-                   "work runs: this process (default) or Ray workers (docs/distributed.md)")
-    p.add_argument("--address", metavar="ADDR", help="Ray cluster: 'auto', host:port or "
-                   "ray://host:port (default: start a local Ray instance)")
-    p.add_argument("--workers", metavar="N", type=int, help="Ray workers, one model each "
-                   "(default: as many as the cluster hosts)")
+    p.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="where the work runs: this process (default) or Ray workers (docs/distributed.md)",
+    )
+    p.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="Ray cluster: 'auto', host:port or ray://host:port (default: start a local Ray instance)",
+    )
+    p.add_argument(
+        "--workers",
+        metavar="N",
+        type=int,
+        help="Ray workers, one model each (default: as many as the cluster hosts)",
+    )
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser(

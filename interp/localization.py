@@ -29,12 +29,12 @@ from interp.adapter import GenerationRequest, ModelAdapter
 from interp.attribution import attribute, gradient_metric
 from interp.errors import TadaError
 from interp.metrics import Metric
-from interp.statistics import Effect
 from interp.patching import Variant, single_site_variants, sweep
 from interp.prompts import PromptPair
 from interp.selection import Branch, StepsLike
 from interp.significance import Significance, head_significance
 from interp.sites import Site, as_site
+from interp.statistics import Effect
 
 Selection = Literal["greedy", "significant", "both"]
 
@@ -87,9 +87,7 @@ class Localization:
             "reached": self.reached,
             "restored": None if self.restored is None else self.restored.as_dict(),
             "necessity": None if self.necessity is None else self.necessity.as_dict(),
-            "top_heads": [
-                {"site": s, **self.head_effects[s].as_dict()} for s in self.ranking[:10]
-            ],
+            "top_heads": [{"site": s, **self.head_effects[s].as_dict()} for s in self.ranking[:10]],
             "layer_impact": {str(k): v for k, v in self.layer_impact.items()},
             **significance_summary(self),
         }
@@ -177,8 +175,16 @@ def locate(
         result.significant = [] if result.significance is None else result.significance.significant
         scores = {k: e.mean for k, e in result.head_effects.items()}
     else:
-        estimates = attribute(adapter, base, pairs, seeds, heads, steps=steps, progress=progress,
-                              metric=gradient_metric(adapter, metric))
+        estimates = attribute(
+            adapter,
+            base,
+            pairs,
+            seeds,
+            heads,
+            steps=steps,
+            progress=progress,
+            metric=gradient_metric(adapter, metric),
+        )
         scores = estimates.scores
         result.head_effects = {k: Effect(v, float("nan"), float("nan"), 0) for k, v in scores.items()}
     # importance = size of the effect, whatever its sign (a head that pushes away from
@@ -203,18 +209,24 @@ def locate(
     return result
 
 
-def _greedy(adapter: ModelAdapter, base: GenerationRequest, pairs: Sequence[PromptPair],
-            seeds: Sequence[int], metric: Metric, result: Localization, fraction: float,
-            max_heads: int, common: dict) -> None:
+def _greedy(
+    adapter: ModelAdapter,
+    base: GenerationRequest,
+    pairs: Sequence[PromptPair],
+    seeds: Sequence[int],
+    metric: Metric,
+    result: Localization,
+    fraction: float,
+    max_heads: int,
+    common: dict,
+) -> None:
     """The smallest prefix of the ranking that restores ``fraction``, and its necessity."""
     top = result.ranking[: max(1, min(max_heads, len(result.ranking)))]
     prefixes = [Variant.of(top[: k + 1], label=f"top{k + 1}") for k in range(len(top))]
     prefix_sweep = sweep(adapter, base, pairs, seeds, prefixes, metric, **common)
     prefix_effects = prefix_sweep.effects()
     result.prefix_effects = [prefix_effects[v.label] for v in prefixes]
-    chosen = next(
-        (k for k, e in enumerate(result.prefix_effects) if e.mean >= fraction), None
-    )
+    chosen = next((k for k, e in enumerate(result.prefix_effects) if e.mean >= fraction), None)
     result.reached = chosen is not None
     if chosen is None:
         chosen = int(np.nanargmax([e.mean for e in result.prefix_effects]))
@@ -226,18 +238,26 @@ def _greedy(adapter: ModelAdapter, base: GenerationRequest, pairs: Sequence[Prom
     result.necessity = noising.effects()["subset"]
 
 
-
-def _check_significant(adapter: ModelAdapter, base: GenerationRequest, pairs: Sequence[PromptPair],
-                       seeds: Sequence[int], metric: Metric, result: Localization,
-                       fraction: float, common: dict) -> None:
+def _check_significant(
+    adapter: ModelAdapter,
+    base: GenerationRequest,
+    pairs: Sequence[PromptPair],
+    seeds: Sequence[int],
+    metric: Metric,
+    result: Localization,
+    fraction: float,
+    common: dict,
+) -> None:
     """Sufficiency (restores) and necessity (noising) of the significant heads together."""
     if not result.significant:
         return
     variant = [Variant.of(result.significant, label="significant")]
-    result.significant_restored = sweep(adapter, base, pairs, seeds, variant, metric,
-                                        **common).effects()["significant"]
-    result.significant_necessity = sweep(adapter, base, pairs, seeds, variant, metric,
-                                         direction="noising", **common).effects()["significant"]
+    result.significant_restored = sweep(adapter, base, pairs, seeds, variant, metric, **common).effects()[
+        "significant"
+    ]
+    result.significant_necessity = sweep(
+        adapter, base, pairs, seeds, variant, metric, direction="noising", **common
+    ).effects()["significant"]
 
 
 def significance_summary(result: Localization) -> dict:
@@ -329,8 +349,9 @@ class Stability:
     @property
     def same_top_head(self) -> bool:
         """Whether both halves rank the same head first."""
-        return bool(self.first.ranking and self.second.ranking
-                    and self.first.ranking[0] == self.second.ranking[0])
+        return bool(
+            self.first.ranking and self.second.ranking and self.first.ranking[0] == self.second.ranking[0]
+        )
 
 
 def split_stability(

@@ -44,12 +44,14 @@ def duration_s(output: GenerationOutput, context: MetricContext) -> list[float]:
     description="Minus the L2 distance of the final latents to the reference run's (the "
     "clean run when patching; the same prompts and seeds without the step's edits in "
     "generate); option normalize divides by the reference norm.",
-    options={"normalize": bool}, needs_audio=False,
+    options={"normalize": bool},
+    needs_audio=False,
 )
 def latent_distance(output: GenerationOutput, context: MetricContext) -> Float[Tensor, " batch"]:
     """``-||latents - reference latents||`` (0 = identical, more negative = further)."""
-    return _negative_distance(output.latents, context.reference().latents,
-                              bool(context.options.get("normalize")))
+    return _negative_distance(
+        output.latents, context.reference().latents, bool(context.options.get("normalize"))
+    )
 
 
 @register_metric(
@@ -61,8 +63,9 @@ def latent_distance(output: GenerationOutput, context: MetricContext) -> Float[T
 def audio_distance(output: GenerationOutput, context: MetricContext) -> Float[Tensor, " batch"]:
     """``-||audio - reference audio||``."""
     reference = _audio(context.reference(), "audio_distance")
-    return _negative_distance(_audio(output, "audio_distance"), reference,
-                              bool(context.options.get("normalize")))
+    return _negative_distance(
+        _audio(output, "audio_distance"), reference, bool(context.options.get("normalize"))
+    )
 
 
 @register_metric(
@@ -88,8 +91,11 @@ def clap(output: GenerationOutput, context: MetricContext) -> Float[Tensor, " ba
     return ConceptContrast(scorer, name="clap")(output, context)
 
 
-@register_metric("tempo", description="librosa beat tracking: log BPM, positive for fast "
-                 "values, negative for slow ones (fast/slow pairs).")
+@register_metric(
+    "tempo",
+    description="librosa beat tracking: log BPM, positive for fast "
+    "values, negative for slow ones (fast/slow pairs).",
+)
 def tempo(output: GenerationOutput, context: MetricContext) -> Float[Tensor, " batch"]:
     """Tempo contrast."""
     return ConceptContrast(named_scorer("tempo", None), name="tempo")(output, context)

@@ -65,8 +65,9 @@ class MetricContext:
     _reference: GenerationOutput | None = None
 
     @classmethod
-    def for_pair(cls, clean: GenerationOutput, corrupted: GenerationOutput, pair: PromptPair,
-                 adapter: Any = None) -> "MetricContext":
+    def for_pair(
+        cls, clean: GenerationOutput, corrupted: GenerationOutput, pair: PromptPair, adapter: Any = None
+    ) -> "MetricContext":
         """The context of a patching unit: the clean run is the reference."""
         return cls(corrupted=corrupted, pair=pair, adapter=adapter, _reference=clean)
 
@@ -138,21 +139,29 @@ class RegisteredMetric:
         """Whether the metric reads decoded audio (patching skips the decoder if not)."""
         return bool(self.audio(self.adapter) if callable(self.audio) else self.audio)
 
-    def bind(self, options: Mapping[str, Any] | None = None, *, label: str | None = None,
-             adapter: Any = None) -> "RegisteredMetric":
+    def bind(
+        self, options: Mapping[str, Any] | None = None, *, label: str | None = None, adapter: Any = None
+    ) -> "RegisteredMetric":
         """This metric with ``options`` (checked), named ``label``, on ``adapter``."""
         options = dict(options or {})
         unknown = sorted(set(options) - set(self.options))
         if unknown:
-            raise TadaError(f"metric {self.name!r} has no option(s) {unknown}; valid options: "
-                            f"{sorted(self.options) or 'none'}")
+            raise TadaError(
+                f"metric {self.name!r} has no option(s) {unknown}; valid options: "
+                f"{sorted(self.options) or 'none'}"
+            )
         for key, value in options.items():
             kind = self.types.get(key)
             if kind is not None and not _is_a(value, kind):
-                raise TadaError(f"option {key!r} of metric {self.name!r} must be a "
-                                f"{kind.__name__}, got {value!r}")
-        return replace(self, name=label or self.name, bound=tuple(sorted(options.items())),
-                       adapter=adapter if adapter is not None else self.adapter)
+                raise TadaError(
+                    f"option {key!r} of metric {self.name!r} must be a {kind.__name__}, got {value!r}"
+                )
+        return replace(
+            self,
+            name=label or self.name,
+            bound=tuple(sorted(options.items())),
+            adapter=adapter if adapter is not None else self.adapter,
+        )
 
     def __call__(self, output: GenerationOutput, context: MetricContext) -> Float[Tensor, " batch"]:
         context.options = dict(self.bound)
@@ -175,7 +184,10 @@ _loaded = False
 
 
 def register_metric(
-    name: str, *, description: str, options: Sequence[str] | Mapping[str, type] = (),
+    name: str,
+    *,
+    description: str,
+    options: Sequence[str] | Mapping[str, type] = (),
     needs_audio: bool | Callable[[Any], bool] = True,
 ) -> Callable[[MetricFn], MetricFn]:
     """Decorator registering ``fn(output, context) -> one number per sample`` as ``name``.
@@ -229,8 +241,9 @@ def _load() -> None:
             )
 
 
-def get_metric(name: str, options: Mapping[str, Any] | None = None, *,
-               adapter: Any = None) -> RegisteredMetric:
+def get_metric(
+    name: str, options: Mapping[str, Any] | None = None, *, adapter: Any = None
+) -> RegisteredMetric:
     """The metric registered as ``name``, bound to ``options`` and ``adapter``; the error
     lists the valid names."""
     _load()
@@ -238,8 +251,7 @@ def get_metric(name: str, options: Mapping[str, Any] | None = None, *,
         found = _METRICS[name]
     except KeyError:
         raise TadaError(
-            f"Unknown metric {name!r}.{did_you_mean(name, list(_METRICS))} "
-            f"Valid metrics: {sorted(_METRICS)}."
+            f"Unknown metric {name!r}.{did_you_mean(name, list(_METRICS))} Valid metrics: {sorted(_METRICS)}."
         ) from None
     return found.bind(options, adapter=adapter) if options or adapter is not None else found
 

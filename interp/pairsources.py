@@ -6,9 +6,9 @@ entry-point group ``tada_interp.pairs`` (SynthMusic registers ``synthmusic``).
 """
 
 from collections.abc import Callable, Sequence
-from interp.plugins import load_entry_points
 
 from interp.errors import TadaError, did_you_mean
+from interp.plugins import load_entry_points
 from interp.prompts import PromptPair, tada_pairs
 
 PairSource = Callable[[Sequence[str] | None, int, int], list[PromptPair]]
@@ -35,14 +35,14 @@ def sources() -> dict[str, PairSource]:
     return dict(_SOURCES)
 
 
-def pairs_from(name: str, concepts: Sequence[str] | None = None, per_concept: int = 8,
-               seed: int = 0) -> list[PromptPair]:
+def pairs_from(
+    name: str, concepts: Sequence[str] | None = None, per_concept: int = 8, seed: int = 0
+) -> list[PromptPair]:
     """Pairs from the named source (e.g. ``'tada'``, ``'synthmusic'``)."""
     found = sources()
     if name not in found:
         raise TadaError(
-            f"Unknown pair source {name!r}.{did_you_mean(name, list(found))} "
-            f"Valid sources: {sorted(found)}."
+            f"Unknown pair source {name!r}.{did_you_mean(name, list(found))} Valid sources: {sorted(found)}."
         )
     if per_concept < 1:
         raise TadaError(f"per_concept must be >= 1, got {per_concept}.")

@@ -33,12 +33,12 @@ from interp.distributed.tasks import GenerationTask
 from interp.edits import Edit, Read, Replace, Zero
 from interp.errors import TadaError
 from interp.metrics import Metric, MetricContext, needs_audio
-from interp.statistics import Effect, normalized_effect
 from interp.progress import expect, shown
 from interp.prompts import PromptPair
 from interp.runner import run
 from interp.selection import Branch, Steps, StepsLike
 from interp.sites import Site, as_site
+from interp.statistics import Effect, normalized_effect
 
 Direction = Literal["denoising", "noising", "ablation"]
 
@@ -100,8 +100,14 @@ def stage_site(site: Site) -> Site:
     return site.whole()
 
 
-def _cached_value(cache: dict[str, Tensor], steps: tuple[int, ...], site: Site, sample: int,
-                  rows_per_sample: int, n_samples: int) -> dict[int, Tensor]:
+def _cached_value(
+    cache: dict[str, Tensor],
+    steps: tuple[int, ...],
+    site: Site,
+    sample: int,
+    rows_per_sample: int,
+    n_samples: int,
+) -> dict[int, Tensor]:
     """Per-step slice of the source activation for ``site`` and one source sample."""
     stacked = cache[stage_site(site).name]  # [step, rows, ...]
     # rows of the read are ordered branch-major: (uncond samples..., cond samples...)
@@ -167,11 +173,26 @@ def sweep(
     needed = tuple(sorted({stage_site(s).name for v in variants for s in v.sites}))
     rows_per_sample = 2 if (branch is Branch.BOTH and base.guided) else 1
     start = min(resolved) if reuse_latents and adapter.can_resume else 0
-    plan = _SweepPlan(base, metric, direction, step_sel, branch, ablation, mean_activations,
-                      needed, rows_per_sample, start, resolved)
+    plan = _SweepPlan(
+        base,
+        metric,
+        direction,
+        step_sel,
+        branch,
+        ablation,
+        mean_activations,
+        needed,
+        rows_per_sample,
+        start,
+        resolved,
+    )
     chunks = [tuple(variants[i : i + batch_size]) for i in range(0, len(variants), batch_size)]
-    tasks = [_ChunkTask(plan, pair_index, pair, seed, chunk)
-             for pair_index, pair in enumerate(pairs) for seed in seeds for chunk in chunks]
+    tasks = [
+        _ChunkTask(plan, pair_index, pair, seed, chunk)
+        for pair_index, pair in enumerate(pairs)
+        for seed in seeds
+        for chunk in chunks
+    ]
     result = SweepResult(direction, metric.name)
     with shown(progress, f"{direction} x{len(variants)} variants"):
         expect(len(pairs) * len(seeds) * (2 + sum(len(chunk) + 1 for chunk in chunks)))
@@ -207,13 +228,27 @@ class _SweepPlan:
     def key(self) -> str:
         from interp.experiments.units import fingerprint
 
-        means = None if self.mean_activations is None else {
-            k: hashlib.sha256(v.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
-            for k, v in sorted(self.mean_activations.items())
-        }
-        return fingerprint(repr(self.base), self.metric.name, type(self.metric).__qualname__, repr(getattr(self.metric, "bound", ())), self.direction,
-                           str(self.steps), self.branch.value, self.ablation, means, self.needed,
-                           self.start)
+        means = (
+            None
+            if self.mean_activations is None
+            else {
+                k: hashlib.sha256(v.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+                for k, v in sorted(self.mean_activations.items())
+            }
+        )
+        return fingerprint(
+            repr(self.base),
+            self.metric.name,
+            type(self.metric).__qualname__,
+            repr(getattr(self.metric, "bound", ())),
+            self.direction,
+            str(self.steps),
+            self.branch.value,
+            self.ablation,
+            means,
+            self.needed,
+            self.start,
+        )
 
 
 #: The baseline run of the latest (pair, seed) unit in this process, which the following
@@ -235,8 +270,13 @@ class _ChunkTask:
     def key(self) -> str:
         from interp.experiments.units import fingerprint
 
-        return fingerprint(self.plan.key, self.pair_index, repr(self.pair), self.seed,
-                           [(v.label, [s.name for s in v.sites]) for v in self.chunk])
+        return fingerprint(
+            self.plan.key,
+            self.pair_index,
+            repr(self.pair),
+            self.seed,
+            [(v.label, [s.name for s in v.sites]) for v in self.chunk],
+        )
 
     def _baseline(self, adapter: ModelAdapter) -> tuple:
         plan, pair, seed = self.plan, self.pair, self.seed
@@ -246,15 +286,20 @@ class _ChunkTask:
             return _BASELINES[key]
         both = replace(plan.base, prompts=(pair.clean, pair.corrupted), seeds=(seed, seed))
         baseline = run(
-            adapter, replace(both, keep_latents_at=(plan.start,) if plan.start else ()),
+            adapter,
+            replace(both, keep_latents_at=(plan.start,) if plan.start else ()),
             reads=[Read(name, steps=plan.steps, branch=plan.branch) for name in plan.needed],
         )
-        ref = MetricContext.for_pair(_select(baseline.output, 0), _select(baseline.output, 1), pair,
-                                     adapter=adapter)
+        ref = MetricContext.for_pair(
+            _select(baseline.output, 0), _select(baseline.output, 1), pair, adapter=adapter
+        )
         source = 0 if plan.direction == "denoising" else 1
         with torch.no_grad():
-            m_source = float(plan.metric(_select(baseline.output, source) if plan.direction != "ablation"
-                                         else ref.corrupted, ref)[0])
+            m_source = float(
+                plan.metric(
+                    _select(baseline.output, source) if plan.direction != "ablation" else ref.corrupted, ref
+                )[0]
+            )
         _BASELINES[key] = (baseline, ref, m_source)
         while len(_BASELINES) > _BASELINES_KEPT:
             _BASELINES.popitem(last=False)
@@ -273,30 +318,40 @@ class _ChunkTask:
         for i, variant in enumerate(self.chunk, start=1):
             for site in variant.sites:
                 if direction == "ablation":
-                    op = Zero() if plan.ablation == "zero" else Replace(
-                        _cached_value(plan.mean_activations, resolved, site, 0, rows_per_sample, 1)
+                    op = (
+                        Zero()
+                        if plan.ablation == "zero"
+                        else Replace(
+                            _cached_value(plan.mean_activations, resolved, site, 0, rows_per_sample, 1)
+                        )
                     )
                 else:
-                    op = Replace(_cached_value(
-                        baseline.reads, resolved, site, source, rows_per_sample, 2
-                    ))
+                    op = Replace(_cached_value(baseline.reads, resolved, site, source, rows_per_sample, 2))
                 edits.append(Edit(site, op, steps=plan.steps, branch=plan.branch, samples=(i,)))
         n = len(self.chunk) + 1
         request = replace(plan.base, prompts=(target_prompt,) * n, seeds=(seed,) * n)
         if plan.start:
             resume_from = baseline.output.step_latents[plan.start][target : target + 1]
-            request = replace(request, start_step=plan.start,
-                              start_latents=resume_from.expand(n, *resume_from.shape[1:]).clone())
+            request = replace(
+                request,
+                start_step=plan.start,
+                start_latents=resume_from.expand(n, *resume_from.shape[1:]).clone(),
+            )
         output = run(adapter, request, edits=edits).output
         with torch.no_grad():
             values = plan.metric(output, ref)
         m_target = float(values[0])
-        m_clean, m_corrupted = (m_source, m_target) if direction == "denoising" \
-            else (m_target, m_source)
+        m_clean, m_corrupted = (m_source, m_target) if direction == "denoising" else (m_target, m_source)
         return [
-            {"concept": pair.concept, "pair": self.pair_index, "seed": seed,
-             "variant": variant.label, "value": float(values[i]),
-             "clean": m_clean, "corrupted": m_corrupted}
+            {
+                "concept": pair.concept,
+                "pair": self.pair_index,
+                "seed": seed,
+                "variant": variant.label,
+                "value": float(values[i]),
+                "clean": m_clean,
+                "corrupted": m_corrupted,
+            }
             for i, variant in enumerate(self.chunk, start=1)
         ]
 
@@ -363,8 +418,12 @@ def patched_generation(
     rows_per_sample = 2 if (branch is Branch.BOTH and base.guided) else 1
     source = 0 if direction == "denoising" else 1
     edits = [
-        Edit(s, Replace(_cached_value(baseline.reads, resolved, s, source, rows_per_sample, 2)),
-             steps=step_sel, branch=branch)
+        Edit(
+            s,
+            Replace(_cached_value(baseline.reads, resolved, s, source, rows_per_sample, 2)),
+            steps=step_sel,
+            branch=branch,
+        )
         for s in variant.sites
     ]
     target = pair.corrupted if direction == "denoising" else pair.clean

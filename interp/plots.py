@@ -34,18 +34,35 @@ def plot_head_heatmap(result: Localization):  # a matplotlib Figure
     """Heatmap of single-head patching effects with the located subset outlined."""
     effects = {k: e.mean for k, e in result.head_effects.items()}
     grid, layers = head_grid(effects)
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.5 + 0.45 * grid.shape[1]),
-                                    max(2.8, 1.4 + 0.35 * grid.shape[0])))
+    fig, ax = plt.subplots(
+        figsize=(max(5.0, 1.5 + 0.45 * grid.shape[1]), max(2.8, 1.4 + 0.35 * grid.shape[0]))
+    )
     bound = np.nanmax(np.abs(grid)) or 1.0
     image = ax.imshow(grid, cmap="RdBu_r", vmin=-bound, vmax=bound, aspect="auto")
     for name in result.subset:
         site = Site.parse(name)
-        ax.add_patch(plt.Rectangle((site.head - 0.5, layers.index(site.layer) - 0.5), 1, 1,
-                                   fill=False, edgecolor="black", linewidth=2))
+        ax.add_patch(
+            plt.Rectangle(
+                (site.head - 0.5, layers.index(site.layer) - 0.5),
+                1,
+                1,
+                fill=False,
+                edgecolor="black",
+                linewidth=2,
+            )
+        )
     for name in result.significant:
         site = Site.parse(name)
-        ax.text(site.head, layers.index(site.layer), "*", ha="center", va="center",
-                fontsize=14, fontweight="bold", color="black")
+        ax.text(
+            site.head,
+            layers.index(site.layer),
+            "*",
+            ha="center",
+            va="center",
+            fontsize=14,
+            fontweight="bold",
+            color="black",
+        )
     ax.set_xticks(range(grid.shape[1]))
     ax.set_yticks(range(len(layers)), [f"cross {layer}" for layer in layers])
     ax.set_xlabel("head")
@@ -64,11 +81,15 @@ def plot_layer_impact(results: Sequence[Localization]):
     fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(layers) + 2), 3))
     width = 0.8 / max(1, len(results))
     for i, r in enumerate(results):
-        ax.bar(np.arange(len(layers)) + i * width, [r.layer_impact.get(l, 0) for l in layers],
-               width, label=r.concept)
-    mean = [np.mean([r.layer_impact.get(l, 0) for r in results]) for l in layers]
+        ax.bar(
+            np.arange(len(layers)) + i * width,
+            [r.layer_impact.get(layer, 0) for layer in layers],
+            width,
+            label=r.concept,
+        )
+    mean = [np.mean([r.layer_impact.get(layer, 0) for r in results]) for layer in layers]
     ax.plot(np.arange(len(layers)) + 0.4 - width / 2, mean, "k.-", label="mean")
-    ax.set_xticks(np.arange(len(layers)) + 0.4 - width / 2, [str(l) for l in layers])
+    ax.set_xticks(np.arange(len(layers)) + 0.4 - width / 2, [str(layer) for layer in layers])
     ax.set_xlabel("cross-attention layer (text input patched)")
     ax.set_ylabel("impact I(l)")
     ax.legend(fontsize="small", ncol=2)
@@ -84,8 +105,15 @@ def plot_overlap(names: list[str], matrix: np.ndarray):
     ax.set_yticks(range(len(names)), names)
     for i in range(len(names)):
         for j in range(len(names)):
-            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center",
-                    color="white" if matrix[i, j] < 0.5 else "black", fontsize=8)
+            ax.text(
+                j,
+                i,
+                f"{matrix[i, j]:.2f}",
+                ha="center",
+                va="center",
+                color="white" if matrix[i, j] < 0.5 else "black",
+                fontsize=8,
+            )
     ax.set_title("overlap of located heads (Jaccard)")
     fig.colorbar(image, ax=ax)
     fig.tight_layout()
@@ -120,7 +148,7 @@ def save_figure(fig, path: str | Path) -> Path:
     return path
 
 
-def plot_layer_impact_table(impact: Mapping[str, Mapping[str, float]]):  # noqa: ANN201
+def plot_layer_impact_table(impact: Mapping[str, Mapping[str, float]]):
     """:func:`plot_layer_impact` from ``{concept: {layer site: impact}}`` (result rows)."""
     results = [
         Localization(concept=c, layer_impact={Site.parse(k).layer: v for k, v in values.items()})
@@ -171,14 +199,30 @@ def plot_curves(evaluations: "Sequence[SteeringEvaluation]", path: str | Path) -
         align = np.array([c["alignment"] for c in curve])
         dist = np.array([c["distance"] for c in curve])
         line = axes[0].plot(alpha, align, marker="o", ms=3, label=ev.label)[0]
-        axes[0].fill_between(alpha, [c["alignment_low"] for c in curve],
-                             [c["alignment_high"] for c in curve], color=line.get_color(), alpha=0.2)
+        axes[0].fill_between(
+            alpha,
+            [c["alignment_low"] for c in curve],
+            [c["alignment_high"] for c in curve],
+            color=line.get_color(),
+            alpha=0.2,
+        )
         axes[1].plot(alpha, dist, marker="o", ms=3, color=line.get_color(), label=ev.label)
-        axes[1].fill_between(alpha, [c["distance_low"] for c in curve],
-                             [c["distance_high"] for c in curve], color=line.get_color(), alpha=0.2)
+        axes[1].fill_between(
+            alpha,
+            [c["distance_low"] for c in curve],
+            [c["distance_high"] for c in curve],
+            color=line.get_color(),
+            alpha=0.2,
+        )
         positive = [i for i, a in enumerate(alpha) if a >= 0]
-        axes[2].plot(dist[positive], align[positive], marker="o", ms=3, color=line.get_color(),
-                     label=f"{ev.label} (AUC {ev.auc(1)[0]:.3g})")
+        axes[2].plot(
+            dist[positive],
+            align[positive],
+            marker="o",
+            ms=3,
+            color=line.get_color(),
+            label=f"{ev.label} (AUC {ev.auc(1)[0]:.3g})",
+        )
     if evaluations:
         first = evaluations[0]
         axes[2].axvline(first.budget, color="grey", ls="--", lw=1, label="budget")

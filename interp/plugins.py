@@ -9,8 +9,9 @@ from typing import Any
 from interp.errors import TadaError
 
 
-def load_entry_points(group: str, kind: str, *, skip_broken: bool = False
-                      ) -> Iterator[tuple[EntryPoint, Any]]:
+def load_entry_points(
+    group: str, kind: str, *, skip_broken: bool = False
+) -> Iterator[tuple[EntryPoint, Any]]:
     """``(entry point, loaded object)`` for each entry point of ``group``, by name.
 
     Args:
@@ -26,15 +27,20 @@ def load_entry_points(group: str, kind: str, *, skip_broken: bool = False
     seen: set[str] = set()
     for point in sorted(entry_points(group=group), key=lambda p: (p.name, p.value)):
         if point.name in seen:
-            raise TadaError(f"Two {kind} plug-ins are named {point.name!r} (group {group}); "
-                            f"names must be unique. Uninstall one of the packages providing it.")
+            raise TadaError(
+                f"Two {kind} plug-ins are named {point.name!r} (group {group}); "
+                f"names must be unique. Uninstall one of the packages providing it."
+            )
         seen.add(point.name)
         try:
             loaded = point.load()
-        except Exception as error:  # noqa: BLE001 - named in the error, not hidden
+        except Exception as error:
             if skip_broken:
-                print(f"tada: warning: skipped {kind} plug-in {point.name!r} ({point.value}): "
-                      f"{type(error).__name__}: {error}", file=sys.stderr)
+                print(
+                    f"tada: warning: skipped {kind} plug-in {point.name!r} ({point.value}): "
+                    f"{type(error).__name__}: {error}",
+                    file=sys.stderr,
+                )
                 continue
             raise TadaError(
                 f"Could not load the {kind} plug-in {point.name!r} ({point.value}): "

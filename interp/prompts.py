@@ -53,9 +53,7 @@ class PromptPair:
 
     def reversed(self) -> "PromptPair":
         """The pair with clean and corrupted exchanged."""
-        return PromptPair(
-            self.corrupted, self.clean, self.concept, self.corrupted_value, self.clean_value
-        )
+        return PromptPair(self.corrupted, self.clean, self.concept, self.corrupted_value, self.clean_value)
 
 
 def read_records(path: Path, text_column: str = "prompt") -> list[dict[str, Any]]:
@@ -71,8 +69,7 @@ def read_records(path: Path, text_column: str = "prompt") -> list[dict[str, Any]
     """
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".jsonl", ".ndjson", ".txt"):
-        raise PromptError(f"Cannot read prompts from {path.name!r}: use a .csv, .jsonl or "
-                          f".txt file.")
+        raise PromptError(f"Cannot read prompts from {path.name!r}: use a .csv, .jsonl or .txt file.")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
@@ -156,8 +153,7 @@ def template_pairs(
                 corrupted = template.format(concept=corrupted_word, **slots)
             except KeyError as missing:
                 raise PromptError(
-                    f"Template {template!r} uses slot {missing} but only {['concept', *keys]} "
-                    f"are filled."
+                    f"Template {template!r} uses slot {missing} but only {['concept', *keys]} are filled."
                 ) from None
             pairs.append(PromptPair(clean, corrupted, concept, clean_word, corrupted_word))
     return pairs[:limit] if limit is not None else pairs
@@ -186,9 +182,7 @@ def tada_pairs(concepts: list[str] | None = None, per_concept: int = 16) -> list
         entry = known[name]
         clean = entry["phrase"].format(w=name)
         corrupted = entry["phrase"].format(w=entry["swap"])
-        made = template_pairs(
-            table["templates"], name, clean, corrupted, {"style": table["styles"]}
-        )
+        made = template_pairs(table["templates"], name, clean, corrupted, {"style": table["styles"]})
         # interleave templates so a small per_concept still varies the wording
         n_styles = len(table["styles"])
         order = sorted(range(len(made)), key=lambda i: (i % n_styles, i))

@@ -13,12 +13,12 @@ object with:
 import json
 import os
 from functools import cache
-from interp.plugins import load_entry_points
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from interp.adapter import ModelAdapter
 from interp.errors import DeviceError, ModelNotFoundError, UnsupportedModelError, did_you_mean
+from interp.plugins import load_entry_points
 
 ENTRY_POINT_GROUP = "tada_interp.models"
 
@@ -68,8 +68,7 @@ def _family_for_directory(path: Path) -> ModelFamily:
             return fam
     supported = sorted(c for fam in families() for c in fam.pipeline_classes)
     raise UnsupportedModelError(
-        f"{str(path)!r} holds a {class_name!r}, which no adapter supports; supported "
-        f"pipelines: {supported}."
+        f"{str(path)!r} holds a {class_name!r}, which no adapter supports; supported pipelines: {supported}."
     )
 
 
@@ -139,9 +138,7 @@ def check_device(device: Any) -> None:
     try:
         parsed = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
-        raise DeviceError(
-            f"Unknown device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'mps'."
-        ) from None
+        raise DeviceError(f"Unknown device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'mps'.") from None
     if parsed.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:

@@ -7,7 +7,6 @@ tracking); model packages add others under the entry-point group
 """
 
 from collections.abc import Callable
-from interp.plugins import load_entry_points
 from typing import Any
 
 import numpy as np
@@ -15,6 +14,7 @@ import torch
 
 from interp.adapter import GenerationOutput
 from interp.errors import TadaError, did_you_mean
+from interp.plugins import load_entry_points
 
 ENTRY_POINT_GROUP = "tada_interp.scorers"
 

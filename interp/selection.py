@@ -12,7 +12,6 @@ from typing import Union
 
 from interp.errors import SelectionError
 
-
 #: What :meth:`Steps.parse` accepts: ``None``/``'all'``, an index, ``'a:b'``, or a list.
 StepsLike = Union["Steps", str, int, Sequence[int], None]
 
@@ -33,8 +32,7 @@ class Branch(str, Enum):
             return cls(value)
         except ValueError:
             raise SelectionError(
-                f"Unknown CFG branch {value!r}; valid branches are "
-                f"{[b.value for b in cls]}."
+                f"Unknown CFG branch {value!r}; valid branches are {[b.value for b in cls]}."
             ) from None
 
 
@@ -58,9 +56,7 @@ class Steps:
     def range(cls, start: int, stop: int | None = None) -> "Steps":
         """Steps ``start, ..., stop - 1`` (to the end when ``stop`` is None)."""
         if start < 0 or (stop is not None and stop <= start):
-            raise SelectionError(
-                f"Invalid step range [{start}, {stop}): need 0 <= start < stop."
-            )
+            raise SelectionError(f"Invalid step range [{start}, {stop}): need 0 <= start < stop.")
         return cls(start=start, stop=stop)
 
     @classmethod
@@ -147,9 +143,7 @@ def branch_rows(
     chosen = list(range(batch_size)) if samples is None else list(samples)
     bad = [i for i in chosen if not 0 <= i < batch_size]
     if bad:
-        raise SelectionError(
-            f"Sample index(es) {bad} out of range for a batch of {batch_size} prompts."
-        )
+        raise SelectionError(f"Sample index(es) {bad} out of range for a batch of {batch_size} prompts.")
     if not guided:
         if branch is Branch.UNCOND:
             raise SelectionError(

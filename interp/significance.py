@@ -158,8 +158,7 @@ def sign_flip_pvalues(
     if not differences:
         return {}
     if not (math.isfinite(min_effect) and min_effect >= 0):
-        raise TadaError(f"min_effect must be a finite number >= 0 (a normalized effect), "
-                        f"got {min_effect}.")
+        raise TadaError(f"min_effect must be a finite number >= 0 (a normalized effect), got {min_effect}.")
     names = list(differences)
     data = np.stack([np.asarray(differences[k], dtype=np.float64) for k in names], axis=1)
     if data.ndim != 2 or data.shape[0] == 0:
@@ -237,14 +236,21 @@ class Significance:
     def pairs_needed(self, effect: float, power: float = 0.9) -> int:
         """Pairs a run needs to find a head of normalized ``effect`` (see :func:`pairs_needed`),
         with the pilot's :attr:`pooled_sd`."""
-        return pairs_needed(self.pooled_sd, effect, len(self.p), alpha=self.alpha, power=power,
-                            min_effect=self.min_effect)
+        return pairs_needed(
+            self.pooled_sd, effect, len(self.p), alpha=self.alpha, power=power, min_effect=self.min_effect
+        )
 
 
 @beartype
-def head_significance(rows: Sequence[Mapping], *, removal: bool = False, alpha: float = 0.05,
-                      min_effect: float = 0.0, flips: int | None = None,
-                      seed: int = 0) -> Significance:
+def head_significance(
+    rows: Sequence[Mapping],
+    *,
+    removal: bool = False,
+    alpha: float = 0.05,
+    min_effect: float = 0.0,
+    flips: int | None = None,
+    seed: int = 0,
+) -> Significance:
     """Sign-flip test of every head of a single-head sweep, with BH q-values.
 
     Args:
@@ -257,15 +263,18 @@ def head_significance(rows: Sequence[Mapping], *, removal: bool = False, alpha: 
         seed: Seed of the Monte Carlo patterns.
     """
     if not 0 < alpha < 1:
-        raise TadaError(f"alpha (the false discovery rate) must be in (0, 1), got {alpha}; "
-                        f"0.05 is usual.")
+        raise TadaError(f"alpha (the false discovery rate) must be in (0, 1), got {alpha}; 0.05 is usual.")
     diffs = unit_differences(rows, removal=removal)
     p = sign_flip_pvalues(diffs, alpha=alpha, min_effect=min_effect, flips=flips, seed=seed)
     n = len(next(iter(diffs.values())))
     return Significance(
         mean={k: float(v.mean()) for k, v in diffs.items()},
         sd={k: float(v.std(ddof=1)) if v.size > 1 else float("nan") for k, v in diffs.items()},
-        p=p, q=bh_qvalues(p), alpha=alpha, n=n, min_effect=min_effect,
+        p=p,
+        q=bh_qvalues(p),
+        alpha=alpha,
+        n=n,
+        min_effect=min_effect,
         differences={k: v.tolist() for k, v in diffs.items()},
     )
 
@@ -302,14 +311,23 @@ def pairs_needed(
             min_effect``); only the excess ``|effect| - min_effect`` counts.
         max_pairs: Give up above this (raises).
     """
-    if not (math.isfinite(effect) and math.isfinite(sd) and sd >= 0 and min_effect >= 0
-            and abs(effect) > min_effect):
-        raise TadaError(f"pairs_needed needs a finite sd >= 0 and an effect larger in size than "
-                        f"min_effect >= 0, got effect={effect}, sd={sd}, min_effect={min_effect}.")
+    if not (
+        math.isfinite(effect)
+        and math.isfinite(sd)
+        and sd >= 0
+        and min_effect >= 0
+        and abs(effect) > min_effect
+    ):
+        raise TadaError(
+            f"pairs_needed needs a finite sd >= 0 and an effect larger in size than "
+            f"min_effect >= 0, got effect={effect}, sd={sd}, min_effect={min_effect}."
+        )
     if not (0 < alpha < 1 and 0 < power < 1 and heads >= 1 and 1 <= discoveries <= heads):
-        raise TadaError(f"pairs_needed: alpha and power must be in (0, 1), heads >= 1 and "
-                        f"1 <= discoveries <= heads; got alpha={alpha}, power={power}, "
-                        f"heads={heads}, discoveries={discoveries}.")
+        raise TadaError(
+            f"pairs_needed: alpha and power must be in (0, 1), heads >= 1 and "
+            f"1 <= discoveries <= heads; got alpha={alpha}, power={power}, "
+            f"heads={heads}, discoveries={discoveries}."
+        )
     level = alpha * discoveries / heads
     floor = max(2, math.ceil(math.log2(2 / level)))
     if sd == 0:
@@ -320,5 +338,7 @@ def pairs_needed(
         achieved = stats.nct.sf(critical, n - 1, shift) + stats.nct.cdf(-critical, n - 1, shift)
         if achieved >= power:
             return n
-    raise TadaError(f"More than {max_pairs} pairs would be needed to find an effect of {effect} "
-                    f"with per-pair sd {sd}; aim for a larger effect or a less noisy metric.")
+    raise TadaError(
+        f"More than {max_pairs} pairs would be needed to find an effect of {effect} "
+        f"with per-pair sd {sd}; aim for a larger effect or a less noisy metric."
+    )

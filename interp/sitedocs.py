@@ -21,8 +21,7 @@ def model_page(name: str) -> str:
         f"Adapter family `{model.family}`; built from the project's shipped config on the "
         f"meta device (`tada sites {name} --no-weights`).",
         "",
-        f"- self-attention: {summary['self']['layers']} layers, "
-        f"{summary['self']['head_sites']} head sites",
+        f"- self-attention: {summary['self']['layers']} layers, {summary['self']['head_sites']} head sites",
         f"- cross-attention: {summary['cross']['layers']} layers, "
         f"{summary['cross']['head_sites']} head sites",
         "",

@@ -63,7 +63,7 @@ def normalized_effect(
     rng = np.random.default_rng(seed)
     boots = np.array([ratio(rng.integers(0, p.size, p.size)) for _ in range(n_boot)])
     boots = boots[np.isfinite(boots)]
-    low, high = (np.percentile(boots, [2.5, 97.5]) if boots.size else (np.nan, np.nan))
+    low, high = np.percentile(boots, [2.5, 97.5]) if boots.size else (np.nan, np.nan)
     return Effect(mean, float(low), float(high), int(p.size))
 
 

@@ -18,8 +18,7 @@ def _linear_width(module: nn.Module, attribute: str, path: str, name: str) -> in
     linear = getattr(module, attribute, None)
     if not isinstance(linear, nn.Linear):
         raise UnsupportedModelError(
-            f"Attention module {path!r} has no nn.Linear {name}; adapters need one to "
-            f"expose per-head sites."
+            f"Attention module {path!r} has no nn.Linear {name}; adapters need one to expose per-head sites."
         )
     return linear.out_features if attribute != "in" else linear.in_features
 
@@ -45,8 +44,7 @@ def describe(
         )
     if proj.in_features % heads:
         raise UnsupportedModelError(
-            f"{path!r}: output projection width {proj.in_features} is not divisible by "
-            f"{heads} heads."
+            f"{path!r}: output projection width {proj.in_features} is not divisible by {heads} heads."
         )
     d_head = proj.in_features // heads
     to_k = getattr(module, "to_k", None)

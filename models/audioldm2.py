@@ -29,8 +29,8 @@ from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
 from interp.catalog import SiteCatalog
 from models.hub import load_pipeline, on_meta
 from models.offline import structure_config
-from models.unet import one_waveform_per_prompt, unet_catalog
 from models.pipeline_call import call_pipeline
+from models.unet import one_waveform_per_prompt, unet_catalog
 
 _STREAMS = ("gpt2", "flan-t5")
 
@@ -100,8 +100,9 @@ class AudioLDM2Adapter(ModelAdapter):
     def generate(self, request: GenerationRequest) -> GenerationOutput:
         self.require_weights("generate")
         one_waveform_per_prompt(request)
-        return call_pipeline(self.pipeline, request, self.device, self.sample_rate,
-                             duration_argument="audio_length_in_s")
+        return call_pipeline(
+            self.pipeline, request, self.device, self.sample_rate, duration_argument="audio_length_in_s"
+        )
 
     def default_request(self, prompts: list[str], seeds: list[int]) -> GenerationRequest:
         """The paper's settings for AudioLDM2: 100 steps, CFG 4.5, 9 s."""

@@ -52,8 +52,9 @@ class ClapScorer:
 
     def _text(self, value: str) -> torch.Tensor:
         if value not in self._text_cache:
-            tokens = self.processor.tokenizer([self.template.format(value=value)], padding=True,
-                                              return_tensors="pt")
+            tokens = self.processor.tokenizer(
+                [self.template.format(value=value)], padding=True, return_tensors="pt"
+            )
             with torch.no_grad():
                 embedding = _pooled(self.model.get_text_features(**tokens.to(self.model.device)))
             self._text_cache[value] = torch.nn.functional.normalize(embedding, dim=-1)[0]
@@ -68,8 +69,10 @@ class ClapScorer:
         target = self.processor.feature_extractor.sampling_rate
         audio = output.audio.detach().float().cpu().numpy()
         mono = audio.mean(axis=1) if audio.ndim == 3 else audio
-        clips = [librosa.resample(np.asarray(x, dtype=np.float32), orig_sr=output.sample_rate,
-                                  target_sr=target) for x in mono]
+        clips = [
+            librosa.resample(np.asarray(x, dtype=np.float32), orig_sr=output.sample_rate, target_sr=target)
+            for x in mono
+        ]
         features = self.processor.feature_extractor(clips, sampling_rate=target, return_tensors="pt")
         with torch.no_grad():
             embedding = _pooled(self.model.get_audio_features(**features.to(self.model.device)))

@@ -42,9 +42,13 @@ def load_pipeline(pipeline_class: type, source: str, device: str, dtype: Any) ->
             return pipe.to(device)
         except Exception as error:  # every failure becomes one message
             last_error = error
-    where = f"the directory {source!r}" if is_dir else (
-        f"the local Hugging Face cache ({os.environ.get('HF_HOME', '~/.cache/huggingface')})"
-        + ("" if _offline() else " or the hub")
+    where = (
+        f"the directory {source!r}"
+        if is_dir
+        else (
+            f"the local Hugging Face cache ({os.environ.get('HF_HOME', '~/.cache/huggingface')})"
+            + ("" if _offline() else " or the hub")
+        )
     )
     reason = str(last_error).strip().splitlines()[0][:200] if last_error else "unknown error"
     culprit = first_failing_component(source, dtype) if is_dir else None

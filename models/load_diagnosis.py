@@ -56,7 +56,7 @@ def _load_one(path: Path, library: str, class_name: str, dtype: Any) -> str | No
         kwargs["torch_dtype"] = dtype
     try:
         loader(str(path), local_files_only=True, **kwargs)
-    except Exception as error:  # noqa: BLE001 - the error is the answer
+    except Exception as error:
         return f"{type(error).__name__}: {_first_line(error)}"
     return None
 

@@ -55,8 +55,9 @@ def recipe(model: str) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def rehearsal_components(model: str, device: str = "meta", seed: int = 0,
-                         dtype: torch.dtype = torch.float32) -> Iterator[tuple[str, Any]]:
+def rehearsal_components(
+    model: str, device: str = "meta", seed: int = 0, dtype: torch.dtype = torch.float32
+) -> Iterator[tuple[str, Any]]:
     """Yield ``(name, component)`` of ``model``'s pipeline, one at a time, at full size.
 
     Args:
@@ -71,8 +72,9 @@ def rehearsal_components(model: str, device: str = "meta", seed: int = 0,
         yield name, _build(model, entry, device, dtype)
 
 
-def rehearse(model: str, directory: str | Path, seed: int = 0,
-             dtype: torch.dtype = torch.float32) -> list[RehearsedComponent]:
+def rehearse(
+    model: str, directory: str | Path, seed: int = 0, dtype: torch.dtype = torch.float32
+) -> list[RehearsedComponent]:
     """Write a complete, loadable ``save_pretrained`` directory of ``model`` at full size.
 
     Returns:
@@ -90,7 +92,9 @@ def rehearse(model: str, directory: str | Path, seed: int = 0,
         component.save_pretrained(out / name)
         index[name] = [_library_of(type(component)), type(component).__name__]
         parameters = sum(p.numel() for p in component.parameters()) if isinstance(component, nn.Module) else 0
-        built.append(RehearsedComponent(name, type(component).__name__, parameters, time.perf_counter() - start))
+        built.append(
+            RehearsedComponent(name, type(component).__name__, parameters, time.perf_counter() - start)
+        )
         start = time.perf_counter()
         del component
     (out / "model_index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
@@ -103,8 +107,11 @@ def _build(model: str, entry: dict[str, Any], device: str, dtype: torch.dtype) -
     component_class = _import(entry["class"])
     config = {k: v for k, v in _config(model, entry["config"]).items() if not k.startswith("_")}
     if not issubclass(component_class, nn.Module):
-        return component_class.from_config(config) if hasattr(component_class, "from_config") \
+        return (
+            component_class.from_config(config)
+            if hasattr(component_class, "from_config")
             else component_class(**config)
+        )
     with torch.device(device):
         if hasattr(component_class, "from_config"):  # diffusers
             module = component_class.from_config(config)

@@ -31,13 +31,15 @@ def _run(args: argparse.Namespace) -> int:
     for c in built:
         print(f"{c.name:18s} {c.class_name:34s} {c.parameters / 1e6:9.1f}M params  {c.seconds:6.1f}s")
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    print(f"wrote {args.model} ({sum(c.parameters for c in built) / 1e9:.3f}B parameters, random weights, "
-          f"{size / 1e9:.2f} GB) to {out}; load it with interp.load_model({str(out)!r}) or "
-          f"`model: {{name: {out}}}` in a spec.")
+    print(
+        f"wrote {args.model} ({sum(c.parameters for c in built) / 1e9:.3f}B parameters, random weights, "
+        f"{size / 1e9:.2f} GB) to {out}; load it with interp.load_model({str(out)!r}) or "
+        f"`model: {{name: {out}}}` in a spec."
+    )
     return 0
 
 
-def add_commands(subparsers) -> None:  # noqa: ANN001 - argparse's private subparsers type
+def add_commands(subparsers) -> None:
     """Adds ``tada rehearse`` to the ``tada`` CLI (entry point group ``tada_interp.commands``).
 
     Imports nothing heavy: ``tada`` builds its parser for every command."""

@@ -52,8 +52,9 @@ class StableAudioAdapter(ModelAdapter):
 
     def generate(self, request: GenerationRequest) -> GenerationOutput:
         self.require_weights("generate")
-        return call_pipeline(self.pipeline, request, self.device, self.sample_rate,
-                             duration_argument="audio_end_in_s")
+        return call_pipeline(
+            self.pipeline, request, self.device, self.sample_rate, duration_argument="audio_end_in_s"
+        )
 
     def default_request(self, prompts: list[str], seeds: list[int]) -> GenerationRequest:
         """The paper's settings: 100 steps, CFG 7, 9 s, its negative prompt."""

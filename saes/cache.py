@@ -28,9 +28,9 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from interp.adapter import GenerationRequest, ModelAdapter
-from interp.edits import Read
 from interp.distributed.executor import current, run_tasks
 from interp.distributed.tasks import GenerationTask
+from interp.edits import Read
 from interp.errors import TadaError, did_you_mean
 from interp.progress import expect
 from interp.selection import Branch, Steps, StepsLike, branch_rows
@@ -152,15 +152,25 @@ def cache_activations(
     reserve, started, generation_s = 0, time.perf_counter(), 0.0
     expect(len(units))
     reads = tuple(
-        Read(n, steps=selection, branch=parsed_branch,
-             reduce=lambda x, w=widths[n]: x.reshape(-1, w).to(dtype))
+        Read(
+            n, steps=selection, branch=parsed_branch, reduce=lambda x, w=widths[n]: x.reshape(-1, w).to(dtype)
+        )
         for n in names
     )
     batches = []
     for offset in range(0, len(units), batch_size):
         chunk = units[offset : offset + batch_size]
-        batches.append((offset, replace(request, prompts=tuple(p for p, _ in chunk),
-                                        seeds=tuple(s for _, s in chunk), decode=False)))
+        batches.append(
+            (
+                offset,
+                replace(
+                    request,
+                    prompts=tuple(p for p, _ in chunk),
+                    seeds=tuple(s for _, s in chunk),
+                    decode=False,
+                ),
+            )
+        )
     # one batch per worker at a time (the local executor: one), written in batch order
     window = current().workers
     for first in range(0, len(batches), window):
@@ -200,8 +210,12 @@ def cache_activations(
         "model": adapter.name,
         "family": adapter.family,
         "sites": {
-            n: {"width": widths[n], "vectors": sum(s["vectors"] for s in w.shards),
-                "dir": _dir_name(n), "shards": w.shards}
+            n: {
+                "width": widths[n],
+                "vectors": sum(s["vectors"] for s in w.shards),
+                "dir": _dir_name(n),
+                "shards": w.shards,
+            }
             for n, w in writers.items()
         },
         "steps": list(resolved),
@@ -211,8 +225,10 @@ def cache_activations(
         "seeds": list(seeds),
         "units": len(units),
         "generation": {
-            "num_steps": request.num_steps, "guidance_scale": request.guidance_scale,
-            "duration_s": request.duration_s, "negative_prompt": request.negative_prompt,
+            "num_steps": request.num_steps,
+            "guidance_scale": request.guidance_scale,
+            "duration_s": request.duration_s,
+            "negative_prompt": request.negative_prompt,
         },
         "memory_budget_bytes": memory_budget_bytes,
         "memory_bound_bytes": reserve + sum(w.nbytes for w in writers.values()),
@@ -368,4 +384,3 @@ class ActivationCache:
         if not parts:
             raise TadaError(f"No cached vectors of {site!s} pass the filters {filters}.")
         return torch.cat(parts)
-

@@ -150,7 +150,9 @@ class FeatureSelection:
     def describe(self) -> dict[str, Any]:
         """JSON-ready: site, method, concept, and the features per step with scores."""
         return {
-            "site": self.site, "method": self.method, "concept": self.concept,
+            "site": self.site,
+            "method": self.method,
+            "concept": self.concept,
             "features": {str(s): self.at(s) for s in self.steps},
             "scores": {str(s): self.scores[i].tolist() for i, s in enumerate(self.steps)},
         }

@@ -51,8 +51,10 @@ class SAETrain(MethodSpec):
 
     method: Literal["sae-train"] = Field(description="Train SAEs on cached activations.")
     sites: list[SiteStr] = Field(min_length=1, description="Sites to train an SAE for each.")
-    pairs: PairsSpec | None = Field(default=None, description="Prompts from a pair source "
-                                    "(both sides of each pair); default: the step's prompts.")
+    pairs: PairsSpec | None = Field(
+        default=None,
+        description="Prompts from a pair source (both sides of each pair); default: the step's prompts.",
+    )
     branch: BranchName = Field(default="cond", description="CFG branch to cache.")
     architecture: Literal["batchtopk", "topk", "standard"] = Field(default="batchtopk")
     k: int = Field(default=24, ge=1, description="Active features per vector (TopK kinds).")
@@ -72,21 +74,41 @@ class SAETrain(MethodSpec):
         texts = _texts(self.pairs, ctx)
         seeds = [ctx.generation.seeds[i % len(ctx.generation.seeds)] for i in range(len(texts))]
         root = ctx.out_dir / "saes" / ctx.name
-        cache = cache_activations(ctx.adapter, ctx.request(texts, seeds), texts, self.sites,
-                                  root / "cache", seeds=seeds, branch=self.branch,
-                                  memory_budget_bytes=self.memory_budget_mb * 2**20, overwrite=True)
-        settings = SAESettings(architecture=self.architecture, k=self.k,
-                               expansion_factor=self.expansion_factor, lr=self.lr,
-                               training_steps=self.training_steps, batch_size=self.batch_size,
-                               branch=self.branch)
+        cache = cache_activations(
+            ctx.adapter,
+            ctx.request(texts, seeds),
+            texts,
+            self.sites,
+            root / "cache",
+            seeds=seeds,
+            branch=self.branch,
+            memory_budget_bytes=self.memory_budget_mb * 2**20,
+            overwrite=True,
+        )
+        settings = SAESettings(
+            architecture=self.architecture,
+            k=self.k,
+            expansion_factor=self.expansion_factor,
+            lr=self.lr,
+            training_steps=self.training_steps,
+            batch_size=self.batch_size,
+            branch=self.branch,
+        )
         reports = train_saes(cache, settings, root / "models")
         rows = []
         for site, report in reports.items():
             values = report.as_dict()
             for metric in ("explained_variance", "l0", "dead_fraction"):
                 if metric in values:
-                    rows.append(Row(metric, float(values[metric]), site=site, branch=self.branch,
-                                    labels={"path": str((root / "models" / site).relative_to(ctx.out_dir))}))
+                    rows.append(
+                        Row(
+                            metric,
+                            float(values[metric]),
+                            site=site,
+                            branch=self.branch,
+                            labels={"path": str((root / "models" / site).relative_to(ctx.out_dir))},
+                        )
+                    )
         return rows
 
     def finalize(self, ctx: StepContext) -> dict[str, Any]:
@@ -106,12 +128,15 @@ class SAESteer(SteeringSettings, MethodSpec):
 
     method: Literal["sae-steer"] = Field(description="Steer with SAE features.")
     sae: Refable(str | dict[str, str]) = Field(
-        description="SAE directory, or {from: <sae-train step>, key: saes} (site -> directory).")
+        description="SAE directory, or {from: <sae-train step>, key: saes} (site -> directory)."
+    )
     site: SiteStr | None = Field(default=None, description="Which SAE when `sae` maps sites.")
     k: int = Field(default=20, ge=1, description="Features selected per step.")
     score: Literal["tada", "diff", "cohen_d"] = Field(default="tada", description="Feature score.")
-    mode: Literal["add", "clamp"] = Field(default="add", description="Add decoder directions, "
-                                          "or clamp features inside the SAE (error term kept).")
+    mode: Literal["add", "clamp"] = Field(
+        default="add",
+        description="Add decoder directions, or clamp features inside the SAE (error term kept).",
+    )
 
     def plan(self, ctx: StepContext) -> list[Unit]:
         return [Unit("steer", {})]
@@ -126,20 +151,52 @@ class SAESteer(SteeringSettings, MethodSpec):
             path = path[self.site]
         positive, negative, request, scorer = self.steering_inputs(ctx)
         out_dir = ctx.out_dir / "steering" / ctx.name
-        settings = SAESteeringSettings(k=self.k, score=self.score, mode=self.mode, steps=self.patch_steps,
-                                       branch=self.branch, budget=self.budget, distance=self.distance)
-        result = run_sae_steering(ctx.adapter, request, positive, negative, path, sorted(set(self.alphas)), scorer,
-                                  self.concept, self.target, settings=settings, out_dir=out_dir)
+        settings = SAESteeringSettings(
+            k=self.k,
+            score=self.score,
+            mode=self.mode,
+            steps=self.patch_steps,
+            branch=self.branch,
+            budget=self.budget,
+            distance=self.distance,
+        )
+        result = run_sae_steering(
+            ctx.adapter,
+            request,
+            positive,
+            negative,
+            path,
+            sorted(set(self.alphas)),
+            scorer,
+            self.concept,
+            self.target,
+            settings=settings,
+            out_dir=out_dir,
+        )
         ctx.record_folder(out_dir)
         summary = result.summary()
-        rows = [Row(name, float(row[name]), concept=self.concept, seed=row.get("seed"),
-                    prompt=row.get("prompt"), labels={"alpha": row["alpha"]})
-                for row in result.rows for name in ("alignment", "distance")]
-        rows.append(Row("auc", float(summary["auc"]), concept=self.concept,
-                        labels={"auc_negative": summary["auc_negative"]}))
+        rows = [
+            Row(
+                name,
+                float(row[name]),
+                concept=self.concept,
+                seed=row.get("seed"),
+                prompt=row.get("prompt"),
+                labels={"alpha": row["alpha"]},
+            )
+            for row in result.rows
+            for name in ("alignment", "distance")
+        ]
+        rows.append(
+            Row(
+                "auc",
+                float(summary["auc"]),
+                concept=self.concept,
+                labels={"auc_negative": summary["auc_negative"]},
+            )
+        )
         return rows
 
     def finalize(self, ctx: StepContext) -> dict[str, Any]:
         auc = [r for r in ctx.rows if r.metric == "auc"]
-        return {"auc": {"auc": auc[0].value, "auc_negative": auc[0].labels["auc_negative"]}
-                if auc else {}}
+        return {"auc": {"auc": auc[0].value, "auc_negative": auc[0].labels["auc_negative"]} if auc else {}}

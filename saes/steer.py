@@ -85,11 +85,15 @@ class SAEFeatureSteerer:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "method": "sae", "sites": [self.selection.site],
+            "method": "sae",
+            "sites": [self.selection.site],
             "steps": str(Steps.of(select_steps(self.steps, self.selection.steps))),
-            "branch": self.branch, "renormalize": self.renormalize,
-            "k": int(self.selection.indices.shape[1]), "score": self.selection.method,
-            "concept": self.selection.concept, "d_sae": int(self.sae.cfg.d_sae),
+            "branch": self.branch,
+            "renormalize": self.renormalize,
+            "k": int(self.selection.indices.shape[1]),
+            "score": self.selection.method,
+            "concept": self.selection.concept,
+            "d_sae": int(self.sae.cfg.d_sae),
         }
 
 
@@ -178,9 +182,15 @@ class SAEClampSteerer:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "method": "sae-clamp", "sites": [self._site], "steps": str(self._steps()),
-            "branch": self.branch, "mode": self.mode,
+            "method": "sae-clamp",
+            "sites": [self._site],
+            "steps": str(self._steps()),
+            "branch": self.branch,
+            "mode": self.mode,
             "target": self.target if isinstance(self.target, float) else list(self.target),
-            "features": ({str(k): list(v) for k, v in self.features.items()}
-                         if isinstance(self.features, Mapping) else list(self.features)),
+            "features": (
+                {str(k): list(v) for k, v in self.features.items()}
+                if isinstance(self.features, Mapping)
+                else list(self.features)
+            ),
         }

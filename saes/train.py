@@ -84,9 +84,7 @@ class SAESettings:
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
-            raise TadaError(
-                f"Unknown SAE architecture {self.architecture!r}; valid: {list(ARCHITECTURES)}."
-            )
+            raise TadaError(f"Unknown SAE architecture {self.architecture!r}; valid: {list(ARCHITECTURES)}.")
         for name in ("k", "expansion_factor", "training_steps", "batch_size"):
             if getattr(self, name) < 1:
                 raise TadaError(f"SAESettings.{name} must be >= 1, got {getattr(self, name)}.")
@@ -174,8 +172,9 @@ def _training_sae(settings: SAESettings, d_in: int) -> nn.Module:
     import sae_lens
 
     d_sae = settings.expansion_factor * d_in
-    common = dict(d_in=d_in, d_sae=d_sae, device=settings.device,
-                  normalize_activations=settings.normalize_activations)
+    common = dict(
+        d_in=d_in, d_sae=d_sae, device=settings.device, normalize_activations=settings.normalize_activations
+    )
     if settings.architecture == "topk":
         return sae_lens.TopKTrainingSAE(sae_lens.TopKTrainingSAEConfig(k=settings.k, **common))
     if settings.architecture == "batchtopk":
@@ -261,10 +260,16 @@ def train_sae(
             sae = _inference_copy(sae)
         scores = evaluate_sae(sae, eval_vectors, settings.batch_size)
     report = SAEReport(
-        site=hook_name(site), architecture=settings.architecture, d_in=d_in,
-        d_sae=int(sae.cfg.d_sae), eval_vectors=int(eval_vectors.shape[0]), held_out=held_out,
-        training_steps=settings.training_steps, seconds=seconds,
-        path=None if path is None else str(path), **scores,
+        site=hook_name(site),
+        architecture=settings.architecture,
+        d_in=d_in,
+        d_sae=int(sae.cfg.d_sae),
+        eval_vectors=int(eval_vectors.shape[0]),
+        held_out=held_out,
+        training_steps=settings.training_steps,
+        seconds=seconds,
+        path=None if path is None else str(path),
+        **scores,
     )
     if path is not None:
         (path / "report.json").write_text(json.dumps(report.as_dict(), indent=2))
@@ -283,9 +288,7 @@ def _inference_copy(sae: nn.Module) -> nn.Module:
 def _checked(batches: Iterator[Tensor], batch_size: int, d_in: int) -> Iterator[Tensor]:
     for batch in batches:
         if batch.dim() != 2 or batch.shape != (batch_size, d_in):
-            raise TadaError(
-                f"SAE training batches must be [{batch_size}, {d_in}], got {tuple(batch.shape)}."
-            )
+            raise TadaError(f"SAE training batches must be [{batch_size}, {d_in}], got {tuple(batch.shape)}.")
         yield batch.float()
     raise TadaError("The SAE training data ran out; give an endless iterator (loop=True).")
 
@@ -321,11 +324,15 @@ def train_saes(
             "tada_cache": str(cache.path),
         }
         _, reports[site] = train_sae(
-            batches, cache.width(site), settings, site=site, eval_vectors=eval_vectors,
-            held_out=held_out, out_dir=out / site, metadata=metadata,
+            batches,
+            cache.width(site),
+            settings,
+            site=site,
+            eval_vectors=eval_vectors,
+            held_out=held_out,
+            out_dir=out / site,
+            metadata=metadata,
         )
     out.mkdir(parents=True, exist_ok=True)
-    (out / "reports.json").write_text(
-        json.dumps({s: r.as_dict() for s, r in reports.items()}, indent=2)
-    )
+    (out / "reports.json").write_text(json.dumps({s: r.as_dict() for s, r in reports.items()}, indent=2))
     return reports

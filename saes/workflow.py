@@ -95,23 +95,45 @@ def run_sae_steering(
         sae = load_sae(sae)
     steps = Steps.parse(settings.steps)
     selection = concept_features(
-        adapter, request, positive, negative, sae, k=settings.k, method=settings.score,
-        seeds=settings.seeds, steps=steps, branch=settings.branch,
-        batch_size=settings.batch_size, concept=concept,
+        adapter,
+        request,
+        positive,
+        negative,
+        sae,
+        k=settings.k,
+        method=settings.score,
+        seeds=settings.seeds,
+        steps=steps,
+        branch=settings.branch,
+        batch_size=settings.batch_size,
+        concept=concept,
     )
     shape = site_shape(adapter, selection.site)
     if settings.mode == "add":
-        steerer = SAEFeatureSteerer(sae, selection, branch=settings.branch,
-                                    renormalize=settings.renormalize, shape=shape)
+        steerer = SAEFeatureSteerer(
+            sae, selection, branch=settings.branch, renormalize=settings.renormalize, shape=shape
+        )
     else:
-        steerer = SAEClampSteerer.from_selection(sae, selection, target=settings.clamp_target,
-                                                 branch=settings.branch, shape=shape)
-    extra = {"settings": {k: str(v) for k, v in asdict(settings).items()},
-             "features": selection.describe()["features"]}
+        steerer = SAEClampSteerer.from_selection(
+            sae, selection, target=settings.clamp_target, branch=settings.branch, shape=shape
+        )
+    extra = {
+        "settings": {k: str(v) for k, v in asdict(settings).items()},
+        "features": selection.describe()["features"],
+    }
     evaluation = evaluate_steering(
-        adapter, request, steerer, alphas, scorer, concept, value,
+        adapter,
+        request,
+        steerer,
+        alphas,
+        scorer,
+        concept,
+        value,
         label=label or ("sae" if settings.mode == "add" else "sae-clamp"),
-        distance=settings.distance, budget=settings.budget, out_dir=out_dir, extra=extra,
+        distance=settings.distance,
+        budget=settings.budget,
+        out_dir=out_dir,
+        extra=extra,
     )
     if out_dir is not None:
         path = Path(out_dir) / "features.json"

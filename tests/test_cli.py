@@ -108,8 +108,9 @@ def test_plugin_commands(capsys: pytest.CaptureFixture[str], monkeypatch: pytest
     ]
     import interp.plugins
 
-    monkeypatch.setattr(interp.plugins, "entry_points",
-                        lambda group: points if group == cli.COMMANDS_GROUP else [])
+    monkeypatch.setattr(
+        interp.plugins, "entry_points", lambda group: points if group == cli.COMMANDS_GROUP else []
+    )
     code, out, err = _main(capsys, "hello")
     assert code == 0 and out.strip() == "hello from a plug-in"
     assert "skipped plug-in commands 'broken'" in err and "boom" in err

@@ -56,11 +56,24 @@ display(Audio(out.audio[1].numpy(), rate=out.sample_rate))
 from interp.plots import plot_head_heatmap
 
 pairs = interp.pairs_from("synthmusic", ["tempo"], per_concept=3, seed=0)
-found = interp.locate(model, model.default_request(["-"], [0]), pairs, [0],
-                      interp.ConceptContrast(scorer), max_heads=4, batch_size=12,
-                      progress=False)
-print("located:", found.subset, "restores", round(found.restored.mean, 2),
-      "necessity", round(found.necessity.mean, 2))
+found = interp.locate(
+    model,
+    model.default_request(["-"], [0]),
+    pairs,
+    [0],
+    interp.ConceptContrast(scorer),
+    max_heads=4,
+    batch_size=12,
+    progress=False,
+)
+print(
+    "located:",
+    found.subset,
+    "restores",
+    round(found.restored.mean, 2),
+    "necessity",
+    round(found.necessity.mean, 2),
+)
 print("TADA layer impact:", {k: round(v, 2) for k, v in found.layer_impact.items()})
 _ = plot_head_heatmap(found)
 
@@ -70,14 +83,17 @@ _ = plot_head_heatmap(found)
 # %%
 from interp.steering import CAASteerer, compute_caa
 
-positive = [p.clean if p.clean_value == "fast" else p.corrupted
-            for p in interp.pairs_from("synthmusic", ["tempo"], 12, seed=5)
-            if "fast" in (p.clean_value, p.corrupted_value)]
-negative = [p.corrupted if p.clean_value == "fast" else p.clean
-            for p in interp.pairs_from("synthmusic", ["tempo"], 12, seed=5)
-            if "fast" in (p.clean_value, p.corrupted_value)]
-vectors = compute_caa(model, model.default_request(positive[:1], [0]), positive, negative,
-                      found.subset)
+positive = [
+    p.clean if p.clean_value == "fast" else p.corrupted
+    for p in interp.pairs_from("synthmusic", ["tempo"], 12, seed=5)
+    if "fast" in (p.clean_value, p.corrupted_value)
+]
+negative = [
+    p.corrupted if p.clean_value == "fast" else p.clean
+    for p in interp.pairs_from("synthmusic", ["tempo"], 12, seed=5)
+    if "fast" in (p.clean_value, p.corrupted_value)
+]
+vectors = compute_caa(model, model.default_request(positive[:1], [0]), positive, negative, found.subset)
 slow = model.default_request([pair.corrupted if pair.corrupted_value != "fast" else pair.clean], [0])
 for alpha in (0.0, 2.0, 4.0):
     steered = interp.run(model, slow, edits=CAASteerer(vectors).edits(alpha)).output

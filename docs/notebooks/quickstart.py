@@ -50,11 +50,13 @@ for record in sites[:6]:
 # read back.
 
 # %%
-request = interp.GenerationRequest(prompts=("a sad violin song",), seeds=(0,), num_steps=4,
-                                   guidance_scale=3.0, duration_s=4.0)
+request = interp.GenerationRequest(
+    prompts=("a sad violin song",), seeds=(0,), num_steps=4, guidance_scale=3.0, duration_s=4.0
+)
 plain = interp.run(model, request)
 edited = interp.run(
-    model, request,
+    model,
+    request,
     edits=[interp.Edit("cross.1.head.2", interp.Zero(), steps="0:2", branch="cond")],
     reads=[interp.Read("cross.1.heads", branch="cond")],
 )
@@ -75,11 +77,14 @@ from interp.prompts import PromptPair
 
 pairs = [PromptPair("a sad violin song", "a happy trumpet song", "mood", "sad", "happy")]
 heads = model.catalog.where(attention="cross", component="head")
-result = sweep(model, request, pairs, [0, 1], single_site_variants(heads), get_metric("latent_distance"),
-               progress=False)
+result = sweep(
+    model, request, pairs, [0, 1], single_site_variants(heads), get_metric("latent_distance"), progress=False
+)
 for row in sorted(result.table(), key=lambda r: -abs(r["effect"]))[:5]:
-    print(f"{row['variant']:<16} effect {row['effect']:+.3f}  "
-          f"95% CI [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]")
+    print(
+        f"{row['variant']:<16} effect {row['effect']:+.3f}  "
+        f"95% CI [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
+    )
 
 # %% [markdown]
 # ## Locate a concept's heads
@@ -91,7 +96,13 @@ from interp.localization import locate
 from interp.plots import plot_head_heatmap
 
 found = locate(model, request, pairs, [0, 1], get_metric("latent_distance"), max_heads=4, progress=False)
-print("located heads:", found.subset, "restores", round(found.restored.mean, 3),
-      "necessity", round(found.necessity.mean, 3))
+print(
+    "located heads:",
+    found.subset,
+    "restores",
+    round(found.restored.mean, 3),
+    "necessity",
+    round(found.necessity.mean, 3),
+)
 print("layer impact I(l):", {k: round(v, 3) for k, v in found.layer_impact.items()})
 _ = plot_head_heatmap(found)  # shown inline

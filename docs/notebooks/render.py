@@ -19,8 +19,12 @@ HERE = Path(__file__).resolve().parent
 def execute(source: Path, timeout: int = 900) -> nbformat.NotebookNode:
     """Run a percent-format notebook in a fresh kernel (working directory: the repo root)."""
     notebook = jupytext.read(source)
-    NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(HERE.parents[1])}}).execute()
+    NotebookClient(
+        notebook,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(HERE.parents[1])}},
+    ).execute()
     return notebook
 
 

@@ -33,8 +33,9 @@ def make_executor(config: "ExecutorConfig | str", model: ModelSettings) -> Execu
         config = ExecutorConfig(kind=config)  # type: ignore[arg-type]
     if config.kind == "local":
         if config.address is not None or config.workers is not None:
-            raise ExecutorError("--address and --workers apply to --executor ray only; add "
-                                "--executor ray or drop them.")
+            raise ExecutorError(
+                "--address and --workers apply to --executor ray only; add --executor ray or drop them."
+            )
         return LocalExecutor()
     if config.kind == "ray":
         return RayExecutor(model, address=config.address, workers=config.workers)
@@ -42,6 +43,16 @@ def make_executor(config: "ExecutorConfig | str", model: ModelSettings) -> Execu
 
 
 __all__ = [
-    "Executor", "ExecutorConfig", "ExecutorError", "LocalExecutor", "ModelSettings", "RayExecutor",
-    "Task", "WorkStore", "current", "make_executor", "run_tasks", "using",
+    "Executor",
+    "ExecutorConfig",
+    "ExecutorError",
+    "LocalExecutor",
+    "ModelSettings",
+    "RayExecutor",
+    "Task",
+    "WorkStore",
+    "current",
+    "make_executor",
+    "run_tasks",
+    "using",
 ]

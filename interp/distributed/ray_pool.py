@@ -187,8 +187,10 @@ class RayExecutor:
 
     def __init__(self, model: ModelSettings, *, address: str | None = None, workers: int | None = None):
         if workers is not None and workers < 1:
-            raise ExecutorError(f"--workers must be at least 1, got {workers}; omit it to use "
-                                f"every CPU (or GPU) the Ray cluster has.")
+            raise ExecutorError(
+                f"--workers must be at least 1, got {workers}; omit it to use "
+                f"every CPU (or GPU) the Ray cluster has."
+            )
         ray = import_ray()
         self._ray = ray
         self._owns = _init(ray, address)
@@ -198,11 +200,16 @@ class RayExecutor:
         granted = min(wanted, capacity)
         if granted < 1:
             self.close()
-            raise ExecutorError(f"The Ray cluster has no room for one worker needing {resources} "
-                                f"(it has: {ray.cluster_resources()}).")
+            raise ExecutorError(
+                f"The Ray cluster has no room for one worker needing {resources} "
+                f"(it has: {ray.cluster_resources()})."
+            )
         if workers is not None and granted < workers:
-            print(f"tada: warning: asked for {workers} Ray workers; the cluster can host "
-                  f"{granted} (each needs {resources}), running with {granted}.", file=sys.stderr)
+            print(
+                f"tada: warning: asked for {workers} Ray workers; the cluster can host "
+                f"{granted} (each needs {resources}), running with {granted}.",
+                file=sys.stderr,
+            )
         remote = ray.remote(max_restarts=-1, max_task_retries=-1, **resources)(_Worker)
         self.actors = [remote.remote(model) for _ in range(granted)]
         self.workers = granted

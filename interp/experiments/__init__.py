@@ -24,15 +24,15 @@ from interp.experiments.methods import (
     unregister_method,
 )
 from interp.experiments.metric_specs import MetricSpec
-from interp.metrics import MetricContext, metric_names, register_metric
 from interp.experiments.prompt_specs import Prompt
 from interp.experiments.spec import ExperimentSpec, GenerationSpec, ModelSpec
 from interp.experiments.units import Row, Unit, UnitResult
+from interp.metrics import MetricContext, metric_names, register_metric
 
 # loading first, then the built-in 'generate' method registers itself
 # isort: off
 from interp.experiments.loading import LoadedSpec, load_spec, validate
-from interp.spec_steps import generate_step as _builtin_generate  # registers 'generate'
+from interp.spec_steps import generate_step as _builtin_generate  # noqa: F401 - registers 'generate'
 from interp.experiments.engine import run
 from interp.experiments.results import Results
 # isort: on

@@ -21,12 +21,12 @@ from torch import Tensor
 from interp.adapter import GenerationOutput, GenerationRequest
 from interp.edits import Edit, Read
 from interp.experiments.checks import CheckContext
-from interp.experiments.metric_specs import MetricSpec, compute
-from interp.metrics import MetricContext
 from interp.experiments.methods import MethodSpec
+from interp.experiments.metric_specs import MetricSpec, compute
 from interp.experiments.prompt_specs import Prompt
 from interp.experiments.spec import ExperimentSpec, GenerationSpec
 from interp.experiments.units import Row, Unit, UnitResult, atomic_write
+from interp.metrics import MetricContext
 from interp.runner import RunResult
 
 #: One waveform: ``[samples]`` or ``[channels, samples]``.
@@ -86,8 +86,7 @@ class StepContext:
         from interp.experiments import model as models
 
         m = self.spec.model
-        adapter = models.load(m.name, weights=True, device=m.device, dtype=m.dtype,
-                              base_dir=self.base_dir)
+        adapter = models.load(m.name, weights=True, device=m.device, dtype=m.dtype, base_dir=self.base_dir)
         models.set_threads(adapter, m.threads, m.device)
         return adapter
 
@@ -145,8 +144,9 @@ class StepContext:
             prompts: The resolved prompts of its samples.
             reference: Computes the reference output (for ``latent_distance``).
         """
-        context = MetricContext(request=request, prompts=list(prompts), reference_fn=reference,
-                                adapter=self.adapter)
+        context = MetricContext(
+            request=request, prompts=list(prompts), reference_fn=reference, adapter=self.adapter
+        )
         return compute(self.metrics, output, context)
 
     # -- artifacts -----------------------------------------------------------------
@@ -169,12 +169,16 @@ class StepContext:
             raise ValueError(f"{str(path)!r} lies outside the run directory {str(self.out_dir)!r}") from None
         return self._record(relative)
 
-    def record_folder(self, folder: str | Path,
-                      suffixes: tuple[str, ...] = (".png", ".wav", ".json", ".csv")) -> list[str]:
+    def record_folder(
+        self, folder: str | Path, suffixes: tuple[str, ...] = (".png", ".wav", ".json", ".csv")
+    ) -> list[str]:
         """Register every file with one of ``suffixes`` under ``folder`` (in sorted order),
         for methods whose library code writes a folder of results; returns the paths."""
-        return [self.record_file(path) for path in sorted(Path(folder).rglob("*"))
-                if path.is_file() and path.suffix in suffixes]
+        return [
+            self.record_file(path)
+            for path in sorted(Path(folder).rglob("*"))
+            if path.is_file() and path.suffix in suffixes
+        ]
 
     def save_audio(self, name: str, audio: Waveform, sample_rate: int) -> str:
         """Write a waveform (``[samples]`` or ``[channels, samples]``) as 16-bit WAV.

@@ -18,7 +18,6 @@ from pydantic_core import PydanticUndefined
 from interp.experiments import methods as registry
 from interp.experiments.fields import Marker, Ref
 from interp.experiments.metric_specs import MetricSpec
-from interp.metrics import metrics
 from interp.experiments.prompt_specs import (
     FilePrompts,
     InlinePrompts,
@@ -26,6 +25,7 @@ from interp.experiments.prompt_specs import (
     TemplatePrompts,
 )
 from interp.experiments.spec import AnyMethod, ExperimentSpec, GenerationSpec, ModelSpec
+from interp.metrics import metrics
 from interp.sites import SITE_GRAMMAR
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "docs" / "spec-reference.md"
@@ -178,17 +178,26 @@ def render() -> str:
         "`prompts: <name>`.",
         "",
         _section("InlinePrompts", InlinePrompts),
-        _section("FilePrompts", FilePrompts,
-                 "A `.csv` file (header row), `.jsonl` (one object per line) or `.txt` (one "
-                 "prompt per line). Other columns become the prompt's `fields`."),  # fmt: skip
-        _section("TemplatePrompts", TemplatePrompts,
-                 "Every combination of the word lists filled into the template, in order; "
-                 "the words become the prompt's `fields`."),  # fmt: skip
+        _section(
+            "FilePrompts",
+            FilePrompts,
+            "A `.csv` file (header row), `.jsonl` (one object per line) or `.txt` (one "
+            "prompt per line). Other columns become the prompt's `fields`.",
+        ),  # fmt: skip
+        _section(
+            "TemplatePrompts",
+            TemplatePrompts,
+            "Every combination of the word lists filled into the template, in order; "
+            "the words become the prompt's `fields`.",
+        ),  # fmt: skip
         _section("PromptItem", PromptItem),
         "## Metrics",
         "",
-        _section("metrics: MetricSpec", MetricSpec,
-                 "A metric is a name (`rms`) or a mapping `{name, options, label}`."),  # fmt: skip
+        _section(
+            "metrics: MetricSpec",
+            MetricSpec,
+            "A metric is a name (`rms`) or a mapping `{name, options, label}`.",
+        ),  # fmt: skip
         "Registered metrics:",
         "",
         "| name | options | description |",
@@ -231,14 +240,17 @@ def render() -> str:
         "",
         f"- **site**: {_md(SITE_GRAMMAR)}. Checked against the model's real sites (layer and head "
         "ranges) by `tada validate`; `tada sites MODEL` lists them.",
-        "- **steps**: denoising steps: `all`, an index (`3`), a half-open range (`\"0:10\"`, "
-        "`\"5:\"`) or a list (`[0, 2, 4]`); checked against the step's schedule.",
+        '- **steps**: denoising steps: `all`, an index (`3`), a half-open range (`"0:10"`, '
+        '`"5:"`) or a list (`[0, 2, 4]`); checked against the step\'s schedule.',
         "- **branch**: classifier-free-guidance branch: `cond`, `uncond` or `both`; `uncond` "
         "needs `guidance > 1`.",
         "",
-        _section("Ref", Ref,
-                 "A value taken from an earlier step's results (its summary): "
-                 "`{from: STEP, key: RESULT}`; `key` defaults to the field's name."),  # fmt: skip
+        _section(
+            "Ref",
+            Ref,
+            "A value taken from an earlier step's results (its summary): "
+            "`{from: STEP, key: RESULT}`; `key` defaults to the field's name.",
+        ),  # fmt: skip
     ]
     return "\n".join(out).rstrip() + "\n"
 

@@ -150,6 +150,7 @@ def _run_step(
             def call() -> None:
                 own = ctx if workers <= 1 else replace(ctx, _artifacts=[])
                 finished[unit.id] = _run_unit(step, unit, own, prints[unit.id], store, watch)
+
             return call
 
         run_side_by_side([job(u) for u in units if finished[u.id] is None], workers)
@@ -188,8 +189,7 @@ def _run_unit(step: MethodSpec, unit: Any, ctx: StepContext, print_: str, store:
         raise
     if not isinstance(rows, list) or not all(isinstance(r, Row) for r in rows):
         raise TadaError(
-            f"Method {step.method!r}: run_unit must return a list of Row, got "
-            f"{type(rows).__name__}."
+            f"Method {step.method!r}: run_unit must return a list of Row, got {type(rows).__name__}."
         )
     for row in rows:
         row.step, row.method, row.unit = step.name, step.method, unit.id

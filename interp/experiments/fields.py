@@ -52,9 +52,7 @@ class StrictModel(BaseModel):
 
 
 def _has_bool(value: Any) -> bool:
-    return isinstance(value, bool) or (
-        isinstance(value, list) and any(isinstance(v, bool) for v in value)
-    )
+    return isinstance(value, bool) or (isinstance(value, list) and any(isinstance(v, bool) for v in value))
 
 
 def _numeric_only(annotation: Any) -> bool:
@@ -97,8 +95,7 @@ def _check_steps(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, (str, int, list)):
         raise PydanticCustomError(
             "steps_syntax",
-            "steps must be 'all', an index like 3, a range like '0:10' or '5:', or a list "
-            "like [0, 2, 4]",
+            "steps must be 'all', an index like 3, a range like '0:10' or '5:', or a list like [0, 2, 4]",
         )
     try:
         Steps.parse(value)
@@ -125,9 +122,7 @@ class Ref(StrictModel):
     reference.
     """
 
-    from_: str = Field(
-        alias="from", description="Name of an earlier step whose summary holds the value."
-    )
+    from_: str = Field(alias="from", description="Name of an earlier step whose summary holds the value.")
     key: str | None = Field(
         default=None,
         description="Key in that step's summary; defaults to the referring field's name.",
@@ -220,8 +215,9 @@ def renamed_generation_keys(data: Any) -> Any:
                 "{renamed} (the names GenerationRequest uses; 'steps' now only means the "
                 "experiment's list of steps and the denoising-step windows of edits): write "
                 "{fix}",
-                {"renamed": "; ".join(f"{k!r} was renamed to {RENAMED_GENERATION_KEYS[k]!r}"
-                                      for k in old),
-                 "fix": ", ".join(f"{RENAMED_GENERATION_KEYS[k]}: {data[k]!r}" for k in old)},
+                {
+                    "renamed": "; ".join(f"{k!r} was renamed to {RENAMED_GENERATION_KEYS[k]!r}" for k in old),
+                    "fix": ", ".join(f"{RENAMED_GENERATION_KEYS[k]}: {data[k]!r}" for k in old),
+                },
             )
     return data

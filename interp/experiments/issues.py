@@ -242,5 +242,3 @@ def from_validation_error(error: ValidationError, root: type[BaseModel]) -> list
             value = item.get("input", _MISSING)
         issues.append(Issue(path, _message(item, parent), value))
     return issues
-
-

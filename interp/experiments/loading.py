@@ -82,7 +82,9 @@ def _duration_issues(spec: ExperimentSpec, low: float | None, high: float | None
         if value is None:
             continue
         if high is not None and value > high:
-            issues.append(Issue(path, f"longer than {spec.model.name!r} can generate; use at most {high:g} s", value))
+            issues.append(
+                Issue(path, f"longer than {spec.model.name!r} can generate; use at most {high:g} s", value)
+            )
         if low is not None and value < low:
             issues.append(Issue(path, f"too short for {spec.model.name!r} (the audio would be empty); use at "
                                       f"least {low:g} s", value))  # fmt: skip

@@ -18,14 +18,12 @@ point names a method class or a module that registers on import).
 """
 
 from collections.abc import Callable
-from interp.plugins import load_entry_points
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar, get_args, get_origin
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from interp.errors import TadaError, did_you_mean
 from interp.experiments.fields import (
-    renamed_generation_keys,
     MAX_NAME_LENGTH,
     MAX_SEEDS,
     Duration,
@@ -34,33 +32,30 @@ from interp.experiments.fields import (
     StepCount,
     StrictModel,
     distinct_seeds,
+    renamed_generation_keys,
 )
 from interp.experiments.metric_specs import MetricSpec
 from interp.experiments.units import Row, Unit
+from interp.plugins import load_entry_points
 
 if TYPE_CHECKING:
     from interp.experiments.context import CheckContext, StepContext
 
 ENTRY_POINT_GROUP = "tada_interp.methods"
 
-StepName = Annotated[
-    str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$", max_length=MAX_NAME_LENGTH)
-]
+StepName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$", max_length=MAX_NAME_LENGTH)]
 
 
 class GenerationOverride(StrictModel):
     """Per-step changes to the experiment's generation settings (all optional)."""
 
     num_steps: StepCount | None = Field(default=None, description="Number of denoising steps.")
-    guidance_scale: Guidance | None = Field(default=None,
-                                            description="CFG scale; <= 1 disables guidance.")
+    guidance_scale: Guidance | None = Field(default=None, description="CFG scale; <= 1 disables guidance.")
     duration_s: Duration | None = Field(default=None, description="Audio length in seconds.")
     seeds: list[Seed] | None = Field(
         default=None, min_length=1, max_length=MAX_SEEDS, description="Seeds per prompt."
     )
-    negative_prompt: str | None = Field(
-        default=None, description="Prompt of the unconditional branch."
-    )
+    negative_prompt: str | None = Field(default=None, description="Prompt of the unconditional branch.")
 
     _distinct = field_validator("seeds")(distinct_seeds)
     _renamed = model_validator(mode="before")(renamed_generation_keys)
@@ -189,8 +184,7 @@ def get_method(name: str) -> type[MethodSpec]:
     found = methods().get(name)
     if found is None:
         raise TadaError(
-            f"Unknown method {name!r}.{did_you_mean(name, list(_METHODS))} "
-            f"Valid methods: {sorted(_METHODS)}."
+            f"Unknown method {name!r}.{did_you_mean(name, list(_METHODS))} Valid methods: {sorted(_METHODS)}."
         )
     return found
 

@@ -21,9 +21,7 @@ class MetricSpec(StrictModel):
     """A metric in a spec: a bare name, or ``{name, options, label}``."""
 
     name: str = Field(description="A registered metric name (see the list below).")
-    options: dict[str, Any] = Field(
-        default_factory=dict, description="Options passed to the metric."
-    )
+    options: dict[str, Any] = Field(default_factory=dict, description="Options passed to the metric.")
     label: str | None = Field(
         default=None,
         description="Name in the results' metric column (default: the metric name).",

@@ -93,9 +93,7 @@ def sites_of(
     adapter = load(model, weights=weights) if isinstance(model, (str, Path)) else model
     catalog = getattr(adapter, "catalog", None)
     if catalog is None:
-        raise TadaError(
-            f"sites_of expects a model adapter or a model name, got {type(model).__name__}."
-        )
+        raise TadaError(f"sites_of expects a model adapter or a model name, got {type(model).__name__}.")
     if attention not in (None, "self", "cross"):
         raise TadaError(f"Unknown attention kind {attention!r}; valid: ['self', 'cross'].")
     records = catalog.records() if components is None else catalog.records(components)

@@ -98,19 +98,13 @@ class InlinePrompts(StrictModel):
 class FilePrompts(StrictModel):
     """Prompts read from a file: CSV (header row), JSONL (one object a line) or text."""
 
-    file: str = Field(
-        description="Path of a .csv, .jsonl or .txt file, relative to the spec file."
-    )
+    file: str = Field(description="Path of a .csv, .jsonl or .txt file, relative to the spec file.")
     column: str = Field(default="prompt", description="Column / key holding the prompt text.")
     concept_column: str = Field(
         default="concept", description="Column / key holding the concept label, if present."
     )
-    concept: str | None = Field(
-        default=None, description="Concept label for rows that have none."
-    )
-    limit: int | None = Field(
-        default=None, ge=1, strict=True, description="Use only the first N rows."
-    )
+    concept: str | None = Field(default=None, description="Concept label for rows that have none.")
+    limit: int | None = Field(default=None, ge=1, strict=True, description="Use only the first N rows.")
 
     @field_validator("file")
     @classmethod
@@ -118,13 +112,10 @@ class FilePrompts(StrictModel):
         path = _path(value, info.context)
         if not path.is_file():
             raise ValueError(
-                f"prompt file {str(path)!r} does not exist (paths are relative to the spec "
-                f"file's directory)"
+                f"prompt file {str(path)!r} does not exist (paths are relative to the spec file's directory)"
             )
         if path.suffix.lower() not in (".csv", ".jsonl", ".txt"):
-            raise ValueError(
-                f"prompt file {path.name!r} has an unsupported suffix; use .csv, .jsonl or .txt"
-            )
+            raise ValueError(f"prompt file {path.name!r} has an unsupported suffix; use .csv, .jsonl or .txt")
         if path.stat().st_size > MAX_FILE_BYTES:
             raise ValueError(
                 f"prompt file {path.name!r} is larger than {MAX_FILE_BYTES // 2**20} MB; split it"
@@ -195,9 +186,7 @@ class TemplatePrompts(StrictModel):
                     f"shorten them or split the set"
                 )
         if self.concept is not None and not _placeholders(self.concept) <= given:
-            raise ValueError(
-                f"concept {self.concept!r} uses placeholders not in words {sorted(given)}"
-            )
+            raise ValueError(f"concept {self.concept!r} uses placeholders not in words {sorted(given)}")
         return self
 
     def resolve(self, base_dir: Path) -> list[Prompt]:

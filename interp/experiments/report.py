@@ -55,8 +55,7 @@ def table_html(rows: list[dict[str, Any]], limit: int = 50) -> str:
     names = [n for n in rows[0] if any(r.get(n) not in (None, "") for r in rows)]
     head = "".join(f"<th>{_esc(n)}</th>" for n in names)
     body = "".join(
-        "<tr>" + "".join(f"<td>{_esc(_fmt(r.get(n)))}</td>" for n in names) + "</tr>"
-        for r in rows[:limit]
+        "<tr>" + "".join(f"<td>{_esc(_fmt(r.get(n)))}</td>" for n in names) + "</tr>" for r in rows[:limit]
     )
     more = f"<p>{len(rows) - limit} more rows in results.csv.</p>" if len(rows) > limit else ""
     return f"<table><tr>{head}</tr>{body}</table>{more}"
@@ -105,7 +104,7 @@ def write_report(out_dir: Path) -> Path:
     rows = read_table(out_dir / "results.csv")
     body = render(out_dir, summary, rows, inline=False)
     page = (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         f"<title>{_esc(summary.get('experiment'))}</title><style>{_STYLE}</style></head>"
         f"<body>\n{body}\n</body></html>\n"
     )

@@ -134,10 +134,14 @@ def _read_rows(path: Path, summary: dict[str, Any]) -> list[dict[str, Any]]:
     digest = summary.get("table_sha256")
     try:
         if digest is not None and table_digest(path) != digest:
-            raise _damaged(path.parent, "results.csv differs from the table the run wrote (truncated or edited)")
+            raise _damaged(
+                path.parent, "results.csv differs from the table the run wrote (truncated or edited)"
+            )
         rows = read_table(path)
     except (OSError, ValueError, TypeError) as error:
         raise _damaged(path.parent, f"results.csv cannot be read ({error})") from None
     if len(rows) != summary["rows"]:
-        raise _damaged(path.parent, f"results.csv holds {len(rows)} rows where the run wrote {summary['rows']}")
+        raise _damaged(
+            path.parent, f"results.csv holds {len(rows)} rows where the run wrote {summary['rows']}"
+        )
     return rows

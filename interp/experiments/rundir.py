@@ -223,9 +223,7 @@ def claim(path: Path, *, force: bool = False) -> Iterator[RunDir]:
         RunDirError: When the directory cannot or must not be used (see the module doc).
     """
     if path.exists() and not path.is_dir():
-        raise RunDirError(
-            f"The results directory {str(path)!r} is a file; give a directory with --out."
-        )
+        raise RunDirError(f"The results directory {str(path)!r} is a file; give a directory with --out.")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:

@@ -21,7 +21,6 @@ from pydantic import Field, GetCoreSchemaHandler, SerializeAsAny, field_validato
 
 from interp.experiments import methods as registry
 from interp.experiments.fields import (
-    renamed_generation_keys,
     MAX_NAME_LENGTH,
     MAX_SEEDS,
     MAX_STEPS,
@@ -32,6 +31,7 @@ from interp.experiments.fields import (
     StepCount,
     StrictModel,
     distinct_seeds,
+    renamed_generation_keys,
 )
 from interp.experiments.methods import GenerationOverride, MethodSpec
 from interp.experiments.metric_specs import MetricSpec
@@ -74,9 +74,7 @@ class ModelSpec(StrictModel):
 class GenerationSpec(StrictModel):
     """Generation settings shared by all steps (each step may override them)."""
 
-    num_steps: StepCount = Field(
-        default=25, description=f"Number of denoising steps (1 to {MAX_STEPS})."
-    )
+    num_steps: StepCount = Field(default=25, description=f"Number of denoising steps (1 to {MAX_STEPS}).")
     guidance_scale: Guidance = Field(
         default=4.0, description="CFG scale (finite, 0 to 1000); <= 1 disables guidance."
     )
@@ -145,9 +143,7 @@ class ExperimentSpec(StrictModel):
     )
     description: str = Field(default="", description="Free text shown in the report.")
     model: ModelSpec = Field(description="The model.")
-    generation: GenerationSpec = Field(
-        default_factory=GenerationSpec, description="Generation settings."
-    )
+    generation: GenerationSpec = Field(default_factory=GenerationSpec, description="Generation settings.")
     prompts: dict[str, PromptSet] = Field(
         default_factory=dict,
         description="Named prompt sets; a bare list means {default: <list>}. Optional when "
@@ -162,9 +158,7 @@ class ExperimentSpec(StrictModel):
         description="Results directory, relative to the spec file's directory and inside it "
         "(default: runs/<name> in the working directory; `tada run --out` overrides it).",
     )
-    steps: list[SerializeAsAny[AnyMethod]] = Field(
-        min_length=1, description="Method steps, run in order."
-    )
+    steps: list[SerializeAsAny[AnyMethod]] = Field(min_length=1, description="Method steps, run in order.")
 
     @model_validator(mode="before")
     @classmethod
@@ -179,9 +173,7 @@ class ExperimentSpec(StrictModel):
         columns = [m.column for m in value]
         duplicates = sorted({c for c in columns if columns.count(c) > 1})
         if duplicates:
-            raise ValueError(
-                f"metric(s) {duplicates} listed twice; give repeated metrics distinct labels"
-            )
+            raise ValueError(f"metric(s) {duplicates} listed twice; give repeated metrics distinct labels")
         return value
 
     def step(self, name: str) -> MethodSpec:

@@ -144,8 +144,13 @@ def read_spec_file(path: Path) -> dict[str, Any]:
         raise SpecError([Issue("", f"cannot read YAML: {error}")], source) from None
     if not isinstance(data, dict):
         raise SpecError(
-            [Issue("", f"the file must hold a mapping of keys (name, model, prompts, steps, ...), "
-                       f"got {type(data).__name__}")],
+            [
+                Issue(
+                    "",
+                    f"the file must hold a mapping of keys (name, model, prompts, steps, ...), "
+                    f"got {type(data).__name__}",
+                )
+            ],
             source,
         )
     return data

@@ -10,19 +10,24 @@ from interp.experiments.metric_specs import MetricSpec
 from interp.metrics import Metric, get_metric
 from interp.prompts import PromptPair
 
-METRIC_HELP = ("A registered metric (name or {name, options}; higher = closer to the clean "
-               "run or more of the concept): 'concept': the model's own concept scorer; "
-               "'clap': LAION-CLAP text-audio similarity (real models; weights from the hub "
-               "cache or `scorer_model`); 'tempo': librosa beat tracking (fast/slow pairs); "
-               "'latent_distance' / 'audio_distance': closeness to the clean run; or one a "
-               "plug-in registers.")
+METRIC_HELP = (
+    "A registered metric (name or {name, options}; higher = closer to the clean "
+    "run or more of the concept): 'concept': the model's own concept scorer; "
+    "'clap': LAION-CLAP text-audio similarity (real models; weights from the hub "
+    "cache or `scorer_model`); 'tempo': librosa beat tracking (fast/slow pairs); "
+    "'latent_distance' / 'audio_distance': closeness to the clean run; or one a "
+    "plug-in registers."
+)
 
 
 class PairsSpec(StrictModel):
     """Ready counterfactual pairs from a named source."""
 
-    source: str = Field(default="tada", description="Pair source: 'tada' (the paper's 21 "
-                        "concepts) or one a model package adds, e.g. 'synthmusic'.")
+    source: str = Field(
+        default="tada",
+        description="Pair source: 'tada' (the paper's 21 "
+        "concepts) or one a model package adds, e.g. 'synthmusic'.",
+    )
     concepts: list[str] | None = Field(default=None, description="Concepts (default: all).")
     per_concept: int = Field(default=8, ge=1, description="Pairs per concept.")
     seed: int = Field(default=0, description="Seed of the pair sampling.")
@@ -42,7 +47,8 @@ class PatchingSettings(StrictModel):
     )
     metric: MetricSpec = Field(default=MetricSpec(name="concept"), description=METRIC_HELP)
     scorer_model: str | None = Field(
-        default=None, description="Checkpoint (hub id or directory) of the 'clap' scorer.")
+        default=None, description="Checkpoint (hub id or directory) of the 'clap' scorer."
+    )
     patch_steps: StepWindow = Field(default="all", description="Denoising steps to intervene on.")
     branch: BranchName = Field(default="cond", description="CFG branch to intervene on.")
     batch_size: int = Field(default=8, ge=1, description="Variants per batched forward pass.")
@@ -64,9 +70,15 @@ def step_pairs(settings: Any, ctx: Any) -> list[PromptPair]:
                 f"(clean, corrupted) pairs. Add fields: {{corrupted: ...}} to each prompt, or "
                 f"use pairs: {{source: tada}}."
             )
-        pairs.append(PromptPair(prompt.text, corrupted, prompt.concept or "concept",
-                                prompt.fields.get("clean_value"),
-                                prompt.fields.get("corrupted_value")))
+        pairs.append(
+            PromptPair(
+                prompt.text,
+                corrupted,
+                prompt.concept or "concept",
+                prompt.fields.get("clean_value"),
+                prompt.fields.get("corrupted_value"),
+            )
+        )
     return pairs
 
 

@@ -19,8 +19,8 @@ from pydantic import Field, model_validator
 from interp.experiments.context import StepContext
 from interp.experiments.fields import BranchName, SiteStr, StepWindow, StrictModel
 from interp.experiments.methods import MethodSpec, register_method
-from interp.plots import bar_plot
 from interp.experiments.units import Row, Unit
+from interp.plots import bar_plot
 
 
 def _slug(text: str, limit: int = 40) -> str:
@@ -61,16 +61,17 @@ class Generate(MethodSpec):
     exports = ("audio", "metrics", "units")
 
     method: Literal["generate"] = Field(description="Generate audio and score it.")
-    edits: list[EditSpec] = Field(
-        default_factory=list, description="Edits applied during every generation."
-    )
+    edits: list[EditSpec] = Field(default_factory=list, description="Edits applied during every generation.")
     save_audio: bool = Field(default=True, description="Write a WAV file per sample.")
 
     def check(self, ctx: Any) -> None:
         """A generate step needs prompts."""
         if ctx.prompts == []:
-            ctx.error("prompts", "a generate step needs prompts, and the spec has no prompt "
-                      "set; add e.g. `prompts: [\"a sad piano piece\"]` at the top level")
+            ctx.error(
+                "prompts",
+                "a generate step needs prompts, and the spec has no prompt "
+                'set; add e.g. `prompts: ["a sad piano piece"]` at the top level',
+            )
 
     def plan(self, ctx: StepContext) -> list[Unit]:
         """One unit per prompt; its samples are the step's seeds."""

@@ -28,17 +28,22 @@ def _check_pairs(settings: Any, ctx: Any) -> None:
         n = ctx.catalog.count("cross")
         bad = [layer for layer in layers if not 0 <= layer < n]
         if bad:
-            ctx.error("layers", f"no cross-attention layer(s) {bad}; the model has cross layers "
-                      f"0..{n - 1}", layers)
+            ctx.error(
+                "layers", f"no cross-attention layer(s) {bad}; the model has cross layers 0..{n - 1}", layers
+            )
     if settings.pairs is None and ctx.prompts == []:
-        ctx.error("pairs", "this step needs (clean, corrupted) pairs: give `pairs: {source: "
-                  "tada}` (or 'synthmusic'), or a prompt set whose prompts have a 'corrupted' field")
+        ctx.error(
+            "pairs",
+            "this step needs (clean, corrupted) pairs: give `pairs: {source: "
+            "tada}` (or 'synthmusic'), or a prompt set whose prompts have a 'corrupted' field",
+        )
     if settings.pairs is not None:
         from interp.pairsources import sources
 
         if settings.pairs.source not in sources():
-            ctx.error("pairs.source", f"unknown pair source; valid: {sorted(sources())}",
-                      settings.pairs.source)
+            ctx.error(
+                "pairs.source", f"unknown pair source; valid: {sorted(sources())}", settings.pairs.source
+            )
 
 
 def _units(settings: Any, ctx: StepContext) -> list[Unit]:
@@ -71,8 +76,15 @@ def _candidates(settings: Any, ctx: StepContext, component: str = "head") -> lis
 
 def _effect_rows(metric: str, concept: str, effects: dict, settings: Any, **labels: Any) -> list[Row]:
     return [
-        Row(metric, e.mean, concept=concept, site=site, steps=str(settings.patch_steps),
-            branch=settings.branch, labels={"ci_low": e.ci_low, "ci_high": e.ci_high, "n": e.n, **labels})
+        Row(
+            metric,
+            e.mean,
+            concept=concept,
+            site=site,
+            steps=str(settings.patch_steps),
+            branch=settings.branch,
+            labels={"ci_low": e.ci_low, "ci_high": e.ci_high, "n": e.n, **labels},
+        )
         for site, e in effects.items()
     ]
 
@@ -85,24 +97,35 @@ class Patch(_PerConcept, MethodSpec):
     exports = ("effects",)
 
     method: Literal["patch"] = Field(description="Patch sites one at a time.")
-    sites: list[SiteStr] | None = Field(default=None, description="Sites to patch; default: "
-                                        "every site of `component` in the chosen layers.")
+    sites: list[SiteStr] | None = Field(
+        default=None, description="Sites to patch; default: every site of `component` in the chosen layers."
+    )
     component: Literal["head", "heads", "out", "text"] = Field(
-        default="head", description="Component swept when `sites` is not given ('text': "
-        "TADA's per-layer text input).")
+        default="head",
+        description="Component swept when `sites` is not given ('text': TADA's per-layer text input).",
+    )
     layers: list[int] | None = Field(default=None, description="Cross layers (default all).")
     direction: Literal["denoising", "noising", "ablation"] = Field(
-        default="denoising", description="Clean into corrupted, corrupted into clean, or zero.")
+        default="denoising", description="Clean into corrupted, corrupted into clean, or zero."
+    )
 
     def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
         from interp.patching import single_site_variants, sweep
 
         concept, pairs, adapter, seeds, base = self._inputs(unit, ctx)
-        result = sweep(adapter, base, pairs, seeds,
-                       single_site_variants(_candidates(self, ctx, self.component)),
-                       build_metric(self.metric, adapter, self.scorer_model), direction=self.direction,
-                       steps=self.patch_steps, branch=self.branch, batch_size=self.batch_size,
-                       progress=False)
+        result = sweep(
+            adapter,
+            base,
+            pairs,
+            seeds,
+            single_site_variants(_candidates(self, ctx, self.component)),
+            build_metric(self.metric, adapter, self.scorer_model),
+            direction=self.direction,
+            steps=self.patch_steps,
+            branch=self.branch,
+            batch_size=self.batch_size,
+            progress=False,
+        )
         return _effect_rows(f"{self.direction}_effect", concept, result.effects(), self)
 
     def finalize(self, ctx: StepContext) -> dict[str, Any]:
@@ -131,12 +154,17 @@ class Attribute(_PerConcept, MethodSpec):
 
     method: Literal["attribute"] = Field(description="Gradient-based estimates for all heads.")
     layers: list[int] | None = Field(default=None, description="Cross layers (default all).")
-    check_heads: int = Field(default=8, ge=0, description="Heads patched exactly to report "
-                             "the Spearman correlation of the estimates (0: skip).")
+    check_heads: int = Field(
+        default=8,
+        ge=0,
+        description="Heads patched exactly to report the Spearman correlation of the estimates (0: skip).",
+    )
     gradient: Literal["auto", "final", "local"] = Field(
-        default="auto", description="Differentiate the metric of the final output through the "
+        default="auto",
+        description="Differentiate the metric of the final output through the "
         "whole sampler (`final`: SynthMusic), or a per-step distance of the denoiser output "
-        "(`local`: any model); `auto` takes `final` where the model allows it.")
+        "(`local`: any model); `auto` takes `final` where the model allows it.",
+    )
 
     def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
         from interp.attribution import attribute, gradient_metric, rank_agreement
@@ -145,10 +173,20 @@ class Attribute(_PerConcept, MethodSpec):
         concept, pairs, adapter, seeds, base = self._inputs(unit, ctx)
         heads = _candidates(self, ctx)
         metric = build_metric(self.metric, adapter, self.scorer_model)
-        estimates = attribute(adapter, base, pairs, seeds, heads, steps=self.patch_steps,
-                              progress=False, metric=gradient_metric(adapter, metric, self.gradient))
-        rows = [Row("attribution", v, concept=concept, site=k, steps=str(self.patch_steps),
-                    branch="cond") for k, v in estimates.scores.items()]
+        estimates = attribute(
+            adapter,
+            base,
+            pairs,
+            seeds,
+            heads,
+            steps=self.patch_steps,
+            progress=False,
+            metric=gradient_metric(adapter, metric, self.gradient),
+        )
+        rows = [
+            Row("attribution", v, concept=concept, site=k, steps=str(self.patch_steps), branch="cond")
+            for k, v in estimates.scores.items()
+        ]
         if self.check_heads >= 3:
             ranked = estimates.ranking()
             half = self.check_heads // 2
@@ -156,12 +194,20 @@ class Attribute(_PerConcept, MethodSpec):
             rest = ranked[half:]
             stride = max(1, len(rest) // max(1, self.check_heads - half))
             sample = ranked[:half] + rest[::stride][: self.check_heads - half]
-            exact = sweep(adapter, base, pairs, seeds, single_site_variants(sample),
-                          metric, steps=self.patch_steps,
-                          branch="cond", batch_size=self.batch_size, progress=False).effects()
+            exact = sweep(
+                adapter,
+                base,
+                pairs,
+                seeds,
+                single_site_variants(sample),
+                metric,
+                steps=self.patch_steps,
+                branch="cond",
+                batch_size=self.batch_size,
+                progress=False,
+            ).effects()
             rho = rank_agreement(estimates.scores, {k: e.mean for k, e in exact.items()})
-            rows.append(Row("spearman_vs_exact", rho, concept=concept,
-                            labels={"heads_checked": len(sample)}))
+            rows.append(Row("spearman_vs_exact", rho, concept=concept, labels={"heads_checked": len(sample)}))
         return rows
 
     def finalize(self, ctx: StepContext) -> dict[str, Any]:
@@ -185,59 +231,95 @@ class Locate(_PerConcept, MethodSpec):
     method: Literal["locate"] = Field(description="Locate concept heads.")
     layers: list[int] | None = Field(default=None, description="Cross layers (default all).")
     ranking: Literal["patching", "attribution"] = Field(
-        default="patching", description="How heads are ranked before the greedy search.")
-    fraction: float = Field(default=0.8, gt=0, le=1, description="Share of the clean-corrupted "
-                            "gap the subset must restore.")
+        default="patching", description="How heads are ranked before the greedy search."
+    )
+    fraction: float = Field(
+        default=0.8, gt=0, le=1, description="Share of the clean-corrupted gap the subset must restore."
+    )
     max_heads: int = Field(default=16, ge=1, description="Largest subset tried.")
-    layer_impact: bool = Field(default=True, description="Also patch each layer's text "
-                               "input (TADA's sites) and report I(l).")
-    audio: bool = Field(default=True, description="Save clean / corrupted / patched audio "
-                        "of the first pair.")
-    stability: bool = Field(default=False, description="Also locate on the even- and odd-"
-                            "numbered pairs separately and report the overlap of the two "
-                            "subsets (Jaccard); doubles the cost.")
+    layer_impact: bool = Field(
+        default=True, description="Also patch each layer's text input (TADA's sites) and report I(l)."
+    )
+    audio: bool = Field(default=True, description="Save clean / corrupted / patched audio of the first pair.")
+    stability: bool = Field(
+        default=False,
+        description="Also locate on the even- and odd-"
+        "numbered pairs separately and report the overlap of the two "
+        "subsets (Jaccard); doubles the cost.",
+    )
     selection: Literal["greedy", "significant", "both"] = Field(
-        default="greedy", description="The located subset: `greedy` (smallest ranking prefix "
+        default="greedy",
+        description="The located subset: `greedy` (smallest ranking prefix "
         "restoring `fraction`), `significant` (heads with a non-zero effect at false discovery "
         "rate `alpha`, by a sign-flip test over pairs, then checked for sufficiency and "
-        "necessity) or `both` (greedy subset, significant set reported alongside).")
-    alpha: float = Field(default=0.05, gt=0, lt=1, description="False discovery rate of the "
-                         "significant heads (Benjamini-Hochberg).")
-    min_effect: float = Field(default=0.0, ge=0, description="Smallest normalized effect of "
-                              "interest: heads are tested for |effect| > min_effect instead "
-                              "of effect != 0 (with a near-noiseless scorer, tiny effects are "
-                              "significant too).")
-    power_effect: float = Field(default=0.1, gt=0, description="Normalized effect for the "
-                                "power estimate: the `pairs_needed` row says how many pairs "
-                                "find a head of this effect at q < alpha with 90% power, from "
-                                "this run's per-pair variance.")
+        "necessity) or `both` (greedy subset, significant set reported alongside).",
+    )
+    alpha: float = Field(
+        default=0.05,
+        gt=0,
+        lt=1,
+        description="False discovery rate of the significant heads (Benjamini-Hochberg).",
+    )
+    min_effect: float = Field(
+        default=0.0,
+        ge=0,
+        description="Smallest normalized effect of "
+        "interest: heads are tested for |effect| > min_effect instead "
+        "of effect != 0 (with a near-noiseless scorer, tiny effects are "
+        "significant too).",
+    )
+    power_effect: float = Field(
+        default=0.1,
+        gt=0,
+        description="Normalized effect for the "
+        "power estimate: the `pairs_needed` row says how many pairs "
+        "find a head of this effect at q < alpha with 90% power, from "
+        "this run's per-pair variance.",
+    )
 
     def check(self, ctx: Any) -> None:
         super().check(ctx)
         if self.selection != "greedy" and self.ranking != "patching":
-            ctx.error("selection", f"selection {self.selection!r} tests every head's patching "
-                      f"effect, which needs `ranking: patching` (got {self.ranking!r})",
-                      self.selection)
+            ctx.error(
+                "selection",
+                f"selection {self.selection!r} tests every head's patching "
+                f"effect, which needs `ranking: patching` (got {self.ranking!r})",
+                self.selection,
+            )
 
     def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
         from interp.localization import locate
-        from interp.plots import plot_head_heatmap, plot_prefix_curve
         from interp.patching import patched_generation
+        from interp.plots import plot_head_heatmap, plot_prefix_curve
 
         concept, pairs, adapter, seeds, base = self._inputs(unit, ctx)
-        result = locate(adapter, base, pairs, seeds, build_metric(self.metric, adapter, self.scorer_model),
-                        candidates=_candidates(self, ctx), ranking=self.ranking,
-                        fraction=self.fraction, max_heads=self.max_heads, steps=self.patch_steps,
-                        branch=self.branch, layers=self.layer_impact, batch_size=self.batch_size,
-                        progress=False, selection=self.selection, alpha=self.alpha,
-                        min_effect=self.min_effect)
+        result = locate(
+            adapter,
+            base,
+            pairs,
+            seeds,
+            build_metric(self.metric, adapter, self.scorer_model),
+            candidates=_candidates(self, ctx),
+            ranking=self.ranking,
+            fraction=self.fraction,
+            max_heads=self.max_heads,
+            steps=self.patch_steps,
+            branch=self.branch,
+            layers=self.layer_impact,
+            batch_size=self.batch_size,
+            progress=False,
+            selection=self.selection,
+            alpha=self.alpha,
+            min_effect=self.min_effect,
+        )
         ctx.save_json(f"localization-{concept}", result.summary())
         ctx.save_plot(plot_head_heatmap(result), f"heads-{concept}")
         if result.prefix_effects:
             ctx.save_plot(plot_prefix_curve(result, self.fraction), f"prefix-{concept}")
         if self.audio and result.subset:
-            outs = patched_generation(adapter, base, pairs[0], seeds[0], result.subset,
-                                      steps=self.patch_steps, branch=self.branch)
+            outs = patched_generation(
+                adapter, base, pairs[0], seeds[0], result.subset, steps=self.patch_steps, branch=self.branch
+            )
             for label, out in zip(("clean", "corrupted", "patched"), outs):
                 if out.audio is not None:
                     ctx.save_audio(f"{concept}-{label}", out.audio[0], out.sample_rate)
@@ -246,38 +328,90 @@ class Locate(_PerConcept, MethodSpec):
             row.labels["in_subset"] = row.site in result.subset
         rows += significance_rows(result, rows, self.power_effect)
         rows += [
-            Row("prefix_effect", e.mean, concept=concept, labels={"k": k + 1, "ci_low": e.ci_low,
-                "ci_high": e.ci_high}) for k, e in enumerate(result.prefix_effects)
+            Row(
+                "prefix_effect",
+                e.mean,
+                concept=concept,
+                labels={"k": k + 1, "ci_low": e.ci_low, "ci_high": e.ci_high},
+            )
+            for k, e in enumerate(result.prefix_effects)
         ]
         for metric, effect in (("restored", result.restored), ("necessity", result.necessity)):
             if effect is None:  # nothing selected (no head significant)
                 continue
-            rows.append(Row(metric, effect.mean, concept=concept, site="+".join(result.subset),
-                            labels={"ci_low": effect.ci_low, "ci_high": effect.ci_high,
-                                    "reached": result.reached, "size": len(result.subset)}))
-        rows += [Row("layer_impact", v, concept=concept, site=f"cross.{layer}.text")
-                 for layer, v in result.layer_impact.items()]
+            rows.append(
+                Row(
+                    metric,
+                    effect.mean,
+                    concept=concept,
+                    site="+".join(result.subset),
+                    labels={
+                        "ci_low": effect.ci_low,
+                        "ci_high": effect.ci_high,
+                        "reached": result.reached,
+                        "size": len(result.subset),
+                    },
+                )
+            )
+        rows += [
+            Row("layer_impact", v, concept=concept, site=f"cross.{layer}.text")
+            for layer, v in result.layer_impact.items()
+        ]
         if self.stability:
             from interp.localization import split_stability
 
             halves = split_stability(
-                adapter, base, pairs, seeds, build_metric(self.metric, adapter, self.scorer_model),
-                candidates=_candidates(self, ctx), ranking=self.ranking, fraction=self.fraction,
-                max_heads=self.max_heads, steps=self.patch_steps, branch=self.branch,
-                batch_size=self.batch_size, progress=False, selection=self.selection,
-                alpha=self.alpha, min_effect=self.min_effect)
+                adapter,
+                base,
+                pairs,
+                seeds,
+                build_metric(self.metric, adapter, self.scorer_model),
+                candidates=_candidates(self, ctx),
+                ranking=self.ranking,
+                fraction=self.fraction,
+                max_heads=self.max_heads,
+                steps=self.patch_steps,
+                branch=self.branch,
+                batch_size=self.batch_size,
+                progress=False,
+                selection=self.selection,
+                alpha=self.alpha,
+                min_effect=self.min_effect,
+            )
             ctx.save_json(f"localization-{concept}-even", halves.first.summary())
             ctx.save_json(f"localization-{concept}-odd", halves.second.summary())
-            rows.append(Row("stability_jaccard", halves.jaccard, concept=concept, labels={
-                "first": "+".join(halves.first.subset), "second": "+".join(halves.second.subset)}))
-            rows.append(Row("stability_spearman", halves.rank_correlation, concept=concept, labels={
-                "first_top": halves.first.ranking[0], "second_top": halves.second.ranking[0],
-                "same_top_head": halves.same_top_head}))
+            rows.append(
+                Row(
+                    "stability_jaccard",
+                    halves.jaccard,
+                    concept=concept,
+                    labels={"first": "+".join(halves.first.subset), "second": "+".join(halves.second.subset)},
+                )
+            )
+            rows.append(
+                Row(
+                    "stability_spearman",
+                    halves.rank_correlation,
+                    concept=concept,
+                    labels={
+                        "first_top": halves.first.ranking[0],
+                        "second_top": halves.second.ranking[0],
+                        "same_top_head": halves.same_top_head,
+                    },
+                )
+            )
             if self.selection != "greedy":
-                rows.append(Row("stability_jaccard_significant", halves.significant_jaccard,
-                                concept=concept, labels={
-                                    "first": "+".join(halves.first.significant),
-                                    "second": "+".join(halves.second.significant)}))
+                rows.append(
+                    Row(
+                        "stability_jaccard_significant",
+                        halves.significant_jaccard,
+                        concept=concept,
+                        labels={
+                            "first": "+".join(halves.first.significant),
+                            "second": "+".join(halves.second.significant),
+                        },
+                    )
+                )
         return rows
 
     def finalize(self, ctx: StepContext) -> dict[str, Any]:
@@ -299,16 +433,20 @@ class Locate(_PerConcept, MethodSpec):
         if impact:
             ctx.save_plot(plot_layer_impact_table(impact), "layer-impact")
         stability = {r.concept: r.value for r in ctx.rows if r.metric == "stability_jaccard"}
-        significant = {r.concept: r.value for r in ctx.rows
-                       if r.metric == "stability_jaccard_significant"}
+        significant = {r.concept: r.value for r in ctx.rows if r.metric == "stability_jaccard_significant"}
         spearman = {r.concept: r.value for r in ctx.rows if r.metric == "stability_spearman"}
         return {
             "stability_jaccard": stability,
             "stability_spearman": spearman,
             "stability_jaccard_significant": significant,
-            "significant": {c: sorted(r.site for r in ctx.rows if r.concept == c and r.metric ==
-                                      "head_effect" and r.labels.get("significant"))
-                            for c in concepts},
+            "significant": {
+                c: sorted(
+                    r.site
+                    for r in ctx.rows
+                    if r.concept == c and r.metric == "head_effect" and r.labels.get("significant")
+                )
+                for c in concepts
+            },
             "subsets": subsets,
             "heads": sorted({h for hs in subsets.values() for h in hs}),
             "overlap": {"concepts": names, "jaccard": json.loads(json.dumps(matrix.tolist()))},

@@ -20,14 +20,15 @@ from interp.errors import TadaError
 from interp.experiments.context import StepContext
 from interp.experiments.fields import BranchName, Refable, SiteStr, StepWindow, StrictModel
 from interp.experiments.methods import MethodSpec, register_method
-from interp.experiments.units import Row, Unit
 from interp.experiments.metric_specs import MetricSpec
-from interp.spec_steps.common import PairsSpec, build_metric
+from interp.experiments.units import Row, Unit
 from interp.metrics import MetricScorer
+from interp.spec_steps.common import PairsSpec, build_metric
 
 
-def steering_prompts(pairs: PairsSpec, concept: str, target: str,
-                     eval_prompts: int) -> tuple[list[str], list[str], list[str]]:
+def steering_prompts(
+    pairs: PairsSpec, concept: str, target: str, eval_prompts: int
+) -> tuple[list[str], list[str], list[str]]:
     """(positive, negative, evaluation) prompts for steering ``concept`` towards ``target``.
 
     Positive and negative prompts (for vectors or feature selection) come from the pair
@@ -36,13 +37,14 @@ def steering_prompts(pairs: PairsSpec, concept: str, target: str,
     """
     from interp.pairsources import pairs_from
 
-    positive, negative = _split(pairs_from(pairs.source, [concept], pairs.per_concept,
-                                           pairs.seed), target)
+    positive, negative = _split(pairs_from(pairs.source, [concept], pairs.per_concept, pairs.seed), target)
     held = pairs_from(pairs.source, [concept], max(4 * eval_prompts, 8), pairs.seed + 1)
     _, evaluation = _split(held, target)
     if len(positive) < 2 or not evaluation:
-        raise TadaError(f"the pair source {pairs.source!r} gave too few pairs with "
-                        f"{concept} = {target!r}; raise pairs.per_concept")
+        raise TadaError(
+            f"the pair source {pairs.source!r} gave too few pairs with "
+            f"{concept} = {target!r}; raise pairs.per_concept"
+        )
     return positive, negative, evaluation[:eval_prompts]
 
 
@@ -65,35 +67,49 @@ class SteeringSettings(StrictModel):
     concept: str = Field(description="Concept to steer, as the pair source names it (e.g. mood).")
     target: str = Field(description="Value to steer towards (e.g. happy).")
     pairs: PairsSpec = Field(description="Pairs giving positive (target) and negative prompts.")
-    eval_prompts: int = Field(default=4, ge=1, description="Prompts without the target value "
-                              "that are steered and scored (disjoint from the selection prompts).")
-    alphas: list[float] = Field(default=[-8.0, -4.0, 0.0, 4.0, 8.0], min_length=2,
-                                description="Steering strengths (0 is always included).")
-    metric: MetricSpec = Field(default=MetricSpec(name="concept"), description="Alignment "
-                               "score of the steered output (see locate; any registered metric).")
+    eval_prompts: int = Field(
+        default=4,
+        ge=1,
+        description="Prompts without the target value "
+        "that are steered and scored (disjoint from the selection prompts).",
+    )
+    alphas: list[float] = Field(
+        default=[-8.0, -4.0, 0.0, 4.0, 8.0],
+        min_length=2,
+        description="Steering strengths (0 is always included).",
+    )
+    metric: MetricSpec = Field(
+        default=MetricSpec(name="concept"),
+        description="Alignment score of the steered output (see locate; any registered metric).",
+    )
     scorer_model: str | None = Field(default=None, description="Checkpoint of the 'clap' scorer.")
     patch_steps: StepWindow = Field(default="all", description="Denoising steps to steer.")
     branch: BranchName = Field(default="cond", description="CFG branch to steer.")
-    budget: float = Field(default=0.5, gt=0, description="Preservation budget of the AUC "
-                          "(distance to the alpha = 0 output, relative).")
+    budget: float = Field(
+        default=0.5,
+        gt=0,
+        description="Preservation budget of the AUC (distance to the alpha = 0 output, relative).",
+    )
     distance: Literal["audio", "latents"] = Field(
-        default="audio", description="Preservation measured on decoded audio or on the final "
-        "latents (for SynthMusic the latents are the spectrogram, free of Griffin-Lim phase).")
+        default="audio",
+        description="Preservation measured on decoded audio or on the final "
+        "latents (for SynthMusic the latents are the spectrogram, free of Griffin-Lim phase).",
+    )
 
     def check(self, ctx: Any) -> None:
         from interp.pairsources import sources
 
         if self.pairs.source not in sources():
-            ctx.error("pairs.source", f"unknown pair source; valid: {sorted(sources())}",
-                      self.pairs.source)
+            ctx.error("pairs.source", f"unknown pair source; valid: {sorted(sources())}", self.pairs.source)
 
     def steering_inputs(self, ctx: StepContext) -> tuple[list[str], list[str], Any, Any]:
         """(positive prompts, negative prompts, the evaluation request, the concept scorer).
 
         The evaluation request holds the prompts to steer, one seed each (0, 1, ...).
         """
-        positive, negative, evaluation = steering_prompts(self.pairs, self.concept, self.target,
-                                                          self.eval_prompts)
+        positive, negative, evaluation = steering_prompts(
+            self.pairs, self.concept, self.target, self.eval_prompts
+        )
         scorer = MetricScorer(build_metric(self.metric, ctx.adapter, self.scorer_model))
         return positive, negative, ctx.request(evaluation, list(range(len(evaluation)))), scorer
 
@@ -108,10 +124,14 @@ class CAA(SteeringSettings, MethodSpec):
 
     method: Literal["caa"] = Field(description="Contrastive activation addition.")
     sites: Refable(list[SiteStr] | dict[str, list[SiteStr]]) | None = Field(
-        default=None, description="Where to steer (e.g. {from: locate, key: subsets}: the "
-        "heads located for `concept`); default: only the all-layer baseline.")
-    all_layers: bool = Field(default=True, description="Also steer every cross-attention "
-                             "layer's output (the paper's 'everywhere' baseline).")
+        default=None,
+        description="Where to steer (e.g. {from: locate, key: subsets}: the "
+        "heads located for `concept`); default: only the all-layer baseline.",
+    )
+    all_layers: bool = Field(
+        default=True,
+        description="Also steer every cross-attention layer's output (the paper's 'everywhere' baseline).",
+    )
     renormalize: bool = Field(default=False, description="Keep each activation's norm.")
 
     def check(self, ctx: Any) -> None:
@@ -121,7 +141,8 @@ class CAA(SteeringSettings, MethodSpec):
 
     def plan(self, ctx: StepContext) -> list[Unit]:
         labels = (["localized"] if self.sites is not None else []) + (
-            ["all_layers"] if self.all_layers else [])
+            ["all_layers"] if self.all_layers else []
+        )
         return [Unit(label, {"label": label}) for label in labels]
 
     def _sites(self, label: str, ctx: StepContext) -> list[str]:
@@ -130,8 +151,10 @@ class CAA(SteeringSettings, MethodSpec):
         sites = self.sites
         if isinstance(sites, dict):
             if self.concept not in sites or not sites[self.concept]:
-                raise TadaError(f"no sites for concept {self.concept!r} in {sorted(sites)}; "
-                                f"the referenced step located none")
+                raise TadaError(
+                    f"no sites for concept {self.concept!r} in {sorted(sites)}; "
+                    f"the referenced step located none"
+                )
             sites = sites[self.concept]
         return list(sites)
 
@@ -141,30 +164,70 @@ class CAA(SteeringSettings, MethodSpec):
         label = unit.params["label"]
         adapter = ctx.adapter
         positive, negative, request, scorer = self.steering_inputs(ctx)
-        settings = CAASettings(steps=self.patch_steps, branch=self.branch,
-                               renormalize=self.renormalize, budget=self.budget,
-                               distance=self.distance)
+        settings = CAASettings(
+            steps=self.patch_steps,
+            branch=self.branch,
+            renormalize=self.renormalize,
+            budget=self.budget,
+            distance=self.distance,
+        )
         out_dir = ctx.out_dir / "steering" / ctx.name / label
         sites = self._sites(label, ctx)
-        result = run_caa(adapter, request, positive, negative, sites, sorted(set(self.alphas)),
-                         scorer, self.concept, self.target, settings=settings,
-                         label=f"caa-{label}", out_dir=out_dir)
+        result = run_caa(
+            adapter,
+            request,
+            positive,
+            negative,
+            sites,
+            sorted(set(self.alphas)),
+            scorer,
+            self.concept,
+            self.target,
+            settings=settings,
+            label=f"caa-{label}",
+            out_dir=out_dir,
+        )
         ctx.record_folder(out_dir)
         rows = [
-            Row(name, float(row[name]), concept=self.concept, prompt=row.get("prompt"),
-                site="+".join(sites), steps=str(self.patch_steps), branch=self.branch,
-                seed=row.get("seed"), labels={"alpha": row["alpha"], "label": label})
-            for row in result.rows for name in ("alignment", "distance")
+            Row(
+                name,
+                float(row[name]),
+                concept=self.concept,
+                prompt=row.get("prompt"),
+                site="+".join(sites),
+                steps=str(self.patch_steps),
+                branch=self.branch,
+                seed=row.get("seed"),
+                labels={"alpha": row["alpha"], "label": label},
+            )
+            for row in result.rows
+            for name in ("alignment", "distance")
         ]
         summary = result.summary()
-        rows.append(Row("auc", float(summary["auc"]), concept=self.concept, site="+".join(sites),
-                        labels={"label": label, "reached_budget": summary["auc_reached_budget"],
-                                "auc_negative": summary["auc_negative"]}))
+        rows.append(
+            Row(
+                "auc",
+                float(summary["auc"]),
+                concept=self.concept,
+                site="+".join(sites),
+                labels={
+                    "label": label,
+                    "reached_budget": summary["auc_reached_budget"],
+                    "auc_negative": summary["auc_negative"],
+                },
+            )
+        )
         return rows
 
     def finalize(self, ctx: StepContext) -> dict[str, Any]:
-        auc = {r.labels["label"]: {"auc": r.value, "auc_negative": r.labels["auc_negative"],
-                                   "reached_budget": r.labels["reached_budget"]}
-               for r in ctx.rows if r.metric == "auc"}
+        auc = {
+            r.labels["label"]: {
+                "auc": r.value,
+                "auc_negative": r.labels["auc_negative"],
+                "reached_budget": r.labels["reached_budget"],
+            }
+            for r in ctx.rows
+            if r.metric == "auc"
+        }
         sites = {r.labels["label"]: r.site.split("+") for r in ctx.rows if r.metric == "auc"}
         return {"auc": auc, "sites": sites, "concept": self.concept, "target": self.target}

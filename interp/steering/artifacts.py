@@ -2,6 +2,7 @@
 is clipped (the curves are drawn by :func:`interp.plots.plot_curves`)."""
 
 from pathlib import Path
+
 import numpy as np
 from torch import Tensor
 
@@ -16,8 +17,6 @@ def write_wav(path: str | Path, audio: Tensor, sample_rate: int) -> Path:
     if data.ndim == 2:
         data = data.T  # soundfile wants [frames, channels]
     elif data.ndim != 1:
-        raise ValueError(
-            f"write_wav expects audio [samples] or [channels, samples], got shape {data.shape}."
-        )
+        raise ValueError(f"write_wav expects audio [samples] or [channels, samples], got shape {data.shape}.")
     soundfile.write(str(path), np.ascontiguousarray(data), int(sample_rate), subtype="FLOAT")
     return path

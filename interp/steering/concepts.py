@@ -108,9 +108,7 @@ def steering_concept(name: str, n_pairs: int | None = None) -> SteeringConcept:
         phrase = i % len(positive)
         clean = _clean(template.format(style=style, concept=positive[phrase]))
         corrupted = _clean(template.format(style=style, concept=negative[phrase]))
-        pairs.append(
-            PromptPair(clean, corrupted, name, str(scorer["target"]), scorer["opposite"])
-        )
+        pairs.append(PromptPair(clean, corrupted, name, str(scorer["target"]), scorer["opposite"]))
     return SteeringConcept(
         name=name,
         scorer_concept=scorer["concept"],

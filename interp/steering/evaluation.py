@@ -29,10 +29,10 @@ from beartype import beartype
 from torch import Tensor
 
 from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
-from interp.errors import TadaError
-from interp.metrics import ConceptScorer
 from interp.distributed.executor import run_tasks
 from interp.distributed.tasks import GenerationTask
+from interp.errors import TadaError
+from interp.metrics import ConceptScorer
 from interp.progress import expect
 from interp.statistics import wilson
 from interp.steering.steer import Steerer
@@ -46,8 +46,7 @@ def relative_distance(output: GenerationOutput, reference: GenerationOutput, spa
     ref = reference.audio if space == "audio" else reference.latents
     if x is None or ref is None:
         raise TadaError(
-            f"Distance in {space!r} needs decoded audio; the model returned none. Use "
-            f"distance='latents'."
+            f"Distance in {space!r} needs decoded audio; the model returned none. Use distance='latents'."
         )
     x = x.reshape(x.shape[0], -1).double()
     ref = ref.reshape(ref.shape[0], -1).double()
@@ -144,21 +143,33 @@ class SteeringEvaluation:
             side = int(np.sign(alpha))
             moved = sum(1 for r in rows if side != 0 and side * r["gain"] > 0)
             low, high = wilson(moved, len(rows)) if side else (math.nan, math.nan)
-            out.append({
-                "label": self.label, "alpha": alpha, "n": len(rows),
-                "alignment": align[0], "alignment_low": align[1], "alignment_high": align[2],
-                "distance": dist[0], "distance_low": dist[1], "distance_high": dist[2],
-                "moved": moved / len(rows) if side else math.nan,
-                "moved_low": low, "moved_high": high,
-            })
+            out.append(
+                {
+                    "label": self.label,
+                    "alpha": alpha,
+                    "n": len(rows),
+                    "alignment": align[0],
+                    "alignment_low": align[1],
+                    "alignment_high": align[2],
+                    "distance": dist[0],
+                    "distance_low": dist[1],
+                    "distance_high": dist[2],
+                    "moved": moved / len(rows) if side else math.nan,
+                    "moved_low": low,
+                    "moved_high": high,
+                }
+            )
         return out
 
     def auc(self, side: int = 1, budget: float | None = None) -> tuple[float, bool]:
         """AUC of one side of the grid (see :func:`alignment_auc`)."""
         curve = self.curve()
         return alignment_auc(
-            [c["alpha"] for c in curve], [c["alignment"] for c in curve],
-            [c["distance"] for c in curve], self.budget if budget is None else budget, side,
+            [c["alpha"] for c in curve],
+            [c["alignment"] for c in curve],
+            [c["distance"] for c in curve],
+            self.budget if budget is None else budget,
+            side,
         )
 
     def summary(self) -> dict[str, Any]:
@@ -166,11 +177,17 @@ class SteeringEvaluation:
         up, up_reached = self.auc(1)
         down, down_reached = self.auc(-1)
         return {
-            "label": self.label, "concept": self.concept, "value": self.value,
-            "budget": self.budget, "distance": self.distance,
-            "auc": up, "auc_reached_budget": up_reached,
-            "auc_negative": down, "auc_negative_reached_budget": down_reached,
-            "alphas": self.alphas, "samples": len(self.rows) // max(1, len(self.alphas)),
+            "label": self.label,
+            "concept": self.concept,
+            "value": self.value,
+            "budget": self.budget,
+            "distance": self.distance,
+            "auc": up,
+            "auc_reached_budget": up_reached,
+            "auc_negative": down,
+            "auc_negative_reached_budget": down_reached,
+            "alphas": self.alphas,
+            "samples": len(self.rows) // max(1, len(self.alphas)),
             "method": self.method,
         }
 
@@ -260,11 +277,18 @@ def evaluate_steering(
             reference, base_alignment = output, alignment
         dist = relative_distance(output, reference, distance)
         for i, (prompt, seed) in enumerate(zip(request.prompts, request.seeds)):
-            evaluation.rows.append({
-                "label": evaluation.label, "alpha": alpha, "sample": i, "prompt": prompt,
-                "seed": seed, "alignment": float(alignment[i]), "distance": float(dist[i]),
-                "gain": float(alignment[i] - base_alignment[i]),
-            })
+            evaluation.rows.append(
+                {
+                    "label": evaluation.label,
+                    "alpha": alpha,
+                    "sample": i,
+                    "prompt": prompt,
+                    "seed": seed,
+                    "alignment": float(alignment[i]),
+                    "distance": float(dist[i]),
+                    "gain": float(alignment[i] - base_alignment[i]),
+                }
+            )
         if out_dir is not None and save_audio and output.audio is not None:
             for i in range(request.batch_size):
                 path = Path(out_dir) / "audio" / f"alpha_{alpha:+.3f}_sample_{i}.wav"
@@ -282,10 +306,16 @@ def compare(evaluations: Sequence[SteeringEvaluation], budget: float | None = No
     for ev in evaluations:
         up, up_ok = ev.auc(1, budget)
         down, down_ok = ev.auc(-1, budget)
-        rows.append({
-            "label": ev.label, "concept": ev.concept, "value": ev.value,
-            "budget": ev.budget if budget is None else budget,
-            "auc": up, "reached": up_ok, "auc_negative": down, "reached_negative": down_ok,
-        })
+        rows.append(
+            {
+                "label": ev.label,
+                "concept": ev.concept,
+                "value": ev.value,
+                "budget": ev.budget if budget is None else budget,
+                "auc": up,
+                "reached": up_ok,
+                "auc_negative": down,
+                "reached_negative": down_ok,
+            }
+        )
     return rows
-

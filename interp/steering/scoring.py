@@ -55,14 +55,10 @@ class CentroidScorer:
     def score(self, output: GenerationOutput, concept: str, value: str) -> Float[Tensor, " batch"]:
         """Per-sample score of ``value`` (``target`` or ``opposite``) of ``concept``."""
         if concept != self.concept:
-            raise TadaError(
-                f"This CentroidScorer was fit for concept {self.concept!r}, not {concept!r}."
-            )
+            raise TadaError(f"This CentroidScorer was fit for concept {self.concept!r}, not {concept!r}.")
         valid = [self.target] + ([self.opposite] if self.opposite is not None else [])
         if value not in valid:
-            raise TadaError(
-                f"CentroidScorer for {self.concept!r} scores values {valid}, not {value!r}."
-            )
+            raise TadaError(f"CentroidScorer for {self.concept!r} scores values {valid}, not {value!r}.")
         x = _flat(output, self.space)
         direction = self.positive_centroid - self.negative_centroid
         if x.shape[1] != direction.numel():
@@ -101,8 +97,7 @@ class CentroidScorer:
             expect(len(units))
             for start in range(0, len(units), batch_size):
                 chunk = units[start : start + batch_size]
-                batch = replace(request, prompts=tuple(p for p, _ in chunk),
-                                seeds=tuple(s for _, s in chunk))
+                batch = replace(request, prompts=tuple(p for p, _ in chunk), seeds=tuple(s for _, s in chunk))
                 flat = _flat(run(adapter, batch).output, space)
                 total = flat.sum(0) if total is None else total + flat.sum(0)
                 count += flat.shape[0]

@@ -47,8 +47,7 @@ def alpha_grid(max_alpha: float, points_per_side: int, include_zero: bool = True
     """A symmetric grid ``[-max, ..., 0, ..., max]`` with ``points_per_side`` per side."""
     if max_alpha <= 0 or points_per_side < 1:
         raise TadaError(
-            f"alpha_grid needs max_alpha > 0 and points_per_side >= 1, got {max_alpha} and "
-            f"{points_per_side}."
+            f"alpha_grid needs max_alpha > 0 and points_per_side >= 1, got {max_alpha} and {points_per_side}."
         )
     side = np.linspace(0.0, max_alpha, points_per_side + 1)[1:]
     values = [-float(a) for a in side[::-1]] + ([0.0] if include_zero else [])

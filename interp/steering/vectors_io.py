@@ -82,9 +82,7 @@ def load_vectors(path: str | Path) -> SteeringVectors:
         for name, shape in meta["sites"].items():
             missing = {f"vector/{name}", f"norm/{name}"} - keys
             if missing:
-                raise TadaError(
-                    f"{tensors_path.name} lacks {sorted(missing)} listed in {meta_path.name}."
-                )
+                raise TadaError(f"{tensors_path.name} lacks {sorted(missing)} listed in {meta_path.name}.")
             vectors[name] = handle.get_tensor(f"vector/{name}")
             norms[name] = handle.get_tensor(f"norm/{name}")
             if list(vectors[name].shape[1:]) != shape:

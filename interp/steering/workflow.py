@@ -84,17 +84,36 @@ def run_caa(
         The evaluation; ``rows`` are per (alpha, sample), ``artifacts`` name the files.
     """
     vectors = compute_caa(
-        adapter, request, positive, negative, sites, seeds=settings.seeds,
-        steps=Steps.parse(settings.steps), branch=settings.branch, normalize=settings.normalize,
-        average_steps=settings.average_steps, batch_size=settings.batch_size, concept=concept,
+        adapter,
+        request,
+        positive,
+        negative,
+        sites,
+        seeds=settings.seeds,
+        steps=Steps.parse(settings.steps),
+        branch=settings.branch,
+        normalize=settings.normalize,
+        average_steps=settings.average_steps,
+        batch_size=settings.batch_size,
+        concept=concept,
     )
-    steerer = CAASteerer(vectors, steps=Steps.parse(settings.steps), branch=settings.branch,
-                         renormalize=settings.renormalize)
+    steerer = CAASteerer(
+        vectors, steps=Steps.parse(settings.steps), branch=settings.branch, renormalize=settings.renormalize
+    )
     if out_dir is not None:
         tensors, meta = save_vectors(vectors, Path(out_dir) / "vectors")
     evaluation = evaluate_steering(
-        adapter, request, steerer, alphas, scorer, concept, value, label=label or "caa",
-        distance=settings.distance, budget=settings.budget, out_dir=out_dir,
+        adapter,
+        request,
+        steerer,
+        alphas,
+        scorer,
+        concept,
+        value,
+        label=label or "caa",
+        distance=settings.distance,
+        budget=settings.budget,
+        out_dir=out_dir,
         extra={"settings": {k: str(v) for k, v in asdict(settings).items()}},
     )
     if out_dir is not None:

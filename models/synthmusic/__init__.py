@@ -16,8 +16,19 @@ from .music import CONCEPTS, SAMPLE_RATE, ConceptValues, render
 from .spectrogram import save_wav, to_audio, to_spec
 
 __all__ = [
-    "CONCEPTS", "SAMPLE_RATE", "ConceptValues", "render", "caption", "caption_pair", "to_spec",
-    "to_audio", "save_wav", "load_scorer", "estimate_tempo", "SynthMusicPipeline", "load_synthmusic",
+    "CONCEPTS",
+    "SAMPLE_RATE",
+    "ConceptValues",
+    "render",
+    "caption",
+    "caption_pair",
+    "to_spec",
+    "to_audio",
+    "save_wav",
+    "load_scorer",
+    "estimate_tempo",
+    "SynthMusicPipeline",
+    "load_synthmusic",
 ]
 
 

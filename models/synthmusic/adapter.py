@@ -111,8 +111,7 @@ class SynthMusicAdapter(ModelAdapter):
 
     def default_request(self, prompts: list[str], seeds: list[int]) -> GenerationRequest:
         """The settings the models were evaluated with: 25 Euler steps, CFG 4."""
-        return GenerationRequest(prompts=tuple(prompts), seeds=tuple(seeds), num_steps=25,
-                                 guidance_scale=4.0)
+        return GenerationRequest(prompts=tuple(prompts), seeds=tuple(seeds), num_steps=25, guidance_scale=4.0)
 
     def concept_scorer(self) -> SynthMusicScorer:
         """The ground-truth concept scorer (loaded once)."""
@@ -147,8 +146,9 @@ class SynthMusicFamily:
             import json
 
             config = json.loads((path / "denoiser" / "config.json").read_text())
-            cls = {"StableAudioDiTModel": StableAudioDiTModel,
-                   "UNet2DConditionModel": UNet2DConditionModel}[config["_class_name"]]
+            cls = {"StableAudioDiTModel": StableAudioDiTModel, "UNet2DConditionModel": UNet2DConditionModel}[
+                config["_class_name"]
+            ]
             return SynthMusicAdapter(source, None, on_meta(cls, config))
         pipe = SynthMusicPipeline.from_pretrained(str(path), local_files_only=True)
         if dtype is not None:

@@ -17,7 +17,6 @@ Held-out combinations (:data:`HELD_OUT`) never occur in the train split; the tes
 draws from all 216 combinations.
 """
 
-
 import re
 
 import numpy as np
@@ -27,12 +26,30 @@ from .music import CONCEPTS, ConceptValues, all_combinations
 # concept -> list of slots; each slot maps every value to a phrase.
 PHRASES: dict[str, list[dict[str, str]]] = {
     "instrument": [
-        {"piano": "piano", "organ": "organ", "flute": "flute", "strings": "strings",
-         "bass": "bass", "guitar": "guitar"},
-        {"piano": "grand piano", "organ": "electric organ", "flute": "wooden flute",
-         "strings": "string section", "bass": "deep bass", "guitar": "acoustic guitar"},
-        {"piano": "piano keys", "organ": "church organ", "flute": "soft flute",
-         "strings": "violin ensemble", "bass": "bass line", "guitar": "plucked guitar"},
+        {
+            "piano": "piano",
+            "organ": "organ",
+            "flute": "flute",
+            "strings": "strings",
+            "bass": "bass",
+            "guitar": "guitar",
+        },
+        {
+            "piano": "grand piano",
+            "organ": "electric organ",
+            "flute": "wooden flute",
+            "strings": "string section",
+            "bass": "deep bass",
+            "guitar": "acoustic guitar",
+        },
+        {
+            "piano": "piano keys",
+            "organ": "church organ",
+            "flute": "soft flute",
+            "strings": "violin ensemble",
+            "bass": "bass line",
+            "guitar": "plucked guitar",
+        },
     ],
     "tempo": [
         {"slow": "slow", "medium": "moderate", "fast": "fast"},

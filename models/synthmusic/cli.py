@@ -4,7 +4,6 @@ The project's ``tada`` CLI calls :func:`add_commands`; meanwhile
 ``python -m models.synthmusic.cli synthmusic ...`` works on its own.
 """
 
-
 import argparse
 import json
 import shlex
@@ -17,14 +16,18 @@ def _parse_guidance(text: str) -> list[float]:
     try:
         return [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--guidance must be comma-separated numbers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"--guidance must be comma-separated numbers, got {text!r}"
+        ) from None
 
 
 def _parse_models(text: str) -> list[str]:
     kinds = [x.strip() for x in text.split(",") if x.strip()]
     bad = [k for k in kinds if k not in ("dit", "unet")]
     if bad or not kinds:
-        raise argparse.ArgumentTypeError(f"--models must be a comma-separated subset of dit,unet, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"--models must be a comma-separated subset of dit,unet, got {text!r}"
+        )
     return kinds
 
 
@@ -32,11 +35,25 @@ def _run_train(args: argparse.Namespace) -> int:
     from .train import train
 
     command = f"tada synthmusic train {args.kind}" + "".join(
-        f" --{k} {shlex.quote(str(v))}" for k, v in (("steps", args.steps), ("seed", args.seed), ("out", args.out),
-                                                       ("init-from", args.init_from), ("lr", args.lr))
-        if v is not None)
-    out = train(args.kind, steps=args.steps, seed=args.seed, out=args.out, command=command,
-                init_from=args.init_from, lr=args.lr)
+        f" --{k} {shlex.quote(str(v))}"
+        for k, v in (
+            ("steps", args.steps),
+            ("seed", args.seed),
+            ("out", args.out),
+            ("init-from", args.init_from),
+            ("lr", args.lr),
+        )
+        if v is not None
+    )
+    out = train(
+        args.kind,
+        steps=args.steps,
+        seed=args.seed,
+        out=args.out,
+        command=command,
+        init_from=args.init_from,
+        lr=args.lr,
+    )
     print(f"saved {args.kind} pipeline to {out}")
     return 0
 
@@ -44,13 +61,25 @@ def _run_train(args: argparse.Namespace) -> int:
 def _run_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate, format_table
 
-    results = evaluate(args.models, samples=args.samples, guidance=args.guidance, steps=args.steps, seed=args.seed)
+    results = evaluate(
+        args.models, samples=args.samples, guidance=args.guidance, steps=args.steps, seed=args.seed
+    )
     if args.details:
         with open(args.details, "w") as f:
             json.dump(results, f, indent=2)
     if args.json:
-        print(json.dumps({k: {c: {f: r[f] for f in ("accuracy", "chance", "ci_low", "ci_high")}
-                              for c, r in res.items()} for k, res in results["main"].items()}, indent=2))
+        print(
+            json.dumps(
+                {
+                    k: {
+                        c: {f: r[f] for f in ("accuracy", "chance", "ci_low", "ci_high")}
+                        for c, r in res.items()
+                    }
+                    for k, res in results["main"].items()
+                },
+                indent=2,
+            )
+        )
     else:
         print(f"{args.samples} test prompts per model (held-out combinations included), {args.steps} steps")
         print(format_table(results))
@@ -63,7 +92,12 @@ def add_commands(subparsers) -> None:
     sub = sm.add_subparsers(dest="synthmusic_command", required=True)
     tr = sub.add_parser("train", help="train the DiT or UNet from scratch (fixed number of steps)")
     tr.add_argument("kind", choices=["dit", "unet"])
-    tr.add_argument("--steps", type=int, default=None, help=f"optimizer steps (default: dit {DEFAULTS['dit']['steps']}, unet {DEFAULTS['unet']['steps']})")
+    tr.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help=f"optimizer steps (default: dit {DEFAULTS['dit']['steps']}, unet {DEFAULTS['unet']['steps']})",
+    )
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--out", default=None, help="output directory (default runs/synthmusic/KIND)")
     tr.add_argument("--init-from", default=None, help="continue from this saved pipeline directory")
@@ -71,13 +105,23 @@ def add_commands(subparsers) -> None:
     tr.set_defaults(func=_run_train)
     ev = sub.add_parser("eval", help="concept accuracy of generated audio, scored by the concept scorer")
     ev.add_argument("--samples", type=int, default=400, help="test prompts per model (default 400)")
-    ev.add_argument("--json", action="store_true", help="print JSON {model: {concept: {accuracy, chance, ci_low, ci_high}}}")
+    ev.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON {model: {concept: {accuracy, chance, ci_low, ci_high}}}",
+    )
     ev.add_argument("--models", type=_parse_models, default=["dit", "unet"], help="comma-separated: dit,unet")
-    ev.add_argument("--guidance", type=_parse_guidance, default=[4.0, 1.0, 7.0],
-                    help="comma-separated guidance scales; the first is the main one (default 4,1,7)")
+    ev.add_argument(
+        "--guidance",
+        type=_parse_guidance,
+        default=[4.0, 1.0, 7.0],
+        help="comma-separated guidance scales; the first is the main one (default 4,1,7)",
+    )
     ev.add_argument("--steps", type=int, default=25, help="Euler steps per generation")
     ev.add_argument("--seed", type=int, default=0, help="chooses the prompt set")
-    ev.add_argument("--details", default=None, help="also write all results (every guidance, held-out) to this JSON file")
+    ev.add_argument(
+        "--details", default=None, help="also write all results (every guidance, held-out) to this JSON file"
+    )
     ev.set_defaults(func=_run_eval)
 
 

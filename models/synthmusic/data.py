@@ -6,7 +6,6 @@ seed, then rendered with that seed. Train seeds start at 0, test seeds at
 :data:`TEST_SEED_OFFSET`, so the two never share a clip.
 """
 
-
 import multiprocessing as mp
 import os
 from dataclasses import dataclass
@@ -83,8 +82,11 @@ def build(split: str, n: int, start: int | None = None, workers: int = 1) -> Spe
         parts = [_render_chunk(c) for c in chunks]
     specs = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, 80, 64), np.float16)
     labels = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, len(CONCEPTS)), np.int64)
-    return SpecDataset(torch.from_numpy(specs.astype(np.float32)), torch.from_numpy(labels),
-                       torch.tensor(seeds, dtype=torch.int64))
+    return SpecDataset(
+        torch.from_numpy(specs.astype(np.float32)),
+        torch.from_numpy(labels),
+        torch.tensor(seeds, dtype=torch.int64),
+    )
 
 
 def load(split: str, n: int, start: int | None = None, workers: int = 1) -> SpecDataset:
@@ -94,8 +96,11 @@ def load(split: str, n: int, start: int | None = None, workers: int = 1) -> Spec
     path = CACHE_DIR / f"{DATA_VERSION}_{split}_{start}_{n}.npz"
     if path.exists():
         z = np.load(path)
-        return SpecDataset(torch.from_numpy(z["specs"].astype(np.float32)),
-                           torch.from_numpy(z["labels"]), torch.from_numpy(z["seeds"]))
+        return SpecDataset(
+            torch.from_numpy(z["specs"].astype(np.float32)),
+            torch.from_numpy(z["labels"]),
+            torch.from_numpy(z["seeds"]),
+        )
     ds = build(split, n, start, workers)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")

@@ -14,7 +14,6 @@ noise``). :func:`denoiser_inputs` builds the keyword arguments of one denoiser c
 :func:`output_to_x0` turns its output back into ``[batch, 80, 64]``.
 """
 
-
 import torch
 from diffusers import StableAudioDiTModel, UNet2DConditionModel
 from diffusers.models.embeddings import get_1d_rotary_pos_embed
@@ -46,8 +45,12 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     )
     tok.post_processor = processors.TemplateProcessing(single=f"$A {EOS}", special_tokens=[(EOS, vocab[EOS])])
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token=PAD, unk_token=UNK, eos_token=EOS,
-        model_max_length=MAX_TOKENS, padding_side="right",
+        tokenizer_object=tok,
+        pad_token=PAD,
+        unk_token=UNK,
+        eos_token=EOS,
+        model_max_length=MAX_TOKENS,
+        padding_side="right",
     )
 
 
@@ -55,9 +58,18 @@ def build_text_encoder(seed: int = 0) -> T5EncoderModel:
     """A 2-layer, 64-wide T5 encoder (about 70k parameters), randomly initialised by ``seed``."""
     torch.manual_seed(seed)
     cfg = T5Config(
-        vocab_size=len(VOCABULARY), d_model=TEXT_DIM, d_kv=16, d_ff=128, num_layers=2,
-        num_heads=4, relative_attention_num_buckets=16, relative_attention_max_distance=32,
-        dropout_rate=0.0, pad_token_id=0, eos_token_id=2, decoder_start_token_id=0,
+        vocab_size=len(VOCABULARY),
+        d_model=TEXT_DIM,
+        d_kv=16,
+        d_ff=128,
+        num_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=16,
+        relative_attention_max_distance=32,
+        dropout_rate=0.0,
+        pad_token_id=0,
+        eos_token_id=2,
+        decoder_start_token_id=0,
         feed_forward_proj="gated-gelu",
     )
     return T5EncoderModel(cfg)
@@ -67,10 +79,16 @@ def build_dit(seed: int = 0) -> StableAudioDiTModel:
     """6 layers, width 128, 4 query heads x 32, 2 key/value heads (about 2.1M parameters)."""
     torch.manual_seed(seed)
     return StableAudioDiTModel(
-        sample_size=N_FRAMES // FRAMES_PER_TOKEN, in_channels=N_BINS * FRAMES_PER_TOKEN,
-        num_layers=6, attention_head_dim=32, num_attention_heads=4,
-        num_key_value_attention_heads=2, out_channels=N_BINS * FRAMES_PER_TOKEN,
-        cross_attention_dim=128, time_proj_dim=64, global_states_input_dim=128,
+        sample_size=N_FRAMES // FRAMES_PER_TOKEN,
+        in_channels=N_BINS * FRAMES_PER_TOKEN,
+        num_layers=6,
+        attention_head_dim=32,
+        num_attention_heads=4,
+        num_key_value_attention_heads=2,
+        out_channels=N_BINS * FRAMES_PER_TOKEN,
+        cross_attention_dim=128,
+        time_proj_dim=64,
+        global_states_input_dim=128,
         cross_attention_input_dim=TEXT_DIM,
     )
 
@@ -84,11 +102,15 @@ def build_unet(seed: int = 0) -> UNet2DConditionModel:
     torch.manual_seed(seed)
     return UNet2DConditionModel(
         sample_size=(N_BINS // BINS_PER_PIXEL, N_FRAMES // FRAMES_PER_TOKEN),
-        in_channels=BINS_PER_PIXEL * FRAMES_PER_TOKEN, out_channels=BINS_PER_PIXEL * FRAMES_PER_TOKEN,
+        in_channels=BINS_PER_PIXEL * FRAMES_PER_TOKEN,
+        out_channels=BINS_PER_PIXEL * FRAMES_PER_TOKEN,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-        block_out_channels=(32, 64, 96), layers_per_block=1, norm_num_groups=16,
-        cross_attention_dim=TEXT_DIM, attention_head_dim=(2, 4, 4),
+        block_out_channels=(32, 64, 96),
+        layers_per_block=1,
+        norm_num_groups=16,
+        cross_attention_dim=TEXT_DIM,
+        attention_head_dim=(2, 4, 4),
     )
 
 
@@ -122,9 +144,12 @@ def pack_image(spec: torch.Tensor) -> torch.Tensor:
     pixel (space-to-depth), so the UNet's full resolution is 20 x 32.
     """
     b = spec.shape[0]
-    x = spec.reshape(b, N_BINS // BINS_PER_PIXEL, BINS_PER_PIXEL, N_FRAMES // FRAMES_PER_TOKEN, FRAMES_PER_TOKEN)
-    return x.permute(0, 2, 4, 1, 3).reshape(b, BINS_PER_PIXEL * FRAMES_PER_TOKEN, N_BINS // BINS_PER_PIXEL,
-                                            N_FRAMES // FRAMES_PER_TOKEN)
+    x = spec.reshape(
+        b, N_BINS // BINS_PER_PIXEL, BINS_PER_PIXEL, N_FRAMES // FRAMES_PER_TOKEN, FRAMES_PER_TOKEN
+    )
+    return x.permute(0, 2, 4, 1, 3).reshape(
+        b, BINS_PER_PIXEL * FRAMES_PER_TOKEN, N_BINS // BINS_PER_PIXEL, N_FRAMES // FRAMES_PER_TOKEN
+    )
 
 
 def unpack_image(x: torch.Tensor) -> torch.Tensor:
@@ -134,8 +159,13 @@ def unpack_image(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 3, 1, 4, 2).reshape(b, N_BINS, N_FRAMES)
 
 
-def denoiser_inputs(denoiser: torch.nn.Module, latents: torch.Tensor, sigma: torch.Tensor,
-                    text: torch.Tensor, text_mask: torch.Tensor) -> dict:
+def denoiser_inputs(
+    denoiser: torch.nn.Module,
+    latents: torch.Tensor,
+    sigma: torch.Tensor,
+    text: torch.Tensor,
+    text_mask: torch.Tensor,
+) -> dict:
     """Keyword arguments for one call ``denoiser(**kwargs)``.
 
     Args:
@@ -149,23 +179,37 @@ def denoiser_inputs(denoiser: torch.nn.Module, latents: torch.Tensor, sigma: tor
     sigma = torch.as_tensor(sigma, dtype=latents.dtype).reshape(-1).expand(b)
     if isinstance(denoiser, StableAudioDiTModel):
         head_dim = denoiser.config.attention_head_dim
-        rotary = get_1d_rotary_pos_embed(head_dim // 2, denoiser.config.sample_size + 1,
-                                         use_real=True, repeat_interleave_real=False)
+        rotary = get_1d_rotary_pos_embed(
+            head_dim // 2, denoiser.config.sample_size + 1, use_real=True, repeat_interleave_real=False
+        )
         glob = torch.zeros(b, 1, denoiser.config.global_states_input_dim, dtype=latents.dtype)
-        return {"hidden_states": pack(latents), "timestep": sigma, "encoder_hidden_states": text,
-                "global_hidden_states": glob, "rotary_embedding": rotary,
-                "encoder_attention_mask": text_mask.bool(),
-                "return_dict": False}  # the output object is deprecated in diffusers
+        return {
+            "hidden_states": pack(latents),
+            "timestep": sigma,
+            "encoder_hidden_states": text,
+            "global_hidden_states": glob,
+            "rotary_embedding": rotary,
+            "encoder_attention_mask": text_mask.bool(),
+            "return_dict": False,
+        }  # the output object is deprecated in diffusers
     if isinstance(denoiser, UNet2DConditionModel):
-        return {"sample": pack_image(latents), "timestep": sigma * 1000.0, "encoder_hidden_states": text,
-                "encoder_attention_mask": text_mask}
-    raise TypeError(f"unsupported denoiser {type(denoiser).__name__}; expected StableAudioDiTModel "
-                    "or UNet2DConditionModel")
+        return {
+            "sample": pack_image(latents),
+            "timestep": sigma * 1000.0,
+            "encoder_hidden_states": text,
+            "encoder_attention_mask": text_mask,
+        }
+    raise TypeError(
+        f"unsupported denoiser {type(denoiser).__name__}; expected StableAudioDiTModel "
+        "or UNet2DConditionModel"
+    )
 
 
 def output_to_x0(denoiser: torch.nn.Module, output) -> torch.Tensor:
     """The denoiser's output (an output object or tensor) -> x0 estimate ``[batch, 80, 64]``."""
-    sample = output.sample if hasattr(output, "sample") else output[0] if isinstance(output, tuple) else output
+    sample = (
+        output.sample if hasattr(output, "sample") else output[0] if isinstance(output, tuple) else output
+    )
     if isinstance(denoiser, StableAudioDiTModel):
         return unpack(sample)
     return unpack_image(sample)

@@ -5,8 +5,6 @@ included), each row generated with its own seed, and the final spectrogram is cl
 by the scorer. Accuracy per concept comes with chance level and a 95% Wilson interval.
 """
 
-
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,8 +44,14 @@ def eval_prompts(n: int, seed: int = 0) -> list[EvalPrompt]:
     return out
 
 
-def generate_latents(pipe: SynthMusicPipeline, prompts: list[EvalPrompt], guidance: float,
-                     steps: int = 25, batch: int = 50, bar: tqdm | None = None) -> torch.Tensor:
+def generate_latents(
+    pipe: SynthMusicPipeline,
+    prompts: list[EvalPrompt],
+    guidance: float,
+    steps: int = 25,
+    batch: int = 50,
+    bar: tqdm | None = None,
+) -> torch.Tensor:
     """Final spectrograms ``[n, 80, 64]`` for ``prompts``; row i uses generator seed prompts[i].seed.
 
     ``bar`` (optional) advances by the number of prompts generated.
@@ -56,15 +60,22 @@ def generate_latents(pipe: SynthMusicPipeline, prompts: list[EvalPrompt], guidan
     for i in range(0, len(prompts), batch):
         chunk = prompts[i : i + batch]
         gens = [torch.Generator().manual_seed(p.seed) for p in chunk]
-        res = pipe([p.caption for p in chunk], num_inference_steps=steps, guidance_scale=guidance,
-                   generator=gens, output_type="latent")
+        res = pipe(
+            [p.caption for p in chunk],
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            generator=gens,
+            output_type="latent",
+        )
         outs.append(res.latents)
         if bar is not None:
             bar.update(len(chunk))
     return torch.cat(outs)
 
 
-def concept_accuracy(scorer: ConceptScorer, latents: torch.Tensor, prompts: list[EvalPrompt]) -> dict[str, dict]:
+def concept_accuracy(
+    scorer: ConceptScorer, latents: torch.Tensor, prompts: list[EvalPrompt]
+) -> dict[str, dict]:
     """``{concept: {"accuracy", "chance", "ci_low", "ci_high", "n"}}`` of ``latents``."""
     pred = scorer.predict(latents)
     result = {}
@@ -72,13 +83,24 @@ def concept_accuracy(scorer: ConceptScorer, latents: torch.Tensor, prompts: list
         target = torch.tensor([values.index(getattr(p.values, concept)) for p in prompts])
         k = int((pred[concept] == target).sum())
         lo, hi = wilson(k, len(prompts), z=1.959964)
-        result[concept] = {"accuracy": k / max(1, len(prompts)), "chance": 1.0 / len(values),
-                           "ci_low": lo, "ci_high": hi, "n": len(prompts)}
+        result[concept] = {
+            "accuracy": k / max(1, len(prompts)),
+            "chance": 1.0 / len(values),
+            "ci_low": lo,
+            "ci_high": hi,
+            "n": len(prompts),
+        }
     return result
 
 
-def evaluate(models: list[str], samples: int = 400, guidance: list[float] | None = None, steps: int = 25,
-             seed: int = 0, progress: bool = True) -> dict:
+def evaluate(
+    models: list[str],
+    samples: int = 400,
+    guidance: list[float] | None = None,
+    steps: int = 25,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
     """Runs the evaluation.
 
     Args:
@@ -98,10 +120,21 @@ def evaluate(models: list[str], samples: int = 400, guidance: list[float] | None
     scorer = load_scorer()
     prompts = eval_prompts(samples, seed)
     held = [i for i, p in enumerate(prompts) if p.held_out]
-    out: dict = {"main": {}, "by_guidance": {str(g): {} for g in guidance}, "held_out": {},
-                 "samples": samples, "steps": steps, "guidance": guidance, "seed": seed}
-    bar = tqdm(total=len(models) * len(guidance) * samples, desc="eval generations", unit="clip",
-               disable=not progress)
+    out: dict = {
+        "main": {},
+        "by_guidance": {str(g): {} for g in guidance},
+        "held_out": {},
+        "samples": samples,
+        "steps": steps,
+        "guidance": guidance,
+        "seed": seed,
+    }
+    bar = tqdm(
+        total=len(models) * len(guidance) * samples,
+        desc="eval generations",
+        unit="clip",
+        disable=not progress,
+    )
     for kind in models:
         pipe = load_synthmusic(kind)
         for j, g in enumerate(guidance):
@@ -122,8 +155,10 @@ def format_table(results: dict) -> str:
     for g, per_model in results["by_guidance"].items():
         for kind, res in per_model.items():
             for c, r in res.items():
-                lines.append(f"{kind:6} {float(g):5.1f} {c:11} {r['accuracy']:6.3f} {r['chance']:7.3f} "
-                             f"  [{r['ci_low']:.3f}, {r['ci_high']:.3f}]")
+                lines.append(
+                    f"{kind:6} {float(g):5.1f} {c:11} {r['accuracy']:6.3f} {r['chance']:7.3f} "
+                    f"  [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+                )
     for kind, res in results["held_out"].items():
         n = next(iter(res.values()))["n"]
         accs = ", ".join(f"{c} {r['accuracy']:.3f}" for c, r in res.items())

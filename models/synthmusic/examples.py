@@ -15,8 +15,10 @@ from .spectrogram import save_wav
 BASE = ConceptValues("piano", "no", "medium", "happy", "none")
 
 GENERATOR_EXAMPLES: dict[str, ConceptValues] = {
-    **{f"instrument_{i}": BASE.replace("instrument", i)
-       for i in ("piano", "organ", "flute", "strings", "bass", "guitar")},
+    **{
+        f"instrument_{i}": BASE.replace("instrument", i)
+        for i in ("piano", "organ", "flute", "strings", "bass", "guitar")
+    },
     "drums_yes": BASE.replace("drums", "yes"),
     "tempo_slow": BASE.replace("tempo", "slow").replace("drums", "yes"),
     "tempo_fast": BASE.replace("tempo", "fast").replace("drums", "yes"),
@@ -37,14 +39,22 @@ PROMPTS: dict[str, str] = {
 """File stem -> caption for model generations."""
 
 CONCEPT_PAIRS: dict[str, dict[str, str]] = {
-    "mood": {"happy": "a happy, moderate piano piece no drums with no vocals",
-             "sad": "a sad, moderate piano piece no drums with no vocals"},
-    "tempo": {"slow": "organ, slow, happy, with drums, with no vocals",
-              "fast": "organ, fast, happy, with drums, with no vocals"},
-    "vocals": {"female": "a slow song with female vocals, happy guitar no drums",
-               "male": "a slow song with male vocals, happy guitar no drums"},
-    "drums": {"no": "strings, moderate, sad, no drums, with no vocals",
-              "yes": "strings, moderate, sad, with drums, with no vocals"},
+    "mood": {
+        "happy": "a happy, moderate piano piece no drums with no vocals",
+        "sad": "a sad, moderate piano piece no drums with no vocals",
+    },
+    "tempo": {
+        "slow": "organ, slow, happy, with drums, with no vocals",
+        "fast": "organ, fast, happy, with drums, with no vocals",
+    },
+    "vocals": {
+        "female": "a slow song with female vocals, happy guitar no drums",
+        "male": "a slow song with male vocals, happy guitar no drums",
+    },
+    "drums": {
+        "no": "strings, moderate, sad, no drums, with no vocals",
+        "yes": "strings, moderate, sad, with drums, with no vocals",
+    },
 }
 """Concept -> value -> caption: captions that differ in one concept, generated with the same
 seed, so the model's rendering of each concept can be heard side by side."""
@@ -66,8 +76,10 @@ def write_examples(out: str | Path, models: list[str], seed: int = 0) -> list[Pa
             for concept, captions in CONCEPT_PAIRS.items():
                 gens = [torch.Generator().manual_seed(seed) for _ in captions]
                 audio = pipe(list(captions.values()), generator=gens).audios
-                paths += [save_wav(out / f"{kind}_pair_{concept}_{value}.wav", a)
-                          for value, a in zip(captions, audio)]
+                paths += [
+                    save_wav(out / f"{kind}_pair_{concept}_{value}.wav", a)
+                    for value, a in zip(captions, audio)
+                ]
     return paths
 
 

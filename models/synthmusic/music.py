@@ -21,7 +21,6 @@ drawn from per-part random streams seeded by ``seed`` alone, so changing one con
 with the same seed changes only that part of the music.
 """
 
-
 import dataclasses
 import itertools
 
@@ -238,10 +237,12 @@ def _harmony(values: ConceptValues, seed: int) -> tuple[np.ndarray, np.ndarray]:
     tone_rng = _rng(seed, _STREAM_TONE)
     out = np.zeros(NUM_SAMPLES)
     triad = [base + scale[0], base + scale[2], base + scale[4]]
-    for i, start in enumerate(beats[::2]):
+    for start in beats[::2]:
         dur = min(2 * period, DURATION_S - start)
         for midi in triad:
-            note = instrument_tone(values.instrument, float(midi_to_hz(midi)), int(dur * SAMPLE_RATE), tone_rng)
+            note = instrument_tone(
+                values.instrument, float(midi_to_hz(midi)), int(dur * SAMPLE_RATE), tone_rng
+            )
             _add(out, start, note, 0.32)
     # Melody: scale degrees favouring the chord tones (degree 2 = the third) one octave up.
     degrees = melody_rng.choice([0, 2, 4, 2, 1, 3, 5, 2, 4, 6], size=len(beats))
@@ -331,9 +332,11 @@ def render_parts(values: ConceptValues, seed: int) -> dict[str, np.ndarray]:
     """
     if not isinstance(values, ConceptValues):
         raise TypeError(f"values must be a ConceptValues, got {type(values).__name__}")
-    parts = {"music": _harmony(values, seed)[0],
-             "drums": _drums(values.tempo, seed) if values.drums == "yes" else np.zeros(NUM_SAMPLES),
-             "vocals": _vocals(values, seed) if values.vocals != "none" else np.zeros(NUM_SAMPLES)}
+    parts = {
+        "music": _harmony(values, seed)[0],
+        "drums": _drums(values.tempo, seed) if values.drums == "yes" else np.zeros(NUM_SAMPLES),
+        "vocals": _vocals(values, seed) if values.vocals != "none" else np.zeros(NUM_SAMPLES),
+    }
     return {k: v / (np.abs(v).max() + 1e-9) for k, v in parts.items()}
 
 

@@ -26,7 +26,7 @@ def synthmusic_pairs(concepts: Sequence[str] | None, per_concept: int, seed: int
     pairs = []
     for index, concept in enumerate(chosen):
         rng = np.random.default_rng([seed, index, 11])
-        for k in range(per_concept):
+        for _ in range(per_concept):
             values = combos[int(rng.integers(len(combos)))]
             clean_value = getattr(values, concept)
             others = [v for v in CONCEPTS[concept] if v != clean_value]

@@ -15,11 +15,10 @@ The generation contract:
   randomness during sampling; everything runs under ``torch.no_grad()``.
 """
 
-
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -56,8 +55,9 @@ class SynthMusicPipeline(DiffusionPipeline):
 
     def __init__(self, denoiser, text_encoder, tokenizer, scheduler) -> None:
         super().__init__()
-        self.register_modules(denoiser=denoiser, text_encoder=text_encoder, tokenizer=tokenizer,
-                              scheduler=scheduler)
+        self.register_modules(
+            denoiser=denoiser, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler
+        )
 
     @property
     def sample_rate(self) -> int:
@@ -66,8 +66,9 @@ class SynthMusicPipeline(DiffusionPipeline):
 
     def encode_prompt(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Tokenizes (padded to 32 tokens) and encodes; returns ``(states, mask)``."""
-        tokens = self.tokenizer(prompts, padding="max_length", max_length=MAX_TOKENS, truncation=True,
-                                return_tensors="pt")
+        tokens = self.tokenizer(
+            prompts, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt"
+        )
         mask = tokens.attention_mask.to(self.device)
         states = self.text_encoder(input_ids=tokens.input_ids.to(self.device), attention_mask=mask)
         return states.last_hidden_state, mask
@@ -136,8 +137,11 @@ class SynthMusicPipeline(DiffusionPipeline):
         do_cfg = guidance_scale > 1.0
         text, mask = self.encode_prompt(prompts)
         if do_cfg:
-            neg = [""] * b if negative_prompt is None else (
-                [negative_prompt] * b if isinstance(negative_prompt, str) else list(negative_prompt))
+            neg = (
+                [""] * b
+                if negative_prompt is None
+                else ([negative_prompt] * b if isinstance(negative_prompt, str) else list(negative_prompt))
+            )
             if len(neg) != b:
                 raise ValueError(f"got {len(neg)} negative prompts for {b} prompts")
             neg_text, neg_mask = self.encode_prompt(neg)
@@ -155,7 +159,9 @@ class SynthMusicPipeline(DiffusionPipeline):
             sigma = self.scheduler.sigmas[i].to(x.dtype)
             x_in = torch.cat([x, x]) if do_cfg else x
             # the sampler state stays float32; a half-precision denoiser sees its own dtype
-            out = self.denoiser(**denoiser_inputs(self.denoiser, x_in.to(model_dtype), sigma, text.to(model_dtype), mask))
+            out = self.denoiser(
+                **denoiser_inputs(self.denoiser, x_in.to(model_dtype), sigma, text.to(model_dtype), mask)
+            )
             x0 = output_to_x0(self.denoiser, out).to(x.dtype)
             if do_cfg:
                 x0_uncond, x0_cond = x0.chunk(2)
@@ -167,8 +173,9 @@ class SynthMusicPipeline(DiffusionPipeline):
         if output_type == "latent":
             return SynthMusicPipelineOutput(latents=x, audios=None, step_latents=kept)
         audio = self.decode(x.detach())
-        return SynthMusicPipelineOutput(latents=x, audios=torch.from_numpy(audio) if output_type == "pt" else audio,
-                                        step_latents=kept)
+        return SynthMusicPipelineOutput(
+            latents=x, audios=torch.from_numpy(audio) if output_type == "pt" else audio, step_latents=kept
+        )
 
 
 def make_scheduler() -> FlowMatchEulerDiscreteScheduler:
@@ -191,8 +198,10 @@ def load_synthmusic(kind: str = "dit", directory: str | Path | None = None) -> S
         raise ValueError(f"unknown SynthMusic model {kind!r}; valid kinds: ['dit', 'unet']")
     path = Path(directory) if directory is not None else CHECKPOINT_DIR / kind
     if not (path / "model_index.json").exists():
-        raise FileNotFoundError(f"no SynthMusic {kind} checkpoint at {path} (model_index.json missing); "
-                                f"train one with `python -m models.synthmusic.cli synthmusic train {kind}`")
+        raise FileNotFoundError(
+            f"no SynthMusic {kind} checkpoint at {path} (model_index.json missing); "
+            f"train one with `python -m models.synthmusic.cli synthmusic train {kind}`"
+        )
     pipe = SynthMusicPipeline.from_pretrained(str(path), local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     return pipe

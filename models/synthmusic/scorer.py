@@ -6,7 +6,6 @@ clips (:mod:`models.synthmusic.train_scorer`), shipped under ``checkpoints/score
 Also :func:`estimate_tempo`, an independent librosa beat-tracking check of tempo.
 """
 
-
 import json
 from pathlib import Path
 
@@ -32,18 +31,29 @@ class ConceptScorer(nn.Module):
         concepts: Concept -> values (defines the heads and their order).
     """
 
-    def __init__(self, channels: int = 32, hidden: int = 128,
-                 concepts: dict[str, tuple[str, ...]] | None = None) -> None:
+    def __init__(
+        self, channels: int = 32, hidden: int = 128, concepts: dict[str, tuple[str, ...]] | None = None
+    ) -> None:
         super().__init__()
         self.concepts = dict(concepts or CONCEPTS)
-        self.config = {"channels": channels, "hidden": hidden,
-                       "concepts": {k: list(v) for k, v in self.concepts.items()}}
+        self.config = {
+            "channels": channels,
+            "hidden": hidden,
+            "concepts": {k: list(v) for k, v in self.concepts.items()},
+        }
         c = channels
         self.conv2d = nn.Sequential(
-            nn.Conv2d(1, c // 2, (5, 3), padding=(2, 1)), nn.GELU(),
-            nn.Conv2d(c // 2, c, (5, 3), padding=(2, 1)), nn.GELU(), nn.MaxPool2d(2),
-            nn.Conv2d(c, 2 * c, 3, padding=1), nn.GELU(), nn.MaxPool2d((2, 1)),
-            nn.Conv2d(2 * c, 2 * c, 3, padding=1), nn.GELU(), nn.MaxPool2d((2, 1)),
+            nn.Conv2d(1, c // 2, (5, 3), padding=(2, 1)),
+            nn.GELU(),
+            nn.Conv2d(c // 2, c, (5, 3), padding=(2, 1)),
+            nn.GELU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(c, 2 * c, 3, padding=1),
+            nn.GELU(),
+            nn.MaxPool2d((2, 1)),
+            nn.Conv2d(2 * c, 2 * c, 3, padding=1),
+            nn.GELU(),
+            nn.MaxPool2d((2, 1)),
         )
         flat = 2 * c * (N_BINS // 8)
         layers: list[nn.Module] = [nn.Conv1d(flat, hidden, 1), nn.GELU()]
@@ -80,8 +90,10 @@ class ConceptScorer(nn.Module):
         """Writes ``model.safetensors`` and ``config.json`` (plus ``metadata`` in the config)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.detach().contiguous() for k, v in self.state_dict().items()},
-                  directory / "model.safetensors")
+        save_file(
+            {k: v.detach().contiguous() for k, v in self.state_dict().items()},
+            directory / "model.safetensors",
+        )
         config = dict(self.config, **({"training": metadata} if metadata else {}))
         (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         return directory

@@ -9,7 +9,6 @@ The inverse (:func:`to_audio`) undoes the affine and log maps, takes the least-s
 (pseudo-inverse) linear-frequency magnitude, and runs Griffin-Lim to get a waveform.
 """
 
-
 import functools
 from pathlib import Path
 
@@ -111,8 +110,13 @@ def to_audio(spec: torch.Tensor | np.ndarray, n_iter: int = 32, seed: int = 0) -
         lin = np.maximum(pinv @ m, 0.0) * (N_FFT / 4)
         lin = np.concatenate([lin, lin[:, -1:]], axis=1)  # 65 STFT frames for center=True
         y = librosa.griffinlim(
-            lin, n_iter=n_iter, hop_length=HOP, n_fft=N_FFT, length=NUM_SAMPLES,
-            random_state=np.random.RandomState(seed), init="random",
+            lin,
+            n_iter=n_iter,
+            hop_length=HOP,
+            n_fft=N_FFT,
+            length=NUM_SAMPLES,
+            random_state=np.random.RandomState(seed),
+            init="random",
         )
         out.append(0.9 * y / max(np.abs(y).max(), 1e-9) if np.abs(y).max() > 0.9 else y)
     return np.stack(out).astype(np.float32)

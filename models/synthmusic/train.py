@@ -8,7 +8,6 @@ saved as a :class:`~models.synthmusic.pipeline.SynthMusicPipeline` directory tog
 ``training.json`` and ``loss.png``. Deterministic for a given seed on CPU.
 """
 
-
 import copy
 import json
 import platform
@@ -22,10 +21,16 @@ from tqdm import tqdm
 from . import data
 from .captions import caption
 from .defaults import DEFAULTS
-from .denoisers import MAX_TOKENS, build_denoiser, build_text_encoder, build_tokenizer, denoiser_inputs, output_to_x0
+from .denoisers import (
+    MAX_TOKENS,
+    build_denoiser,
+    build_text_encoder,
+    build_tokenizer,
+    denoiser_inputs,
+    output_to_x0,
+)
 from .music import DATA_VERSION
 from .pipeline import SynthMusicPipeline, make_scheduler
-
 
 
 def _plot_loss(losses: list[float], path: Path, title: str) -> None:
@@ -49,10 +54,20 @@ def _plot_loss(losses: list[float], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def train(kind: str, steps: int | None = None, seed: int = 0, out: str | Path | None = None,
-          batch: int = 64, n_train: int = 48000, ema_decay: float = 0.999, cfg_dropout: float = 0.1,
-          command: str | None = None, threads: int = 1, init_from: str | Path | None = None,
-          lr: float | None = None) -> Path:
+def train(
+    kind: str,
+    steps: int | None = None,
+    seed: int = 0,
+    out: str | Path | None = None,
+    batch: int = 64,
+    n_train: int = 48000,
+    ema_decay: float = 0.999,
+    cfg_dropout: float = 0.1,
+    command: str | None = None,
+    threads: int = 1,
+    init_from: str | Path | None = None,
+    lr: float | None = None,
+) -> Path:
     """Trains ``kind`` ("dit" or "unet") and saves the pipeline; returns the output directory.
 
     Args:
@@ -95,7 +110,9 @@ def train(kind: str, steps: int | None = None, seed: int = 0, out: str | Path | 
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, betas=(0.9, 0.99))
     warmup = max(1, min(300, steps // 10))
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * min(s / steps, 1.0)))))
+        opt,
+        lambda s: min(1.0, (s + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * min(s / steps, 1.0)))),
+    )
     ema_den, ema_te = copy.deepcopy(denoiser).eval(), copy.deepcopy(text_encoder).eval()
     for p in list(ema_den.parameters()) + list(ema_te.parameters()):
         p.requires_grad_(False)
@@ -108,15 +125,21 @@ def train(kind: str, steps: int | None = None, seed: int = 0, out: str | Path | 
         idx = order[step * batch : (step + 1) * batch]
         rng = np.random.default_rng([seed, step])
         caps = [caption(ds.values(int(i)), rng) if rng.random() >= cfg_dropout else "" for i in idx]
-        tokens = tokenizer(caps, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt")
+        tokens = tokenizer(
+            caps, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt"
+        )
         x0 = ds.specs[idx]
         sigma = torch.sigmoid(torch.randn(batch, generator=g) * 1.0)
         noise = torch.randn(x0.shape, generator=g)
         xt = (1 - sigma[:, None, None]) * x0 + sigma[:, None, None] * noise
         denoiser.train()
         text_encoder.train()
-        text = text_encoder(input_ids=tokens.input_ids, attention_mask=tokens.attention_mask).last_hidden_state
-        pred = output_to_x0(denoiser, denoiser(**denoiser_inputs(denoiser, xt, sigma, text, tokens.attention_mask)))
+        text = text_encoder(
+            input_ids=tokens.input_ids, attention_mask=tokens.attention_mask
+        ).last_hidden_state
+        pred = output_to_x0(
+            denoiser, denoiser(**denoiser_inputs(denoiser, xt, sigma, text, tokens.attention_mask))
+        )
         loss = torch.mean((pred - x0) ** 2)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -132,18 +155,30 @@ def train(kind: str, steps: int | None = None, seed: int = 0, out: str | Path | 
         if step % 50 == 0:
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
     seconds = time.time() - t0
-    pipe = SynthMusicPipeline(denoiser=ema_den, text_encoder=ema_te, tokenizer=tokenizer, scheduler=make_scheduler())
+    pipe = SynthMusicPipeline(
+        denoiser=ema_den, text_encoder=ema_te, tokenizer=tokenizer, scheduler=make_scheduler()
+    )
     pipe.save_pretrained(out)
     _plot_loss(losses, out / "loss.png", f"SynthMusic {kind}: {steps} steps, seed {seed}")
     info = {
-        "command": command or f"python -m models.synthmusic.cli synthmusic train {kind} --steps {steps} --seed {seed}",
-        "kind": kind, "seed": seed, "steps": steps, "batch": batch, "lr": lr, "ema_decay": ema_decay,
-        "cfg_dropout": cfg_dropout, "data_version": DATA_VERSION, "train_clips": n_train,
+        "command": command
+        or f"python -m models.synthmusic.cli synthmusic train {kind} --steps {steps} --seed {seed}",
+        "kind": kind,
+        "seed": seed,
+        "steps": steps,
+        "batch": batch,
+        "lr": lr,
+        "ema_decay": ema_decay,
+        "cfg_dropout": cfg_dropout,
+        "data_version": DATA_VERSION,
+        "train_clips": n_train,
         "objective": "rectified flow, x0-prediction, logit-normal sigma",
         "denoiser_parameters": sum(p.numel() for p in denoiser.parameters()),
         "text_encoder_parameters": sum(p.numel() for p in text_encoder.parameters()),
         "final_loss_mean_last_100": float(np.mean(losses[-100:])),
-        "train_seconds": round(seconds), "continued_from": previous, "machine": f"{platform.machine()}, torch {torch.__version__}, {threads} thread(s)",
+        "train_seconds": round(seconds),
+        "continued_from": previous,
+        "machine": f"{platform.machine()}, torch {torch.__version__}, {threads} thread(s)",
     }
     (out / "training.json").write_text(json.dumps(info, indent=2) + "\n")
     np.save(out / "losses.npy", np.asarray(losses, dtype=np.float32))

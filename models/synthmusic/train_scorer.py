@@ -9,7 +9,6 @@ combinations for instrument, tempo and mood: a classifier learns combinations to
 Usage: ``python -m models.synthmusic.train_scorer [--steps 1000] [--out DIR]``.
 """
 
-
 import argparse
 import json
 import time
@@ -42,15 +41,17 @@ HELD_OUT_TRAIN_START = 30_000_000
 """First seed of the held-out-combination clips the scorer trains on."""
 
 
-def train(steps: int = 1000, batch: int = 64, seed: int = 0, n_train: int = 48000,
-          n_held_out: int = 12000) -> tuple[ConceptScorer, dict]:
+def train(
+    steps: int = 1000, batch: int = 64, seed: int = 0, n_train: int = 48000, n_held_out: int = 12000
+) -> tuple[ConceptScorer, dict]:
     """Trains a scorer; returns it with its metadata (accuracies on test and held-out clips)."""
     torch.manual_seed(seed)
     torch.set_num_threads(1)  # faster than 2 on a shared 2-core machine
     a = data.load("train", n_train)
     b = data.load("held_out", n_held_out, start=HELD_OUT_TRAIN_START)
-    train_ds = data.SpecDataset(torch.cat([a.specs, b.specs]), torch.cat([a.labels, b.labels]),
-                                torch.cat([a.seeds, b.seeds]))
+    train_ds = data.SpecDataset(
+        torch.cat([a.specs, b.specs]), torch.cat([a.labels, b.labels]), torch.cat([a.seeds, b.seeds])
+    )
     model = ConceptScorer()
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.1)
@@ -59,7 +60,7 @@ def train(steps: int = 1000, batch: int = 64, seed: int = 0, n_train: int = 4800
     t0 = time.time()
     bar = tqdm(range(steps), desc="scorer")
     for step in bar:
-        idx = perm[(step * batch) % len(perm):][:batch]
+        idx = perm[(step * batch) % len(perm) :][:batch]
         model.train()
         logits = model.logits(augment(train_ds.specs[idx], g))
         loss = sum(F.cross_entropy(logits[c], train_ds.labels[idx, i]) for i, c in enumerate(CONCEPTS))
@@ -70,13 +71,21 @@ def train(steps: int = 1000, batch: int = 64, seed: int = 0, n_train: int = 4800
         bar.set_postfix(loss=f"{loss.item():.3f}")
     test = accuracy(model, data.load("test", 2048))
     held = accuracy(model, data.load("held_out", 1024))
-    meta = {"command": f"python -m models.synthmusic.train_scorer --steps {steps} --seed {seed}",
-            "seed": seed, "steps": steps, "batch": batch, "data_version": DATA_VERSION,
-            "train_clips_seen": min(steps * batch, len(train_ds)), "final_loss": float(loss.detach()),
-            "train_data": f"train split seeds 0..{n_train - 1} + held-out combinations seeds "
-                          f"{HELD_OUT_TRAIN_START}..{HELD_OUT_TRAIN_START + n_held_out - 1}",
-            "test_clips": "2048 test-split clips from seed 10000000; 1024 held-out clips from seed 10000000",
-            "test_accuracy": test, "held_out_accuracy": held, "train_seconds": round(time.time() - t0)}
+    meta = {
+        "command": f"python -m models.synthmusic.train_scorer --steps {steps} --seed {seed}",
+        "seed": seed,
+        "steps": steps,
+        "batch": batch,
+        "data_version": DATA_VERSION,
+        "train_clips_seen": min(steps * batch, len(train_ds)),
+        "final_loss": float(loss.detach()),
+        "train_data": f"train split seeds 0..{n_train - 1} + held-out combinations seeds "
+        f"{HELD_OUT_TRAIN_START}..{HELD_OUT_TRAIN_START + n_held_out - 1}",
+        "test_clips": "2048 test-split clips from seed 10000000; 1024 held-out clips from seed 10000000",
+        "test_accuracy": test,
+        "held_out_accuracy": held,
+        "train_seconds": round(time.time() - t0),
+    }
     return model, meta
 
 

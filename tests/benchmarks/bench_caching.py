@@ -37,8 +37,9 @@ def _model(args):
     from models.stable_audio import StableAudioAdapter
     from models.tiny.stable_audio import tiny_stable_audio
 
-    pipe = tiny_stable_audio(num_layers=args.layers, width=args.width, heads=args.heads,
-                             kv_heads=args.heads // 2)
+    pipe = tiny_stable_audio(
+        num_layers=args.layers, width=args.width, heads=args.heads, kv_heads=args.heads // 2
+    )
     return StableAudioAdapter("bench-stable-audio", pipe)
 
 
@@ -49,8 +50,14 @@ def _request(args, index: int):
     prompts = tuple(f"a {words[(index + i) % 8]} song with drums" for i in range(args.batch_size))
     duration = None if args.model == "synthmusic-dit" else args.duration  # SynthMusic clips are 2 s
     # caching decodes nothing, so the plain baseline generates latents only as well
-    return GenerationRequest(prompts=prompts, seeds=tuple(range(args.batch_size)),
-                             num_steps=args.steps, guidance_scale=3.0, duration_s=duration, decode=False)
+    return GenerationRequest(
+        prompts=prompts,
+        seeds=tuple(range(args.batch_size)),
+        num_steps=args.steps,
+        guidance_scale=3.0,
+        duration_s=duration,
+        decode=False,
+    )
 
 
 def _sites(args) -> list[str]:
@@ -71,8 +78,11 @@ def phase(args) -> dict:
         start = time.perf_counter()
         for index in range(args.batches):
             run(model, _request(args, index))
-        return {"seconds": time.perf_counter() - start, "rss_before": rss_before,
-                "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+        return {
+            "seconds": time.perf_counter() - start,
+            "rss_before": rss_before,
+            "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        }
     from saes.cache import cache_activations
 
     base = _request(args, 0)
@@ -80,25 +90,46 @@ def phase(args) -> dict:
     out = Path(tempfile.mkdtemp(prefix="bench-cache-"))
     try:
         start = time.perf_counter()
-        cache = cache_activations(model, base, prompts, _sites(args), out,
-                                  batch_size=args.batch_size, branch="cond",
-                                  memory_budget_bytes=int(args.budget_mb * 2**20))
+        cache = cache_activations(
+            model,
+            base,
+            prompts,
+            _sites(args),
+            out,
+            batch_size=args.batch_size,
+            branch="cond",
+            memory_budget_bytes=int(args.budget_mb * 2**20),
+        )
         seconds = time.perf_counter() - start
         written = sum(p.stat().st_size for p in out.rglob("*.safetensors"))
         vectors = sum(cache.count(s) for s in cache.sites)
-        return {"seconds": seconds, "vectors": vectors, "bytes_written": written,
-                "memory_bound": cache.manifest["memory_bound_bytes"],
-                "shards": sum(len(cache.shard_paths(s)) for s in cache.sites),
-                "rss_before": rss_before,
-                "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+        return {
+            "seconds": seconds,
+            "vectors": vectors,
+            "bytes_written": written,
+            "memory_bound": cache.manifest["memory_bound_bytes"],
+            "shards": sum(len(cache.shard_paths(s)) for s in cache.sites),
+            "rss_before": rss_before,
+            "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        }
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
 
 def _spawn(args, name: str) -> dict:
     command = [sys.executable, __file__, "--phase", name]
-    for key in ("model", "layers", "width", "heads", "duration", "steps", "batches", "batch_size",
-                "budget_mb", "threads"):
+    for key in (
+        "model",
+        "layers",
+        "width",
+        "heads",
+        "duration",
+        "steps",
+        "batches",
+        "batch_size",
+        "budget_mb",
+        "threads",
+    ):
         command += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -109,8 +140,12 @@ def _spawn(args, name: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--phase", choices=["plain", "cache"], default=None)
-    parser.add_argument("--model", choices=["tiny-stable-audio", "synthmusic-dit"], default="tiny-stable-audio",
-                        help="tiny-stable-audio (sized by --layers/--width/--heads) or the default model")
+    parser.add_argument(
+        "--model",
+        choices=["tiny-stable-audio", "synthmusic-dit"],
+        default="tiny-stable-audio",
+        help="tiny-stable-audio (sized by --layers/--width/--heads) or the default model",
+    )
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--width", type=int, default=512)
     parser.add_argument("--heads", type=int, default=8)
@@ -132,22 +167,35 @@ def main() -> None:
     p = min(plain, key=lambda r: r["seconds"])
     c = min(cache, key=lambda r: r["seconds"])
     mib = 2**20
-    shape = ("SynthMusic DiT (6 layers, width 128)" if args.model == "synthmusic-dit" else
-             f"tiny Stable Audio, {args.layers} layers, width {args.width}, {args.heads} heads")
-    print(f"model: {shape}; "
-          f"{args.batches} batches x {args.batch_size} prompts, {args.steps} steps, "
-          f"{args.duration if args.model != 'synthmusic-dit' else 2:g} s; sites {_sites(args)}; {args.threads} thread(s); best of {args.repeats}")
+    shape = (
+        "SynthMusic DiT (6 layers, width 128)"
+        if args.model == "synthmusic-dit"
+        else f"tiny Stable Audio, {args.layers} layers, width {args.width}, {args.heads} heads"
+    )
+    print(
+        f"model: {shape}; "
+        f"{args.batches} batches x {args.batch_size} prompts, {args.steps} steps, "
+        f"{args.duration if args.model != 'synthmusic-dit' else 2:g} s; sites {_sites(args)}; {args.threads} thread(s); best of {args.repeats}"
+    )
     print(f"plain generation : {p['seconds']:.2f} s")
-    print(f"caching          : {c['seconds']:.2f} s, {c['vectors']} vectors, "
-          f"{c['vectors'] / c['seconds']:.0f} vectors/s, {c['bytes_written'] / mib:.1f} MiB "
-          f"in {c['shards']} shards")
-    print(f"time ratio       : {c['seconds'] / p['seconds']:.3f} (extra {100 * (c['seconds'] / p['seconds'] - 1):+.1f}%, goal <= +15%)")
-    print(f"memory bound     : {c['memory_bound'] / mib:.2f} MiB (budget {args.budget_mb:g} MiB); "
-          f"written / bound = {c['bytes_written'] / c['memory_bound']:.1f}x")
-    print(f"peak RSS         : plain {p['peak_rss'] / mib:.0f} MiB, caching {c['peak_rss'] / mib:.0f} MiB "
-          f"(ratio {c['peak_rss'] / p['peak_rss']:.3f}; growth during caching "
-          f"{(c['peak_rss'] - c['rss_before']) / mib:.1f} MiB vs plain "
-          f"{(p['peak_rss'] - p['rss_before']) / mib:.1f} MiB)")
+    print(
+        f"caching          : {c['seconds']:.2f} s, {c['vectors']} vectors, "
+        f"{c['vectors'] / c['seconds']:.0f} vectors/s, {c['bytes_written'] / mib:.1f} MiB "
+        f"in {c['shards']} shards"
+    )
+    print(
+        f"time ratio       : {c['seconds'] / p['seconds']:.3f} (extra {100 * (c['seconds'] / p['seconds'] - 1):+.1f}%, goal <= +15%)"
+    )
+    print(
+        f"memory bound     : {c['memory_bound'] / mib:.2f} MiB (budget {args.budget_mb:g} MiB); "
+        f"written / bound = {c['bytes_written'] / c['memory_bound']:.1f}x"
+    )
+    print(
+        f"peak RSS         : plain {p['peak_rss'] / mib:.0f} MiB, caching {c['peak_rss'] / mib:.0f} MiB "
+        f"(ratio {c['peak_rss'] / p['peak_rss']:.3f}; growth during caching "
+        f"{(c['peak_rss'] - c['rss_before']) / mib:.1f} MiB vs plain "
+        f"{(p['peak_rss'] - p['rss_before']) / mib:.1f} MiB)"
+    )
 
 
 if __name__ == "__main__":

@@ -64,8 +64,10 @@ def measure(quick: bool) -> None:
     ray_s, ray_table = timed_run(spec, tmp / "ray", ExecutorConfig("ray", workers=2))
     ray.shutdown()
 
-    print(f"locate step of experiments/default.yaml ({'quick' if quick else 'full'}), "
-          f"{len(local_table.splitlines()) - 1} rows")
+    print(
+        f"locate step of experiments/default.yaml ({'quick' if quick else 'full'}), "
+        f"{len(local_table.splitlines()) - 1} rows"
+    )
     print(f"  local executor, 1 thread:        {local_s:7.1f} s")
     print(f"  Ray, 2 workers x 1 thread:       {ray_s:7.1f} s  (actors started and loaded inside)")
     print(f"  speedup:                         {local_s / ray_s:7.2f}x  (goal >= 1.7x on 2 idle cores)")
@@ -103,8 +105,10 @@ def paper_bounds() -> None:
             concepts * sweep_items(pairs, seeds, 24, batch),
         ],
         "one SAO concept, patching ranking of 576 heads": [
-            sweep_items(pairs, seeds, 576, batch), sweep_items(pairs, seeds, 24, batch),
-            sweep_items(pairs, seeds, 1, batch), sweep_items(pairs, seeds, 24, batch),
+            sweep_items(pairs, seeds, 576, batch),
+            sweep_items(pairs, seeds, 24, batch),
+            sweep_items(pairs, seeds, 1, batch),
+            sweep_items(pairs, seeds, 24, batch),
         ],
         "ACE-Step heads, patching ranking of 480 heads": [
             concepts * sweep_items(pairs, seeds, 480, batch),
@@ -122,7 +126,9 @@ def paper_bounds() -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="2 concepts x 2 pairs")
     parser.add_argument("--bounds-only", action="store_true", help="print the paper bounds only")
     args = parser.parse_args()

@@ -31,8 +31,13 @@ def main() -> None:
     pipe = tiny_stable_audio(num_layers=8, width=512, heads=8, kv_heads=4)
     adapter = StableAudioAdapter("bench", pipe)
     n_params = sum(p.numel() for p in pipe.transformer.parameters())
-    request = GenerationRequest(prompts=("a sad violin song", "a fast drum track"), seeds=(0, 1),
-                                num_steps=args.steps, guidance_scale=3.0, duration_s=4.0)
+    request = GenerationRequest(
+        prompts=("a sad violin song", "a fast drum track"),
+        seeds=(0, 1),
+        num_steps=args.steps,
+        guidance_scale=3.0,
+        duration_s=4.0,
+    )
     cross = adapter.catalog.where(attention="cross", component="heads")
     d_head = adapter.catalog.module("cross", 0).d_head
     vector = torch.randn(d_head)
@@ -73,8 +78,9 @@ def main() -> None:
             fn()
             times[name].append(time.perf_counter() - start)
     t_traced, t_hooked = (statistics.median(times[k]) for k in ("traced", "hooked"))
-    print(f"model: StableAudioDiTModel, {n_params / 1e6:.1f}M parameters, {args.steps} steps, "
-          f"batch 2 (x2 CFG)")
+    print(
+        f"model: StableAudioDiTModel, {n_params / 1e6:.1f}M parameters, {args.steps} steps, batch 2 (x2 CFG)"
+    )
     print(f"work: read {len(reads)} layers' heads + add to {len(edits)} heads, every step")
     print(f"plain torch hooks: {t_hooked:.3f} s   nnsight runner: {t_traced:.3f} s")
     print(f"overhead ratio (runner / hooks): {t_traced / t_hooked:.3f}   (goal <= 1.05)")

@@ -43,29 +43,44 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=24)
     parser.add_argument("--metric", choices=["concept", "latent_distance"], default="concept")
     parser.add_argument("--repeats", type=int, default=3, help="best of this many timed runs")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
-                        help="torch CPU threads (default: torch's, one per core)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=torch.get_num_threads(),
+        help="torch CPU threads (default: torch's, one per core)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load_model(args.model)
     base = model.default_request(["-"], [0])
     pairs = pairs_from("synthmusic", [args.concept], args.pairs, 0)
-    metric = ConceptContrast(model.concept_scorer()) if args.metric == "concept" else get_metric("latent_distance")
+    metric = (
+        ConceptContrast(model.concept_scorer()) if args.metric == "concept" else get_metric("latent_distance")
+    )
     heads = model.catalog.where(attention="cross", component="head")
     variants = single_site_variants(heads)
-    print(f"model {args.model}: {len(heads)} cross-attention heads, {base.num_steps} steps, "
-          f"CFG {base.guidance_scale}; {args.pairs} pair(s) of '{args.concept}', 1 seed, "
-          f"{args.threads} thread(s)")
+    print(
+        f"model {args.model}: {len(heads)} cross-attention heads, {base.num_steps} steps, "
+        f"CFG {base.guidance_scale}; {args.pairs} pair(s) of '{args.concept}', 1 seed, "
+        f"{args.threads} thread(s)"
+    )
 
-    single = GenerationRequest(prompts=(pairs[0].corrupted,), seeds=(0,),
-                               num_steps=base.num_steps, guidance_scale=base.guidance_scale)
+    single = GenerationRequest(
+        prompts=(pairs[0].corrupted,),
+        seeds=(0,),
+        num_steps=base.num_steps,
+        guidance_scale=base.guidance_scale,
+    )
     model.generate(single)  # warm up
     _, t_plain = timed(lambda: model.generate(single), 5)
 
-    seq, t_seq = timed(lambda: sweep(model, base, pairs, [0], variants, metric, batch_size=1,
-                                     progress=False), args.repeats)
-    bat, t_bat = timed(lambda: sweep(model, base, pairs, [0], variants, metric,
-                                     batch_size=args.batch, progress=False), args.repeats)
+    seq, t_seq = timed(
+        lambda: sweep(model, base, pairs, [0], variants, metric, batch_size=1, progress=False), args.repeats
+    )
+    bat, t_bat = timed(
+        lambda: sweep(model, base, pairs, [0], variants, metric, batch_size=args.batch, progress=False),
+        args.repeats,
+    )
     n_variants = len(variants) * len(pairs)
     print(f"plain generation: {t_plain:.3f} s")
     print(f"sequential sweep: {t_seq / n_variants:.3f} s per patched generation")
@@ -80,23 +95,46 @@ def main() -> None:
         if mode == "final" and chosen is None:
             print("attribution through the whole sampler: not available for this model")
             continue
-        est, t_attr = timed(lambda: attribute(model, base, pairs, [0], heads, progress=False, metric=chosen),
-                            args.repeats)
+        est, t_attr = timed(
+            lambda chosen=chosen: attribute(model, base, pairs, [0], heads, progress=False, metric=chosen),
+            args.repeats,
+        )
         per_unit = t_attr / len(pairs)
         what = f"d {metric.name}(final output)" if mode == "final" else "per-step local metric"
-        print(f"attribution ({what}), all {len(heads)} heads: {per_unit:.3f} s per pair = "
-              f"{per_unit / t_plain:.2f} plain generations   (goal <= 4); "
-              f"Spearman vs exact patching: {rank_agreement(est.scores, exact):.3f}   (goal >= 0.8)")
+        print(
+            f"attribution ({what}), all {len(heads)} heads: {per_unit:.3f} s per pair = "
+            f"{per_unit / t_plain:.2f} plain generations   (goal <= 4); "
+            f"Spearman vs exact patching: {rank_agreement(est.scores, exact):.3f}   (goal >= 0.8)"
+        )
     print(f"exhaustive head patching: {t_bat / len(pairs) / t_plain:.2f} plain generations per pair")
 
     late = f"{base.num_steps // 2}:"
-    _, t_reuse = timed(lambda: sweep(model, base, pairs, [0], variants, metric, batch_size=args.batch,
-                                     steps=late, progress=False), args.repeats)
-    _, t_full = timed(lambda: sweep(model, base, pairs, [0], variants, metric, batch_size=args.batch,
-                                    steps=late, progress=False, reuse_latents=False), args.repeats)
-    print(f"patch window {late} (second half of the steps): {t_reuse / n_variants:.3f} s per patched "
-          f"generation reusing the corrupted run's latents vs {t_full / n_variants:.3f} s recomputing "
-          f"them ({t_full / t_reuse:.2f}x)")
+    _, t_reuse = timed(
+        lambda: sweep(
+            model, base, pairs, [0], variants, metric, batch_size=args.batch, steps=late, progress=False
+        ),
+        args.repeats,
+    )
+    _, t_full = timed(
+        lambda: sweep(
+            model,
+            base,
+            pairs,
+            [0],
+            variants,
+            metric,
+            batch_size=args.batch,
+            steps=late,
+            progress=False,
+            reuse_latents=False,
+        ),
+        args.repeats,
+    )
+    print(
+        f"patch window {late} (second half of the steps): {t_reuse / n_variants:.3f} s per patched "
+        f"generation reusing the corrupted run's latents vs {t_full / n_variants:.3f} s recomputing "
+        f"them ({t_full / t_reuse:.2f}x)"
+    )
 
 
 if __name__ == "__main__":

@@ -45,7 +45,9 @@ def main() -> None:
             print(f"  {c.name:18s} {c.class_name:34s} {c.parameters / 1e6:9.1f}M  {c.seconds:6.1f}s")
         print(f"parameters: {sum(c.parameters for c in built) / 1e9:.3f}B")
     size = sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
-    print(f"rehearse: {time.perf_counter() - start:.1f}s, directory {size / 1e9:.2f} GB, peak RSS {_peak_gb():.1f} GB")
+    print(
+        f"rehearse: {time.perf_counter() - start:.1f}s, directory {size / 1e9:.2f} GB, peak RSS {_peak_gb():.1f} GB"
+    )
 
     start = time.perf_counter()
     model = interp.load_model(str(directory))
@@ -54,20 +56,32 @@ def main() -> None:
     layer = layers // 2 if args.layer is None else args.layer
     request = model.default_request(["a sad violin piece"], [0])
     request = interp.GenerationRequest(
-        prompts=request.prompts, seeds=request.seeds, num_steps=args.steps,
-        guidance_scale=request.guidance_scale, negative_prompt=request.negative_prompt,
-        duration_s=args.duration if request.duration_s is not None else None, decode=False,
+        prompts=request.prompts,
+        seeds=request.seeds,
+        num_steps=args.steps,
+        guidance_scale=request.guidance_scale,
+        negative_prompt=request.negative_prompt,
+        duration_s=args.duration if request.duration_s is not None else None,
+        decode=False,
     )
     start = time.perf_counter()
     plain = interp.run(model, request)
-    print(f"plain generation ({args.steps} steps, no decode): {time.perf_counter() - start:.1f}s, "
-          f"peak RSS {_peak_gb():.1f} GB")
+    print(
+        f"plain generation ({args.steps} steps, no decode): {time.perf_counter() - start:.1f}s, "
+        f"peak RSS {_peak_gb():.1f} GB"
+    )
     start = time.perf_counter()
-    edited = interp.run(model, request, edits=[interp.Edit(f"cross.{layer}.head.0", interp.Zero(), branch="cond")],
-                        reads=[interp.Read(f"cross.{layer}.heads", branch="cond")])
+    edited = interp.run(
+        model,
+        request,
+        edits=[interp.Edit(f"cross.{layer}.head.0", interp.Zero(), branch="cond")],
+        reads=[interp.Read(f"cross.{layer}.heads", branch="cond")],
+    )
     heads = edited.reads[f"cross.{layer}.heads"]
-    print(f"head edit cross.{layer}.head.0 + read cross.{layer}.heads {tuple(heads.shape)}: "
-          f"{time.perf_counter() - start:.1f}s, peak RSS {_peak_gb():.1f} GB")
+    print(
+        f"head edit cross.{layer}.head.0 + read cross.{layer}.heads {tuple(heads.shape)}: "
+        f"{time.perf_counter() - start:.1f}s, peak RSS {_peak_gb():.1f} GB"
+    )
     zeroed = bool((heads[..., 0, :] == 0).all())
     changed = float((edited.output.latents - plain.output.latents).abs().max())
     print(f"edited head reads zero: {zeroed}; max latent change from the edit: {changed:.3g}")

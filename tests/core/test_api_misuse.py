@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-SCRIPT = r'''
+SCRIPT = r"""
 import json, math
 from interp.adapter import GenerationRequest as R
 from interp.edits import Edit, Read, Scale, Zero
@@ -51,7 +51,7 @@ for name, make in cases.items():
     except Exception as error:
         out[name] = ["raw " + type(error).__name__, str(error)]
 print(json.dumps(out))
-'''
+"""
 
 EXPECTED = {
     "edit-op-string": "Edit.op must be an Operation",
@@ -82,7 +82,9 @@ EXPECTED = {
 @pytest.fixture(scope="module")
 def outcomes() -> dict[str, list[str]]:
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.splitlines()[-1])
 

@@ -6,6 +6,7 @@ import time
 from dataclasses import replace
 
 import pytest
+
 from interp.metrics import get_metric
 from interp.patching import Variant, sweep
 from interp.progress import Progress, ProgressEvent, expect, reporting, shown

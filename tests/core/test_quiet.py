@@ -12,7 +12,9 @@ def test_truncated_prompt_warns_once_in_our_words(tiny_sa) -> None:
     long = " ".join(["violin"] * (limit + 4))
     n_tokens = len(tiny_sa.pipeline.tokenizer(long)["input_ids"])  # independent count
     assert n_tokens > limit
-    with pytest.warns(TadaWarning, match=rf"has {n_tokens} tokens; 'tiny-stable-audio' reads only the first {limit}"):
+    with pytest.warns(
+        TadaWarning, match=rf"has {n_tokens} tokens; 'tiny-stable-audio' reads only the first {limit}"
+    ):
         warn_truncated(tiny_sa, [long, "a sad violin song"])
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -17,9 +17,11 @@ def blocks(adapter):
 
 def test_reads_equal_plain_hooks_for_every_component(tiny_sa, sa_request):
     attn2 = blocks(tiny_sa)[1].attn2
-    with recorded(attn2.to_out[0], "input") as heads, recorded(attn2, "text") as text, recorded(
-        attn2, "output"
-    ) as out:
+    with (
+        recorded(attn2.to_out[0], "input") as heads,
+        recorded(attn2, "text") as text,
+        recorded(attn2, "output") as out,
+    ):
         tiny_sa.generate(sa_request)
     result = run(
         tiny_sa,

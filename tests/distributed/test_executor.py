@@ -7,7 +7,12 @@ from dataclasses import dataclass
 import pytest
 
 from interp.distributed import (
-    ExecutorConfig, ExecutorError, ModelSettings, WorkStore, make_executor, run_tasks,
+    ExecutorConfig,
+    ExecutorError,
+    ModelSettings,
+    WorkStore,
+    make_executor,
+    run_tasks,
 )
 from interp.distributed import executor as executors
 from interp.distributed.concurrency import run_side_by_side, waiting
@@ -69,6 +74,7 @@ def test_units_side_by_side_overlap_only_while_waiting():
             with waiting():
                 time.sleep(0.1)  # waiting for work items: overlaps
             return i
+
         return call
 
     start = time.perf_counter()

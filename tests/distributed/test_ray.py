@@ -91,7 +91,7 @@ def _stored_items(out: Path) -> int:
 Watched = tuple[bytes, dict[str, list[ProgressEvent]], set[int]]
 
 
-def _run_watched(spec, out: Path, **options) -> Watched:  # noqa: ANN001
+def _run_watched(spec, out: Path, **options) -> Watched:
     """``results.csv`` of a run, the progress events its ``progress=`` callback got, per
     unit (``p0000#1``: unit p0000 of the second step), and the pids of the tada Ray actors
     alive while units ended."""
@@ -219,8 +219,10 @@ def test_a_killed_driver_resumes_and_computes_only_what_is_missing(cluster, refe
     capfd.readouterr()
     assert _run(str(spec), out, executor=ExecutorConfig("ray", workers=5)) == reference[0]
     warning = [line for line in capfd.readouterr().err.splitlines() if "warning" in line]
-    assert warning == ["tada: warning: asked for 5 Ray workers; the cluster can host 2 (each "
-                       "needs {'num_cpus': 1}), running with 2."]
+    assert warning == [
+        "tada: warning: asked for 5 Ray workers; the cluster can host 2 (each "
+        "needs {'num_cpus': 1}), running with 2."
+    ]
     redone = executors.computed["items"] - before
     assert stored >= 3 and redone <= total - stored
     if not units:  # no unit had finished: exactly the items not stored ran again
@@ -230,8 +232,12 @@ def test_a_killed_driver_resumes_and_computes_only_what_is_missing(cluster, refe
 
 def test_zero_workers_is_refused(tmp_path):
     with pytest.raises(ExecutorError, match="--workers must be at least 1, got 0"):
-        run(ROOT / "experiments" / "tiny.yaml", out=tmp_path / "run", progress=False,
-            executor=ExecutorConfig("ray", workers=0))
+        run(
+            ROOT / "experiments" / "tiny.yaml",
+            out=tmp_path / "run",
+            progress=False,
+            executor=ExecutorConfig("ray", workers=0),
+        )
     assert not (tmp_path / "run").exists()
 
 

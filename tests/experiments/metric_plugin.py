@@ -11,8 +11,9 @@ from interp.metrics import MetricContext, register_metric
 CALLS: list[tuple[GenerationOutput, MetricContext]] = []
 
 
-@register_metric("tada-test-latent-mean", description="Mean of the final latents (test plug-in).",
-                 needs_audio=False)
+@register_metric(
+    "tada-test-latent-mean", description="Mean of the final latents (test plug-in).", needs_audio=False
+)
 def latent_mean(output: GenerationOutput, context: MetricContext) -> Tensor:
     """Mean of each sample's final latents (higher = "more of the concept")."""
     CALLS.append((output, context))

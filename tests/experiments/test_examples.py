@@ -24,7 +24,9 @@ def test_experiment_validates(path: Path) -> None:
 def test_tiny_experiment_runs(tmp_path: Path, quiet_warnings: None) -> None:
     results = run(ROOT / "experiments" / "tiny.yaml", out=tmp_path / "tiny", progress=False)
     assert len(results.rows) == 2 * 4 * 2 * 2  # steps x prompts x seeds x metrics
-    zeroed = [r["value"] for r in results.rows if r["step"] == "zero_head" and r["metric"] == "latent_distance"]
+    zeroed = [
+        r["value"] for r in results.rows if r["step"] == "zero_head" and r["metric"] == "latent_distance"
+    ]
     assert max(zeroed) < 0  # -L2 to the unedited run: the zeroed head moves every sample
     assert (tmp_path / "tiny" / "index.html").is_file()
 

@@ -5,12 +5,13 @@ from collections.abc import Iterator
 from importlib.metadata import EntryPoint
 
 import pytest
+
 import interp.metrics
 import interp.plugins
 from interp.errors import TadaError
 from interp.experiments import load_spec
 from interp.experiments import run as run_experiment
-from interp.metrics import ENTRY_POINT_GROUP, MetricContext, get_metric, metric_names
+from interp.metrics import ENTRY_POINT_GROUP, get_metric, metric_names
 
 NAME = "tada-test-latent-mean"
 MODULE = f"{__package__}.metric_plugin"  # imported by the entry point, not here
@@ -19,8 +20,11 @@ MODULE = f"{__package__}.metric_plugin"  # imported by the entry point, not here
 def _install(monkeypatch: pytest.MonkeyPatch, *points: EntryPoint) -> None:
     """Entry points of the metric group as an installed package would declare them."""
     real = interp.plugins.entry_points
-    monkeypatch.setattr(interp.plugins, "entry_points",
-                        lambda group: list(points) if group == ENTRY_POINT_GROUP else real(group=group))
+    monkeypatch.setattr(
+        interp.plugins,
+        "entry_points",
+        lambda group: list(points) if group == ENTRY_POINT_GROUP else real(group=group),
+    )
     monkeypatch.setattr(interp.metrics, "_loaded", False)
 
 
@@ -39,11 +43,26 @@ SPEC = {
     "model": {"name": "tiny-stable-audio"},
     "generation": {"num_steps": 2, "guidance_scale": 3.0, "duration_s": 4.0, "seeds": [0]},
     "steps": [
-        {"name": "layers", "method": "patch", "component": "text", "metric": NAME,
-         "pairs": {"source": "tada", "concepts": ["happy"], "per_concept": 1}},
-        {"name": "steer", "method": "caa", "concept": "happy", "target": "happy", "metric": NAME,
-         "sites": ["cross.0.out"], "all_layers": False, "pairs": {"source": "tada", "per_concept": 4},
-         "eval_prompts": 1, "alphas": [-2.0, 0.0, 2.0], "distance": "latents"},
+        {
+            "name": "layers",
+            "method": "patch",
+            "component": "text",
+            "metric": NAME,
+            "pairs": {"source": "tada", "concepts": ["happy"], "per_concept": 1},
+        },
+        {
+            "name": "steer",
+            "method": "caa",
+            "concept": "happy",
+            "target": "happy",
+            "metric": NAME,
+            "sites": ["cross.0.out"],
+            "all_layers": False,
+            "pairs": {"source": "tada", "per_concept": 4},
+            "eval_prompts": 1,
+            "alphas": [-2.0, 0.0, 2.0],
+            "distance": "latents",
+        },
     ],
 }
 
@@ -80,15 +99,17 @@ def test_plugin_metric_patches_and_steers(plugin: None, tmp_path) -> None:
 
 
 def test_a_plugin_that_registers_nothing_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    _install(monkeypatch, EntryPoint("tada-test-none", "tests.experiments.metric_plugin:CALLS",
-                                     ENTRY_POINT_GROUP))
+    _install(
+        monkeypatch, EntryPoint("tada-test-none", "tests.experiments.metric_plugin:CALLS", ENTRY_POINT_GROUP)
+    )
     with pytest.raises(TadaError, match="'tada-test-none'.*registered no metric named"):
         metric_names()
 
 
 def test_a_broken_plugin_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    _install(monkeypatch, EntryPoint("tada-test-broken", "tests.experiments.no_such_module:f",
-                                     ENTRY_POINT_GROUP))
+    _install(
+        monkeypatch, EntryPoint("tada-test-broken", "tests.experiments.no_such_module:f", ENTRY_POINT_GROUP)
+    )
     with pytest.raises(TadaError, match="metric plug-in 'tada-test-broken'.*ModuleNotFoundError"):
         metric_names()
 

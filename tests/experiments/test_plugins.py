@@ -115,7 +115,9 @@ def test_registered_later_validates_like_builtin(plugins: None) -> None:
         ({"site": ["cross.0.out"]}, ["steps[1].site", "Did you mean 'sites'"]),
     ],
 )
-def test_plugin_fields_get_the_generic_checks(plugins: None, probe: dict[str, Any], fragments: list[str]) -> None:
+def test_plugin_fields_get_the_generic_checks(
+    plugins: None, probe: dict[str, Any], fragments: list[str]
+) -> None:
     with pytest.raises(SpecError) as caught:
         load_spec(chain(probe))
     message = str(caught.value)

@@ -102,8 +102,10 @@ def _interrupt(path: Path, out: Path, sig: int, after: int) -> subprocess.Popen[
     """Start ``tada run`` in a subprocess and send ``sig`` once ``after`` units are done."""
     # Python leaves SIGINT ignored when it starts ignored (as in a background job of a
     # non-interactive shell, where CI may run us): install the handler a terminal gives.
-    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-            "from interp.cli import main; sys.exit(main(sys.argv[1:]))")
+    code = (
+        "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from interp.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
     process = subprocess.Popen(
         [sys.executable, "-c", code, "run", str(path), "--out", str(out), "--no-progress"],
         env={**os.environ, **SUBPROCESS_ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

@@ -19,7 +19,9 @@ TWO_STEPS = [{"name": "one", "method": "generate"},
 
 
 def _small(**changes: object) -> dict[str, object]:
-    return spec(**{"generation": {"num_steps": 2, "duration_s": 1.0, "seeds": [0]}, "prompts": ["a", "b"], **changes})
+    return spec(
+        **{"generation": {"num_steps": 2, "duration_s": 1.0, "seeds": [0]}, "prompts": ["a", "b"], **changes}
+    )
 
 
 def _files(root: Path) -> set[str]:
@@ -177,8 +179,9 @@ def test_long_names_fit_in_file_names() -> None:
         Unit("c-" + "x" * 200)
 
 
-def test_a_failed_rerun_does_not_pass_for_finished(tmp_path: Path, quiet_warnings: None,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_rerun_does_not_pass_for_finished(
+    tmp_path: Path, quiet_warnings: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The old summary is retired when a run starts: a rerun that fails leaves the
     directory 'unfinished', never old results under the new spec.yaml."""
     from interp.experiments import engine

@@ -80,7 +80,9 @@ def _validate(path: Path) -> tuple[int, str]:
     return code, out.getvalue() + err.getvalue()
 
 
-_YAML_CHARS = st.sampled_from(list("abcnmeps:-[]{},&*!|>'\"#?%@` \n\t0123456789.") + ["\u0661", "\x00", "\ufeff"])
+_YAML_CHARS = st.sampled_from(
+    list("abcnmeps:-[]{},&*!|>'\"#?%@` \n\t0123456789.") + ["\u0661", "\x00", "\ufeff"]
+)
 
 
 @FUZZ

@@ -38,12 +38,16 @@ class CheckRow:
     bit_exact: bool
 
     def line(self) -> str:
-        return (f"| {self.model} | {self.parameters_b:.2f} | {self.steps} | {self.generations_per_s:.3f} | "
-                f"{self.overhead:.3f} | {self.peak_gb:.1f} | {'yes' if self.bit_exact else 'NO'} |")
+        return (
+            f"| {self.model} | {self.parameters_b:.2f} | {self.steps} | {self.generations_per_s:.3f} | "
+            f"{self.overhead:.3f} | {self.peak_gb:.1f} | {'yes' if self.bit_exact else 'NO'} |"
+        )
 
 
-HEADER = ("| model | params (B) | steps | generations/s (fp16) | overhead (traced/hooks) | peak GPU GB | "
-          "bit-exact fp32 |\n|---|---|---|---|---|---|---|")
+HEADER = (
+    "| model | params (B) | steps | generations/s (fp16) | overhead (traced/hooks) | peak GPU GB | "
+    "bit-exact fp32 |\n|---|---|---|---|---|---|---|"
+)
 
 
 def _synchronize(device: str) -> None:
@@ -51,7 +55,7 @@ def _synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _timed(fn, device: str) -> float:  # noqa: ANN001
+def _timed(fn, device: str) -> float:
     _synchronize(device)
     start = time.perf_counter()
     fn()
@@ -59,8 +63,15 @@ def _timed(fn, device: str) -> float:  # noqa: ANN001
     return time.perf_counter() - start
 
 
-def check_directory(name: str, directory: Path, device: str, dtype: torch.dtype,
-                    steps: int | None = None, exact_steps: int = 3, duration_s: float | None = None) -> CheckRow:
+def check_directory(
+    name: str,
+    directory: Path,
+    device: str,
+    dtype: torch.dtype,
+    steps: int | None = None,
+    exact_steps: int = 3,
+    duration_s: float | None = None,
+) -> CheckRow:
     """Throughput, overhead, peak memory and the float32 contract of one saved pipeline."""
     import interp
     from interp.edits import Add, Edit, Read, Scale
@@ -68,8 +79,12 @@ def check_directory(name: str, directory: Path, device: str, dtype: torch.dtype,
     from tests.helpers.hooks import recorded
 
     model = interp.load_model(str(directory), device=device, dtype=dtype)
-    parameters = sum(p.numel() for c in model.pipeline.components.values()
-                     if isinstance(c, torch.nn.Module) for p in c.parameters())
+    parameters = sum(
+        p.numel()
+        for c in model.pipeline.components.values()
+        if isinstance(c, torch.nn.Module)
+        for p in c.parameters()
+    )
     request = model.default_request(["a sad violin piece"], [0])
     if steps is not None:
         request = replace(request, num_steps=steps)
@@ -85,7 +100,7 @@ def check_directory(name: str, directory: Path, device: str, dtype: torch.dtype,
     def hooked() -> None:
         store: list[torch.Tensor] = []
 
-        def hook(module, inputs):  # noqa: ANN001, ANN202
+        def hook(module, inputs):
             x = inputs[0].clone()
             view = per_head(x, m.n_heads)
             rows = slice(view.shape[0] // 2, None) if guided else slice(None)
@@ -100,8 +115,12 @@ def check_directory(name: str, directory: Path, device: str, dtype: torch.dtype,
             handle.remove()
 
     def traced() -> None:
-        interp.run(model, request, edits=[Edit(f"{attention}.{layer}.head.0", Add(vector), branch="cond")],
-                   reads=[Read(f"{attention}.{layer}.heads", branch="cond")])
+        interp.run(
+            model,
+            request,
+            edits=[Edit(f"{attention}.{layer}.head.0", Add(vector), branch="cond")],
+            reads=[Read(f"{attention}.{layer}.heads", branch="cond")],
+        )
 
     model.generate(replace(request, num_steps=min(2, request.num_steps)))  # warm up kernels
     if device.startswith("cuda"):
@@ -117,13 +136,20 @@ def check_directory(name: str, directory: Path, device: str, dtype: torch.dtype,
     proj32 = exact.denoiser.get_submodule(m.out_proj)
     with recorded(proj32, "input") as heads:
         plain = exact.generate(short)
-    result = interp.run(exact, short, edits=[Edit(f"{attention}.{layer}.head.1", Scale(1.0))],
-                        reads=[Read(f"{attention}.{layer}.heads")])
+    result = interp.run(
+        exact,
+        short,
+        edits=[Edit(f"{attention}.{layer}.head.1", Scale(1.0))],
+        reads=[Read(f"{attention}.{layer}.heads")],
+    )
     bit_exact = torch.equal(result.output.latents, plain.latents) and all(
         torch.equal(result.reads[f"{attention}.{layer}.heads"][s], per_head(heads[s], m.n_heads))
-        for s in range(exact_steps))
+        for s in range(exact_steps)
+    )
     del exact
-    return CheckRow(name, parameters / 1e9, request.num_steps, 1.0 / plain_s, traced_s / hooked_s, peak, bit_exact)
+    return CheckRow(
+        name, parameters / 1e9, request.num_steps, 1.0 / plain_s, traced_s / hooked_s, peak, bit_exact
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,8 +174,10 @@ def main(argv: list[str] | None = None) -> int:
             row = check_directory(name, directory, "cuda", torch.float16, steps=args.steps)
             print(row.line(), flush=True)
             failed |= not row.bit_exact
-        except Exception as error:  # noqa: BLE001 - one model's failure must not hide the others
-            print(f"| {name} | failed: {type(error).__name__}: {str(error).splitlines()[0][:200]} |", flush=True)
+        except Exception as error:
+            print(
+                f"| {name} | failed: {type(error).__name__}: {str(error).splitlines()[0][:200]} |", flush=True
+            )
             failed = True
         finally:
             shutil.rmtree(directory, ignore_errors=True)

@@ -131,7 +131,9 @@ def check_identity_edits(adapter: ModelAdapter, request: GenerationRequest, site
     assert torch.equal(edited.output.latents, plain.latents)
 
 
-def check_head_write(adapter: ModelAdapter, request: GenerationRequest, attention: str, layer: int, head: int) -> None:
+def check_head_write(
+    adapter: ModelAdapter, request: GenerationRequest, attention: str, layer: int, head: int
+) -> None:
     """Zeroing one head on the cond branch at one step changes only that slice."""
     m = adapter.catalog.module(attention, layer)
     proj = adapter.denoiser.get_submodule(m.out_proj)

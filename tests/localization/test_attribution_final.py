@@ -28,8 +28,9 @@ def base():
 
 
 def _request(base: GenerationRequest, prompt: str) -> GenerationRequest:
-    return GenerationRequest((prompt,), (0,), num_steps=base.num_steps,
-                             guidance_scale=base.guidance_scale, decode=False)
+    return GenerationRequest(
+        (prompt,), (0,), num_steps=base.num_steps, guidance_scale=base.guidance_scale, decode=False
+    )
 
 
 def test_estimate_is_the_derivative_of_the_final_metric(model, base):
@@ -53,7 +54,9 @@ def test_estimate_is_the_derivative_of_the_final_metric(model, base):
     eps = 1e-2
     for site in heads:
         delta = clean.reads[site][0] - corrupted.reads[site][0]
-        derivative = (metric_after_adding(site, delta, eps) - metric_after_adding(site, delta, -eps)) / (2 * eps)
+        derivative = (metric_after_adding(site, delta, eps) - metric_after_adding(site, delta, -eps)) / (
+            2 * eps
+        )
         assert abs(derivative) > 0.02, f"{site}: too small an effect to check ({derivative})"
         assert estimates.scores[site] == pytest.approx(derivative, rel=0.05, abs=1e-3), site
 
@@ -66,14 +69,22 @@ def test_gradient_modes(model, tiny_sa):
     with pytest.raises(TadaError, match="cannot differentiate through its sampler"):
         run(tiny_sa, GenerationRequest(("x",), (0,), num_steps=2, duration_s=4.0, keep_graph=True))
     with pytest.raises(TadaError, match="differentiable end to end"):
-        attribute(tiny_sa, GenerationRequest(("x",), (0,), num_steps=2, duration_s=4.0), [PAIR], [0],
-                  ["cross.0.head.0"], progress=False, metric=get_metric("latent_distance"))
+        attribute(
+            tiny_sa,
+            GenerationRequest(("x",), (0,), num_steps=2, duration_s=4.0),
+            [PAIR],
+            [0],
+            ["cross.0.head.0"],
+            progress=False,
+            metric=get_metric("latent_distance"),
+        )
 
 
 def test_pipeline_still_runs_without_gradients_outside_attribution(model, base):
     out = model.generate(GenerationRequest((PAIR.clean,), (0,), num_steps=2, decode=False))
     assert not out.latents.requires_grad
     with torch.no_grad():  # the request, not the caller's mode, decides
-        kept = model.generate(GenerationRequest((PAIR.clean,), (0,), num_steps=2, decode=False,
-                                                keep_graph=True))
+        kept = model.generate(
+            GenerationRequest((PAIR.clean,), (0,), num_steps=2, decode=False, keep_graph=True)
+        )
     assert kept.latents.requires_grad

@@ -10,8 +10,16 @@ from tests.localization.conftest import PLANTED
 
 @pytest.mark.parametrize("ranking", ["patching", "attribution"])
 def test_located_subset_equals_the_planted_set(planted_model, base, pairs, ranking):
-    result = locate(planted_model, base, pairs[:1], [0, 1], get_metric("latent_distance"), ranking=ranking,
-                    fraction=0.95, progress=False)
+    result = locate(
+        planted_model,
+        base,
+        pairs[:1],
+        [0, 1],
+        get_metric("latent_distance"),
+        ranking=ranking,
+        fraction=0.95,
+        progress=False,
+    )
     assert result.reached
     assert set(result.subset) == PLANTED
     assert result.restored.mean == pytest.approx(1.0, abs=1e-3)
@@ -37,14 +45,17 @@ def test_overlap_matrix_and_shared_heads():
 
 def test_split_halves_locate_the_same_planted_heads(planted_model, base, pairs):
     from interp.localization import split_stability
-
     from interp.prompts import PromptPair
 
-    more = [pairs[0], pairs[0].reversed(),
-            PromptPair("a sad piano song", "a happy piano song", "mood", "sad", "happy"),
-            PromptPair("a happy organ track", "a sad organ track", "mood", "happy", "sad")]
-    halves = split_stability(planted_model, base, more, [0], get_metric("latent_distance"), fraction=0.95,
-                             progress=False)
+    more = [
+        pairs[0],
+        pairs[0].reversed(),
+        PromptPair("a sad piano song", "a happy piano song", "mood", "sad", "happy"),
+        PromptPair("a happy organ track", "a sad organ track", "mood", "happy", "sad"),
+    ]
+    halves = split_stability(
+        planted_model, base, more, [0], get_metric("latent_distance"), fraction=0.95, progress=False
+    )
     assert set(halves.first.subset) == set(halves.second.subset) == PLANTED
     assert halves.jaccard == 1.0
     assert halves.same_top_head and halves.first.ranking[0] in PLANTED
@@ -62,8 +73,12 @@ def test_stability_rank_correlation_and_top_head():
         return Localization("c", head_effects=effects, ranking=sorted(values, key=lambda k: -values[k]))
 
     a = located({"cross.0.head.0": 0.9, "cross.0.head.1": 0.5, "cross.1.head.0": 0.1, "cross.1.head.1": 0.0})
-    same_order = located({"cross.0.head.0": 0.6, "cross.0.head.1": 0.4, "cross.1.head.0": 0.3, "cross.1.head.1": 0.2})
-    reversed_ = located({"cross.0.head.0": 0.0, "cross.0.head.1": 0.1, "cross.1.head.0": 0.5, "cross.1.head.1": 0.9})
+    same_order = located(
+        {"cross.0.head.0": 0.6, "cross.0.head.1": 0.4, "cross.1.head.0": 0.3, "cross.1.head.1": 0.2}
+    )
+    reversed_ = located(
+        {"cross.0.head.0": 0.0, "cross.0.head.1": 0.1, "cross.1.head.0": 0.5, "cross.1.head.1": 0.9}
+    )
     assert Stability(a, same_order).rank_correlation == pytest.approx(1.0)
     assert Stability(a, same_order).same_top_head
     assert Stability(a, reversed_).rank_correlation == pytest.approx(-1.0)

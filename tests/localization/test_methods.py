@@ -10,15 +10,37 @@ SPEC = {
     "model": {"name": "tiny-stable-audio"},
     "generation": {"num_steps": 3, "guidance_scale": 3.0, "duration_s": 4.0, "seeds": [0]},
     "steps": [
-        {"name": "locate", "method": "locate", "metric": "latent_distance", "max_heads": 3,
-         "pairs": {"source": "tada", "concepts": ["violin", "sad"], "per_concept": 1}},
-        {"name": "layers", "method": "patch", "component": "text", "metric": "latent_distance",
-         "pairs": {"source": "tada", "concepts": ["violin"], "per_concept": 1}},
-        {"name": "attribute", "method": "attribute", "metric": "latent_distance", "check_heads": 4,
-         "pairs": {"source": "tada", "concepts": ["violin"], "per_concept": 1}},
-        {"name": "both", "method": "locate", "metric": "latent_distance", "selection": "both",
-         "max_heads": 2, "layer_impact": False, "audio": False,
-         "pairs": {"source": "tada", "concepts": ["violin"], "per_concept": 3}},
+        {
+            "name": "locate",
+            "method": "locate",
+            "metric": "latent_distance",
+            "max_heads": 3,
+            "pairs": {"source": "tada", "concepts": ["violin", "sad"], "per_concept": 1},
+        },
+        {
+            "name": "layers",
+            "method": "patch",
+            "component": "text",
+            "metric": "latent_distance",
+            "pairs": {"source": "tada", "concepts": ["violin"], "per_concept": 1},
+        },
+        {
+            "name": "attribute",
+            "method": "attribute",
+            "metric": "latent_distance",
+            "check_heads": 4,
+            "pairs": {"source": "tada", "concepts": ["violin"], "per_concept": 1},
+        },
+        {
+            "name": "both",
+            "method": "locate",
+            "metric": "latent_distance",
+            "selection": "both",
+            "max_heads": 2,
+            "layer_impact": False,
+            "audio": False,
+            "pairs": {"source": "tada", "concepts": ["violin"], "per_concept": 3},
+        },
     ],
 }
 
@@ -34,8 +56,12 @@ def test_locate_writes_subsets_plots_and_audio(results):
     assert all(1 <= len(v) <= 3 for v in summary["subsets"].values())
     assert summary["heads"] == sorted({h for v in summary["subsets"].values() for h in v})
     names = {p.name for p in results.plots}
-    assert {"locate-heads-violin.png", "locate-prefix-sad.png", "locate-overlap.png",
-            "locate-layer-impact.png"} <= names
+    assert {
+        "locate-heads-violin.png",
+        "locate-prefix-sad.png",
+        "locate-overlap.png",
+        "locate-layer-impact.png",
+    } <= names
     audio = {p.name for p in results.audio}
     assert {"violin-clean.wav", "violin-corrupted.wav", "violin-patched.wav"} <= audio
 
@@ -44,8 +70,13 @@ def test_rows_are_tidy_and_complete(results):
     rows = [r for r in results.rows if r["step"] == "locate"]
     head_rows = [r for r in rows if r["metric"] == "head_effect"]
     assert len(head_rows) == 2 * 8  # two concepts x every cross head of the tiny model
-    assert {r["metric"] for r in rows} >= {"head_effect", "prefix_effect", "restored",
-                                           "necessity", "layer_impact"}
+    assert {r["metric"] for r in rows} >= {
+        "head_effect",
+        "prefix_effect",
+        "restored",
+        "necessity",
+        "layer_impact",
+    }
     impact = [float(r["value"]) for r in rows if r["metric"] == "layer_impact" and r["concept"] == "sad"]
     assert sum(impact) == pytest.approx(1.0)
 
@@ -87,7 +118,6 @@ def test_locate_writes_p_and_q_values_and_a_power_row(results):
 def test_significant_selection_needs_patching_ranking():
     from interp.experiments import SpecError, load_spec
 
-    spec = {**SPEC, "steps": [{**SPEC["steps"][0], "ranking": "attribution",
-                               "selection": "significant"}]}
+    spec = {**SPEC, "steps": [{**SPEC["steps"][0], "ranking": "attribution", "selection": "significant"}]}
     with pytest.raises(SpecError, match="ranking: patching"):
         load_spec(spec)

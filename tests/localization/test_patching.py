@@ -8,10 +8,10 @@ import torch
 from interp.attribution import attribute, rank_agreement
 from interp.edits import Edit, Read, Replace
 from interp.metrics import get_metric
-from interp.statistics import normalized_effect
 from interp.patching import Variant, mean_activations, single_site_variants, sweep
 from interp.prompts import PromptPair
 from interp.runner import run
+from interp.statistics import normalized_effect
 from tests.localization.conftest import PLANTED
 
 
@@ -20,8 +20,15 @@ def heads(model):
 
 
 def test_patching_finds_exactly_the_planted_heads(planted_model, base, pairs):
-    result = sweep(planted_model, base, pairs, [0, 1], single_site_variants(heads(planted_model)),
-                   get_metric("latent_distance"), progress=False)
+    result = sweep(
+        planted_model,
+        base,
+        pairs,
+        [0, 1],
+        single_site_variants(heads(planted_model)),
+        get_metric("latent_distance"),
+        progress=False,
+    )
     effects = {k: e.mean for k, e in result.effects().items()}
     ranked = sorted(effects, key=lambda k: -abs(effects[k]))
     assert set(ranked[:2]) == PLANTED
@@ -34,8 +41,26 @@ def test_patching_finds_exactly_the_planted_heads(planted_model, base, pairs):
 
 def test_batched_and_sequential_sweeps_agree(planted_model, base, pairs):
     variants = single_site_variants(heads(planted_model)[:5])
-    batched = sweep(planted_model, base, pairs[:1], [0], variants, get_metric("latent_distance"), batch_size=5, progress=False)
-    sequential = sweep(planted_model, base, pairs[:1], [0], variants, get_metric("latent_distance"), batch_size=1, progress=False)
+    batched = sweep(
+        planted_model,
+        base,
+        pairs[:1],
+        [0],
+        variants,
+        get_metric("latent_distance"),
+        batch_size=5,
+        progress=False,
+    )
+    sequential = sweep(
+        planted_model,
+        base,
+        pairs[:1],
+        [0],
+        variants,
+        get_metric("latent_distance"),
+        batch_size=1,
+        progress=False,
+    )
     for a, b in zip(batched.rows, sequential.rows):
         assert a["variant"] == b["variant"]
         assert a["value"] == pytest.approx(b["value"], rel=1e-5, abs=1e-6)
@@ -43,8 +68,15 @@ def test_batched_and_sequential_sweeps_agree(planted_model, base, pairs):
 
 def test_clean_into_clean_patching_has_zero_effect(planted_model, base):
     same = [PromptPair("a sad violin song", "a sad violin song", "mood", "sad", "sad")]
-    result = sweep(planted_model, base, same, [0], single_site_variants(heads(planted_model)),
-                   get_metric("latent_distance"), progress=False)
+    result = sweep(
+        planted_model,
+        base,
+        same,
+        [0],
+        single_site_variants(heads(planted_model)),
+        get_metric("latent_distance"),
+        progress=False,
+    )
     # the cached activations come from a batch of another shape: equal up to float rounding
     for row in result.rows:
         assert row["value"] == pytest.approx(row["corrupted"], abs=1e-5)
@@ -76,18 +108,46 @@ def test_clean_and_corrupted_rows_share_all_noise(planted_model, base):
 
 
 def test_noising_and_ablation_remove_the_concept_only_at_planted_heads(planted_model, base, pairs):
-    variants = [Variant.of(sorted(PLANTED), "planted"), Variant.of(["cross.0.head.0", "cross.1.head.1"], "other")]
-    noising = sweep(planted_model, base, pairs, [0], variants, get_metric("latent_distance"),
-                    direction="noising", progress=False).effects()
+    variants = [
+        Variant.of(sorted(PLANTED), "planted"),
+        Variant.of(["cross.0.head.0", "cross.1.head.1"], "other"),
+    ]
+    noising = sweep(
+        planted_model,
+        base,
+        pairs,
+        [0],
+        variants,
+        get_metric("latent_distance"),
+        direction="noising",
+        progress=False,
+    ).effects()
     assert noising["planted"].mean == pytest.approx(1.0, abs=1e-4)
     assert abs(noising["other"].mean) < 1e-4
-    zero = sweep(planted_model, base, pairs, [0], variants, get_metric("latent_distance"),
-                 direction="ablation", progress=False).effects()
+    zero = sweep(
+        planted_model,
+        base,
+        pairs,
+        [0],
+        variants,
+        get_metric("latent_distance"),
+        direction="ablation",
+        progress=False,
+    ).effects()
     assert zero["planted"].mean > 0.2 and abs(zero["other"].mean) < 1e-4
-    means = mean_activations(planted_model, base, ["a calm song", "a loud track"], [0, 1],
-                             sorted(PLANTED))
-    mean = sweep(planted_model, base, pairs, [0], variants, get_metric("latent_distance"), direction="ablation",
-                 ablation="mean", mean_activations=means, progress=False).effects()
+    means = mean_activations(planted_model, base, ["a calm song", "a loud track"], [0, 1], sorted(PLANTED))
+    mean = sweep(
+        planted_model,
+        base,
+        pairs,
+        [0],
+        variants,
+        get_metric("latent_distance"),
+        direction="ablation",
+        ablation="mean",
+        mean_activations=means,
+        progress=False,
+    ).effects()
     assert mean["planted"].mean > 0.2 and abs(mean["other"].mean) < 1e-4
 
 
@@ -105,7 +165,9 @@ def test_attribution_ranks_planted_heads_first_and_zero_elsewhere(planted_model,
 def test_attribution_agrees_with_exact_patching_on_a_dense_model(tiny_sa, base, pairs):
     sites = tiny_sa.catalog.where(attention="cross", component="head")
     estimates = attribute(tiny_sa, base, pairs, [0], sites, progress=False)
-    exact = sweep(tiny_sa, base, pairs, [0], single_site_variants(sites), get_metric("latent_distance"), progress=False)
+    exact = sweep(
+        tiny_sa, base, pairs, [0], single_site_variants(sites), get_metric("latent_distance"), progress=False
+    )
     rho = rank_agreement(estimates.scores, {k: e.mean for k, e in exact.effects().items()})
     assert rho > 0.6
 

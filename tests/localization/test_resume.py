@@ -26,8 +26,9 @@ def model():
 
 @pytest.fixture
 def request_():
-    return GenerationRequest(("a fast piano piece with drums",), (3,), num_steps=STEPS, guidance_scale=4.0,
-                             decode=False)
+    return GenerationRequest(
+        ("a fast piano piece with drums",), (3,), num_steps=STEPS, guidance_scale=4.0, decode=False
+    )
 
 
 def test_resumed_generation_equals_the_uninterrupted_one(model, request_):
@@ -43,8 +44,9 @@ def test_resumed_traced_run_edits_the_same_steps(model, request_):
     """An edit at step s has the same effect whether the run starts at 0 or resumes before s."""
     edit = Edit("cross.1.heads", Zero(), steps=f"{START + 2}:")
     full = run(model, replace(request_, keep_latents_at=(START,)), edits=[edit]).output
-    resumed = run(model, replace(request_, start_step=START, start_latents=full.step_latents[START]),
-                  edits=[edit]).output
+    resumed = run(
+        model, replace(request_, start_step=START, start_latents=full.step_latents[START]), edits=[edit]
+    ).output
     plain = model.generate(request_)
     assert torch.equal(resumed.latents, full.latents)
     assert not torch.allclose(full.latents, plain.latents), "the edit must change the output"
@@ -53,8 +55,11 @@ def test_resumed_traced_run_edits_the_same_steps(model, request_):
 def test_edits_before_the_resume_step_are_refused(model, request_):
     latents = torch.zeros(1, 80, 64)
     with pytest.raises(EditError, match="resumes at step 7"):
-        run(model, replace(request_, start_step=START, start_latents=latents),
-            edits=[Edit("cross.0.heads", Zero(), steps="5:")])
+        run(
+            model,
+            replace(request_, start_step=START, start_latents=latents),
+            edits=[Edit("cross.0.heads", Zero(), steps="5:")],
+        )
 
 
 def test_bad_resume_requests_are_refused(request_):
@@ -82,7 +87,16 @@ def test_late_window_sweep_skips_the_early_steps_and_agrees(model, request_):
         reused = sweep(model, request_, pairs, [0], variants, get_metric("latent_distance"), **kwargs)
         n_reused = len(calls)
         calls.clear()
-        recomputed = sweep(model, request_, pairs, [0], variants, get_metric("latent_distance"), reuse_latents=False, **kwargs)
+        recomputed = sweep(
+            model,
+            request_,
+            pairs,
+            [0],
+            variants,
+            get_metric("latent_distance"),
+            reuse_latents=False,
+            **kwargs,
+        )
         n_recomputed = len(calls)
     finally:
         hook.remove()

@@ -12,7 +12,6 @@ from scipy.stats import false_discovery_control
 from interp.errors import TadaError
 from interp.significance import (
     bh_qvalues,
-    head_significance,
     pairs_needed,
     sign_flip_pvalues,
     unit_differences,
@@ -32,8 +31,7 @@ def test_bh_qvalues_equal_scipy_false_discovery_control():
         p = np.concatenate([rng.uniform(size=m - m // 3), rng.uniform(0, 1e-3, size=m // 3)])
         p[: m // 4] = p[0]  # ties
         q = bh_qvalues({f"h{i}": float(v) for i, v in enumerate(p)})
-        np.testing.assert_allclose(list(q.values()), false_discovery_control(p, method="bh"),
-                                   rtol=1e-12)
+        np.testing.assert_allclose(list(q.values()), false_discovery_control(p, method="bh"), rtol=1e-12)
     with pytest.raises(TadaError, match=r"\[0, 1\]"):
         bh_qvalues({"a": 1.5})
 
@@ -73,8 +71,10 @@ def test_min_effect_test_holds_its_level_at_the_boundary():
     """Heads whose effect equals min_effect exactly are null: rejected at most alpha of the time."""
     rng = np.random.default_rng(9)
     reps, d = 400, 0.2
-    hits = [sign_flip_pvalues({"h": d + 0.5 * rng.normal(size=12)}, min_effect=d)["h"] <= 0.05
-            for _ in range(reps)]
+    hits = [
+        sign_flip_pvalues({"h": d + 0.5 * rng.normal(size=12)}, min_effect=d)["h"] <= 0.05
+        for _ in range(reps)
+    ]
     assert np.mean(hits) <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / reps)
 
 
@@ -91,9 +91,17 @@ def test_monte_carlo_pvalues_agree_with_exact_enumeration_and_are_deterministic(
 def _rows(moved: np.ndarray, gap: float = 2.0, seeds: int = 1) -> list[dict]:
     """Sweep-like rows: moved[pair, head] on top of corrupted = 0, clean = gap."""
     return [
-        {"variant": f"h{h}", "pair": i, "seed": s, "value": float(moved[i, h]),
-         "clean": gap, "corrupted": 0.0}
-        for i in range(moved.shape[0]) for s in range(seeds) for h in range(moved.shape[1])
+        {
+            "variant": f"h{h}",
+            "pair": i,
+            "seed": s,
+            "value": float(moved[i, h]),
+            "clean": gap,
+            "corrupted": 0.0,
+        }
+        for i in range(moved.shape[0])
+        for s in range(seeds)
+        for h in range(moved.shape[1])
     ]
 
 
@@ -113,8 +121,9 @@ def test_unit_differences_average_seeds_and_read_in_effect_units():
         unit_differences(_rows(moved)[:-1])
 
 
-def _simulate(rng: np.random.Generator, n: int, m: int, effects: dict[int, float], sd: float,
-              heavy: bool) -> np.ndarray:
+def _simulate(
+    rng: np.random.Generator, n: int, m: int, effects: dict[int, float], sd: float, heavy: bool
+) -> np.ndarray:
     noise = rng.standard_t(3, size=(n, m)) / np.sqrt(3) if heavy else rng.normal(size=(n, m))
     moved = sd * noise
     for head, effect in effects.items():
@@ -124,8 +133,7 @@ def _simulate(rng: np.random.Generator, n: int, m: int, effects: dict[int, float
 
 def _found(moved: np.ndarray, flips: int = 2000) -> set[str]:
     """Heads with q <= 0.05 in a simulated run (the arrays head_significance builds from rows)."""
-    q = bh_qvalues(sign_flip_pvalues({f"h{h}": moved[:, h] for h in range(moved.shape[1])},
-                                     flips=flips))
+    q = bh_qvalues(sign_flip_pvalues({f"h{h}": moved[:, h] for h in range(moved.shape[1])}, flips=flips))
     return {k for k, v in q.items() if v <= 0.05}
 
 
@@ -149,8 +157,7 @@ def test_false_discoveries_under_the_complete_null_are_rare():
     """No head has an effect: any discovery is false, so FDR = P(any discovery) <= alpha."""
     rng = np.random.default_rng(7)
     reps = 300
-    any_found = [bool(_found(_simulate(rng, 12, 24, {}, 1.0, False)))
-                 for _ in range(reps)]
+    any_found = [bool(_found(_simulate(rng, 12, 24, {}, 1.0, False))) for _ in range(reps)]
     rate = float(np.mean(any_found))
     assert rate <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / reps)
 
@@ -226,11 +233,23 @@ def test_planted_heads_are_the_significant_ones_under_injected_noise(planted_mod
     from interp.prompts import PromptPair
 
     words = [("slow", "fast"), ("soft", "upbeat"), ("jazz", "metal")]
-    pairs = [PromptPair(f"a {a} {inst} song", f"a {b} {inst} song", "style", a, b)
-             for a, b in words for inst in ("violin", "piano", "organ", "flute")]  # 12 pairs
+    pairs = [
+        PromptPair(f"a {a} {inst} song", f"a {b} {inst} song", "style", a, b)
+        for a, b in words
+        for inst in ("violin", "piano", "organ", "flute")
+    ]  # 12 pairs
     metric = NoisyProjection(0.05, torch.Generator().manual_seed(0))
-    result = locate(planted_model, base, pairs, [0], metric, selection="significant",
-                    layers=False, fraction=0.8, progress=False)
+    result = locate(
+        planted_model,
+        base,
+        pairs,
+        [0],
+        metric,
+        selection="significant",
+        layers=False,
+        fraction=0.8,
+        progress=False,
+    )
     test = result.significance
     assert set(result.significant) == set(result.subset) == PLANTED, test.p
     nulls = [h for h in test.q if h not in PLANTED]
@@ -243,7 +262,8 @@ def test_planted_heads_are_the_significant_ones_under_injected_noise(planted_mod
     summary = result.summary()
     assert len(summary["differences"]["cross.0.head.1"]) == len(pairs)
     assert np.mean(summary["differences"]["cross.0.head.1"]) == pytest.approx(
-        result.head_effects["cross.0.head.1"].mean)
+        result.head_effects["cross.0.head.1"].mean
+    )
 
 
 def test_stability_of_significant_sets():

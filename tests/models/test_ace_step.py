@@ -120,7 +120,9 @@ def test_unguided_and_turbo_requests(request_):
 
 
 def test_full_size_structure_matches_the_shipped_config():
-    config = json.loads((Path(__file__).parents[2] / "models/configs/ace-step-1.5/transformer.json").read_text())
+    config = json.loads(
+        (Path(__file__).parents[2] / "models/configs/ace-step-1.5/transformer.json").read_text()
+    )
     model = load_model("ace-step-1.5", weights=False)
     assert FAMILY.aliases["ace-step-1.5"] == "ACE-Step/acestep-v15-xl-turbo-diffusers"
     assert model.catalog.count("self") == model.catalog.count("cross") == config["num_hidden_layers"] == 32

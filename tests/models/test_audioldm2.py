@@ -55,7 +55,12 @@ def test_large_layout_execution_order():
     ]
     sample = torch.randn(2, 4, 8, 8)
     with torch.no_grad():
-        unet(sample, 1, encoder_hidden_states=torch.randn(2, 3, 16), encoder_hidden_states_1=torch.randn(2, 5, 24))
+        unet(
+            sample,
+            1,
+            encoder_hidden_states=torch.randn(2, 3, 16),
+            encoder_hidden_states_1=torch.randn(2, 5, 24),
+        )
     for handle in handles:
         handle.remove()
     assert order == [m.path for m in catalog.modules]

@@ -16,14 +16,31 @@ from models.tiny.text import word_tokenizer
 @pytest.fixture(scope="module")
 def tiny_clap():
     torch.manual_seed(0)
-    text = dict(vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                intermediate_size=37, projection_dim=16, max_position_embeddings=64)
-    audio = dict(spec_size=128, window_size=4, num_mel_bins=64, patch_embeds_hidden_size=16,
-                 hidden_size=32, depths=[1, 1], num_attention_heads=[2, 2], enable_fusion=False,
-                 projection_dim=16, patch_stride=(4, 4))
+    text = dict(
+        vocab_size=64,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=37,
+        projection_dim=16,
+        max_position_embeddings=64,
+    )
+    audio = dict(
+        spec_size=128,
+        window_size=4,
+        num_mel_bins=64,
+        patch_embeds_hidden_size=16,
+        hidden_size=32,
+        depths=[1, 1],
+        num_attention_heads=[2, 2],
+        enable_fusion=False,
+        projection_dim=16,
+        patch_stride=(4, 4),
+    )
     model = ClapModel(ClapConfig(text_config=text, audio_config=audio, projection_dim=16))
-    extractor = ClapFeatureExtractor(feature_size=64, sampling_rate=48000, max_length_s=1,
-                                     truncation="rand_trunc")
+    extractor = ClapFeatureExtractor(
+        feature_size=64, sampling_rate=48000, max_length_s=1, truncation="rand_trunc"
+    )
     processor = ClapProcessor(feature_extractor=extractor, tokenizer=word_tokenizer())
     return ClapScorer(model, processor)
 

@@ -72,8 +72,13 @@ def half(request):
 
 
 def _request(adapter) -> GenerationRequest:
-    return GenerationRequest(prompts=("a sad violin song",), seeds=(0,), num_steps=3, guidance_scale=3.0,
-                             duration_s=2.0 if adapter.family in ("stable-audio", "ace-step") else None)
+    return GenerationRequest(
+        prompts=("a sad violin song",),
+        seeds=(0,),
+        num_steps=3,
+        guidance_scale=3.0,
+        duration_s=2.0 if adapter.family in ("stable-audio", "ace-step") else None,
+    )
 
 
 def test_reads_keep_the_dtype_and_equal_a_plain_hook(half):
@@ -83,7 +88,9 @@ def test_reads_keep_the_dtype_and_equal_a_plain_hook(half):
     proj = adapter.denoiser.get_submodule(m.out_proj)
     with recorded(proj, "input") as heads:
         plain = adapter.generate(request)
-    result = run(adapter, request, reads=[Read(f"{attention}.{layer}.heads"), Read(f"{attention}.{layer}.out")])
+    result = run(
+        adapter, request, reads=[Read(f"{attention}.{layer}.heads"), Read(f"{attention}.{layer}.out")]
+    )
     read = result.reads[f"{attention}.{layer}.heads"]
     assert read.dtype == BF16 and result.reads[f"{attention}.{layer}.out"].dtype == BF16
     for step in range(request.num_steps):
@@ -165,8 +172,9 @@ def test_a_float32_sae_steers_a_bfloat16_model(sa_pair):
     with torch.no_grad():
         for p in sae.parameters():
             p.normal_(0, 0.3)
-    request = GenerationRequest(prompts=("a sad violin song",), seeds=(0,), num_steps=3, guidance_scale=3.0,
-                                duration_s=2.0)
+    request = GenerationRequest(
+        prompts=("a sad violin song",), seeds=(0,), num_steps=3, guidance_scale=3.0, duration_s=2.0
+    )
     steerer = SAEClampSteerer(sae, [0, 1, 2], site="cross.1.out", target=5.0, mode="add")
     result = run(half, request, edits=steerer.edits(1.0), reads=[Read("cross.1.out", branch="cond")])
     plain = half.generate(request)
@@ -198,4 +206,6 @@ def test_delta_times_grad_sums_bfloat16_products_in_float32():
     assert total.dtype == torch.float32
     assert torch.allclose(total.double(), exact, rtol=1e-5, atol=1e-3)
     # the same sum in bfloat16 is off by far more than float32's error
-    assert ((delta * grad).sum(dim=(0, 1, 3)).double() - exact).abs().max() > 100 * (total.double() - exact).abs().max()
+    assert ((delta * grad).sum(dim=(0, 1, 3)).double() - exact).abs().max() > 100 * (
+        total.double() - exact
+    ).abs().max()

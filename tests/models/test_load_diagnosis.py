@@ -16,8 +16,9 @@ def _t5_tokenizer_that_does_not_survive_save_load() -> T5TokenizerFast:
     """A T5 tokenizer wrapped around a WordLevel model: it saves, but does not load back."""
     tok = Tokenizer(models.WordLevel({"<pad>": 0, "</s>": 1, "<unk>": 2, "violin": 3}, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    return T5TokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>",
-                           unk_token="<unk>", extra_ids=0)
+    return T5TokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", extra_ids=0
+    )
 
 
 @pytest.fixture
@@ -46,7 +47,9 @@ def test_a_tokenizer_that_fails_is_named_with_its_own_error(saved_sa):
 def test_missing_vae_weights_name_the_vae(saved_sa):
     for weights in (saved_sa / "vae").glob("*.safetensors"):
         weights.unlink()
-    with pytest.raises(ModelNotFoundError, match=r"component 'vae' \(AutoencoderOobleck from diffusers\) failed: OSError"):
+    with pytest.raises(
+        ModelNotFoundError, match=r"component 'vae' \(AutoencoderOobleck from diffusers\) failed: OSError"
+    ):
         load_model(str(saved_sa))
 
 

@@ -23,9 +23,13 @@ def tiny(family: str):
 @pytest.mark.parametrize("family", ["stable-audio", "audioldm2"])
 def test_latents_only_requests_skip_decoding(family):
     adapter = tiny(family)
-    request = GenerationRequest(prompts=("a sad violin song",), seeds=(0,), num_steps=2,
-                                guidance_scale=3.0,
-                                duration_s=4.0 if family == "stable-audio" else None)
+    request = GenerationRequest(
+        prompts=("a sad violin song",),
+        seeds=(0,),
+        num_steps=2,
+        guidance_scale=3.0,
+        duration_s=4.0 if family == "stable-audio" else None,
+    )
     calls: list[int] = []
     hook = adapter.pipeline.vae.decoder.register_forward_hook(lambda m, a, o: calls.append(1))
     try:

@@ -17,13 +17,22 @@ from models.rehearse import REHEARSABLE, rehearsal_components, rehearse
 
 @functools.cache
 def _millions(model: str) -> dict[str, float]:
-    return {name: sum(p.numel() for p in c.parameters()) / 1e6
-            for name, c in rehearsal_components(model) if hasattr(c, "parameters")}
+    return {
+        name: sum(p.numel() for p in c.parameters()) / 1e6
+        for name, c in rehearsal_components(model)
+        if hasattr(c, "parameters")
+    }
 
 
 def test_every_paper_model_has_a_recipe():
-    assert set(REHEARSABLE) == {"stable-audio-open-1.0", "audioldm2", "audioldm2-large", "audioldm2-music",
-                                "ace-step-1.5", "audioldm-s-full-v2"}
+    assert set(REHEARSABLE) == {
+        "stable-audio-open-1.0",
+        "audioldm2",
+        "audioldm2-large",
+        "audioldm2-music",
+        "ace-step-1.5",
+        "audioldm-s-full-v2",
+    }
 
 
 def test_stable_audio_open_is_built_at_its_measured_size():
@@ -43,7 +52,9 @@ def test_audioldm2_unets_have_their_published_sizes():
     assert sum(large.values()) == pytest.approx(1500, rel=0.05)
 
 
-@pytest.mark.parametrize("model", ["stable-audio-open-1.0", "audioldm2-large", "audioldm-s-full-v2", "ace-step-1.5"])
+@pytest.mark.parametrize(
+    "model", ["stable-audio-open-1.0", "audioldm2-large", "audioldm-s-full-v2", "ace-step-1.5"]
+)
 def test_the_rehearsed_denoiser_has_the_sites_of_the_structure_only_build(model):
     denoiser_name = {"stable-audio-open-1.0": "transformer", "ace-step-1.5": "transformer"}.get(model, "unet")
     structure = load_model(model, weights=False)
@@ -52,14 +63,42 @@ def test_the_rehearsed_denoiser_has_the_sites_of_the_structure_only_build(model)
 
 
 TINY_SAO = {
-    "transformer.json": {"sample_size": 8, "in_channels": 4, "num_layers": 2, "attention_head_dim": 8,
-                         "num_attention_heads": 4, "num_key_value_attention_heads": 2, "out_channels": 4,
-                         "cross_attention_dim": 16, "time_proj_dim": 8, "global_states_input_dim": 32,
-                         "cross_attention_input_dim": 16},
-    "text_encoder.json": {"vocab_size": 40, "d_model": 16, "d_kv": 8, "d_ff": 24, "num_layers": 1, "num_heads": 2},
-    "projection_model.json": {"text_encoder_dim": 16, "conditioning_dim": 16, "min_value": 0, "max_value": 32},
-    "vae.json": {"encoder_hidden_size": 6, "downsampling_ratios": [1, 2], "decoder_channels": 3,
-                 "decoder_input_channels": 4, "audio_channels": 2, "channel_multiples": [2, 4], "sampling_rate": 4},
+    "transformer.json": {
+        "sample_size": 8,
+        "in_channels": 4,
+        "num_layers": 2,
+        "attention_head_dim": 8,
+        "num_attention_heads": 4,
+        "num_key_value_attention_heads": 2,
+        "out_channels": 4,
+        "cross_attention_dim": 16,
+        "time_proj_dim": 8,
+        "global_states_input_dim": 32,
+        "cross_attention_input_dim": 16,
+    },
+    "text_encoder.json": {
+        "vocab_size": 40,
+        "d_model": 16,
+        "d_kv": 8,
+        "d_ff": 24,
+        "num_layers": 1,
+        "num_heads": 2,
+    },
+    "projection_model.json": {
+        "text_encoder_dim": 16,
+        "conditioning_dim": 16,
+        "min_value": 0,
+        "max_value": 32,
+    },
+    "vae.json": {
+        "encoder_hidden_size": 6,
+        "downsampling_ratios": [1, 2],
+        "decoder_channels": 3,
+        "decoder_input_channels": 4,
+        "audio_channels": 2,
+        "channel_multiples": [2, 4],
+        "sampling_rate": 4,
+    },
 }
 
 
@@ -73,7 +112,14 @@ def test_a_small_recipe_writes_a_directory_that_loads_and_generates(tmp_path, mo
         (configs / name).write_text((shipped / name).read_text())
     monkeypatch.setattr(rehearse_module, "CONFIG_DIR", tmp_path / "configs")
     built = rehearse("stable-audio-open-1.0", tmp_path / "out")
-    assert {c.name for c in built} == {"transformer", "text_encoder", "projection_model", "vae", "scheduler", "tokenizer"}
+    assert {c.name for c in built} == {
+        "transformer",
+        "text_encoder",
+        "projection_model",
+        "vae",
+        "scheduler",
+        "tokenizer",
+    }
     index = json.loads((tmp_path / "out" / "model_index.json").read_text())
     assert index["_class_name"] == "StableAudioPipeline" and index["projection_model"][0] == "stable_audio"
     model = load_model(str(tmp_path / "out"))

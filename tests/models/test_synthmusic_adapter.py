@@ -18,8 +18,12 @@ def adapter(request):
 
 @pytest.fixture
 def request_():
-    return GenerationRequest(prompts=("a slow sad piano piece with drums", "fast organ, no drums"),
-                             seeds=(0, 1), num_steps=3, guidance_scale=4.0)
+    return GenerationRequest(
+        prompts=("a slow sad piano piece with drums", "fast organ, no drums"),
+        seeds=(0, 1),
+        num_steps=3,
+        guidance_scale=4.0,
+    )
 
 
 def test_structure_and_meta_build_agree(adapter):
@@ -58,6 +62,8 @@ def test_concept_scorer_is_a_log_probability_contrast(adapter, request_):
     torch.testing.assert_close(scorer.score(out, "fast", "fast"), probs["tempo"][:, 2])
     pair = pairs_from("synthmusic", ["tempo"], 1, 0)[0]
     value = ConceptContrast(scorer)(out, MetricContext.for_pair(out, out, pair))
-    expected = (probs["tempo"][:, ["slow", "medium", "fast"].index(pair.clean_value)].log()
-                - probs["tempo"][:, ["slow", "medium", "fast"].index(pair.corrupted_value)].log())
+    expected = (
+        probs["tempo"][:, ["slow", "medium", "fast"].index(pair.clean_value)].log()
+        - probs["tempo"][:, ["slow", "medium", "fast"].index(pair.corrupted_value)].log()
+    )
     torch.testing.assert_close(value, expected, rtol=1e-4, atol=1e-4)

@@ -17,8 +17,9 @@ def one_thread():
 def request_2():
     from interp.adapter import GenerationRequest
 
-    return GenerationRequest(prompts=("a sad song", "a happy song"), seeds=(0, 1), num_steps=4,
-                             guidance_scale=3.0, duration_s=4.0)
+    return GenerationRequest(
+        prompts=("a sad song", "a happy song"), seeds=(0, 1), num_steps=4, guidance_scale=3.0, duration_s=4.0
+    )
 
 
 @pytest.fixture(scope="package")
@@ -34,11 +35,17 @@ def tiny_cache(tiny_sa, happy, tmp_path_factory):
     from interp.adapter import GenerationRequest
     from saes.cache import cache_activations
 
-    request = GenerationRequest(prompts=("x",), seeds=(0,), num_steps=4, guidance_scale=3.0,
-                                duration_s=4.0)
+    request = GenerationRequest(prompts=("x",), seeds=(0,), num_steps=4, guidance_scale=3.0, duration_s=4.0)
     prompts = list(happy.positive + happy.negative)
-    return cache_activations(tiny_sa, request, prompts, ["cross.1.out", "cross.1.heads"],
-                             tmp_path_factory.mktemp("cache"), seeds=[0, 1], batch_size=12)
+    return cache_activations(
+        tiny_sa,
+        request,
+        prompts,
+        ["cross.1.out", "cross.1.heads"],
+        tmp_path_factory.mktemp("cache"),
+        seeds=[0, 1],
+        batch_size=12,
+    )
 
 
 @pytest.fixture(scope="package")
@@ -47,7 +54,8 @@ def tiny_sae(tiny_cache, tmp_path_factory):
     from saes.train import SAESettings, load_sae, train_saes
 
     out = tmp_path_factory.mktemp("saes")
-    settings = SAESettings(architecture="topk", k=4, expansion_factor=4, lr=3e-3,
-                           training_steps=100, batch_size=256, holdout=4)
+    settings = SAESettings(
+        architecture="topk", k=4, expansion_factor=4, lr=3e-3, training_steps=100, batch_size=256, holdout=4
+    )
     train_saes(tiny_cache, settings, out, sites=["cross.1.out"])
     return load_sae(out / "cross.1.out")

@@ -27,8 +27,9 @@ def _direct(model, request, prompts, site, width, batch_size):
 def test_cache_holds_ten_times_its_memory_budget_exactly(tiny_sa, request_2, tmp_path):
     prompts = [f"a {w} song" for w in ("sad", "happy", "fast", "slow", "loud", "soft")] * 6
     budget = 36_000
-    cache = cache_activations(tiny_sa, request_2, prompts, SITES, tmp_path, branch="both",
-                              batch_size=1, memory_budget_bytes=budget)
+    cache = cache_activations(
+        tiny_sa, request_2, prompts, SITES, tmp_path, branch="both", batch_size=1, memory_budget_bytes=budget
+    )
     data_bytes = sum(cache.count(s) * cache.width(s) * 4 for s in SITES)
     assert data_bytes > 10 * budget
     assert cache.manifest["memory_bound_bytes"] <= budget
@@ -45,9 +46,17 @@ def test_cache_holds_ten_times_its_memory_budget_exactly(tiny_sa, request_2, tmp
 
 
 def test_labels_say_step_branch_sample_and_position(tiny_sa, request_2, tmp_path):
-    cache = cache_activations(tiny_sa, request_2, ["a sad song", "a happy song", "a fast song"],
-                              ["cross.1.out"], tmp_path, seeds=[5, 6], steps=[1, 3], branch="both",
-                              batch_size=4)
+    cache = cache_activations(
+        tiny_sa,
+        request_2,
+        ["a sad song", "a happy song", "a fast song"],
+        ["cross.1.out"],
+        tmp_path,
+        seeds=[5, 6],
+        steps=[1, 3],
+        branch="both",
+        batch_size=4,
+    )
     columns = next(cache.iter_shards("cross.1.out"))
     assert set(columns["step"].tolist()) == {1, 3}
     assert cache.manifest["seeds"] == [5, 6] and cache.manifest["units"] == 6
@@ -73,8 +82,9 @@ def test_batches_stream_every_vector_once_per_epoch(tiny_cache):
     ordered = torch.cat([c["acts"] for c in tiny_cache.iter_shards("cross.1.out")])
     seen = torch.cat(batches)
     assert not torch.equal(seen, ordered)  # shuffled
-    for a, b in zip(torch.unique(seen, dim=0, return_counts=True),
-                    torch.unique(ordered, dim=0, return_counts=True)):
+    for a, b in zip(
+        torch.unique(seen, dim=0, return_counts=True), torch.unique(ordered, dim=0, return_counts=True)
+    ):
         assert torch.equal(a, b)  # the same vectors, each as often
     endless = tiny_cache.batches("cross.1.out", 1000, loop=True)
     assert all(next(endless).shape == (1000, 32) for _ in range(2 * total // 1000 + 1))
@@ -82,8 +92,7 @@ def test_batches_stream_every_vector_once_per_epoch(tiny_cache):
 
 def test_cache_errors_are_clear(tiny_sa, request_2, tiny_cache, tmp_path):
     with pytest.raises(TadaError, match="too small"):
-        cache_activations(tiny_sa, request_2, ["a song"] * 4, SITES, tmp_path / "a",
-                          memory_budget_bytes=1000)
+        cache_activations(tiny_sa, request_2, ["a song"] * 4, SITES, tmp_path / "a", memory_budget_bytes=1000)
     with pytest.raises(TadaError, match="already holds"):
         cache_activations(tiny_sa, request_2, ["a song"], SITES, tiny_cache.path)
     with pytest.raises(TadaError, match="Cached sites"):

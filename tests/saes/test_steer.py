@@ -32,8 +32,16 @@ def test_concept_features_score_every_step(tiny_sa, request_2, happy, tiny_sae):
     acts, steps = feature_activations(tiny_sa, request_2, happy.positive[:3], tiny_sae, seeds=[0, 1])
     assert acts.shape == (4, 6, tiny_sae.cfg.d_sae) and steps == (0, 1, 2, 3)
     assert (acts >= 0).all()
-    selection = concept_features(tiny_sa, request_2, happy.positive[:4], happy.negative[:4], tiny_sae,
-                                 k=5, method="diff", concept="happy")
+    selection = concept_features(
+        tiny_sa,
+        request_2,
+        happy.positive[:4],
+        happy.negative[:4],
+        tiny_sae,
+        k=5,
+        method="diff",
+        concept="happy",
+    )
     assert selection.site == "cross.1.out" and selection.indices.shape == (4, 5)
     described = selection.describe()
     assert described["concept"] == "happy" and len(described["features"]["2"]) == 5
@@ -94,8 +102,9 @@ def test_clamping_sets_features_and_keeps_the_error_term(tiny_sa, request_2, tin
 
 
 @pytest.mark.parametrize("mode", ["add", "clamp"])
-def test_run_sae_steering_goes_from_a_saved_sae_to_rows_and_artifacts(tiny_sa, request_2, happy, tiny_sae,
-                                                                      mode, tmp_path):
+def test_run_sae_steering_goes_from_a_saved_sae_to_rows_and_artifacts(
+    tiny_sa, request_2, happy, tiny_sae, mode, tmp_path
+):
     from saes.workflow import SAESteeringSettings, run_sae_steering
 
     class Mean:
@@ -103,8 +112,19 @@ def test_run_sae_steering_goes_from_a_saved_sae_to_rows_and_artifacts(tiny_sa, r
             return output.latents.flatten(1).mean(dim=1)
 
     settings = SAESteeringSettings(k=3, mode=mode, clamp_target=3.0, steps=[0, 1], distance="latents")
-    result = run_sae_steering(tiny_sa, request_2, happy.positive[:3], happy.negative[:3], tiny_sae,
-                              [2.0], Mean(), "mood", "happy", settings=settings, out_dir=tmp_path)
+    result = run_sae_steering(
+        tiny_sa,
+        request_2,
+        happy.positive[:3],
+        happy.negative[:3],
+        tiny_sae,
+        [2.0],
+        Mean(),
+        "mood",
+        "happy",
+        settings=settings,
+        out_dir=tmp_path,
+    )
     zero = [r for r in result.rows if r["alpha"] == 0.0]
     steered = [r for r in result.rows if r["alpha"] == 2.0]
     assert all(r["distance"] == 0.0 for r in zero) and all(r["distance"] > 0 for r in steered)

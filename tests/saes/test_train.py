@@ -39,34 +39,61 @@ def matched(sae, directions) -> torch.Tensor:
 @pytest.mark.parametrize("architecture, min_ev, min_matched", [("topk", 0.9, 0.8), ("batchtopk", 0.85, 0.75)])
 def test_sae_recovers_planted_sparse_features(architecture, min_ev, min_matched, tmp_path, record_property):
     directions, draw, stream = planted(seed=0)
-    settings = SAESettings(architecture=architecture, k=K_TRUE, expansion_factor=2, lr=1e-2,
-                           lr_end=1e-3, lr_scheduler="cosineannealing", training_steps=500,
-                           batch_size=256, dead_feature_window=100)
-    sae, report = train_sae(stream(256), D_IN, settings, site="cross.3.out",
-                            eval_vectors=draw(4096), out_dir=tmp_path / "sae")
+    settings = SAESettings(
+        architecture=architecture,
+        k=K_TRUE,
+        expansion_factor=2,
+        lr=1e-2,
+        lr_end=1e-3,
+        lr_scheduler="cosineannealing",
+        training_steps=500,
+        batch_size=256,
+        dead_feature_window=100,
+    )
+    sae, report = train_sae(
+        stream(256), D_IN, settings, site="cross.3.out", eval_vectors=draw(4096), out_dir=tmp_path / "sae"
+    )
     cosines = matched(sae, directions)
     fraction = float((cosines > 0.9).float().mean())
     record_property("explained_variance", report.explained_variance)
     record_property("matched_fraction", fraction)
-    print(f"{architecture}: explained variance {report.explained_variance:.3f}, L0 {report.l0:.2f}, "
-          f"dead {report.dead_features}/{report.d_sae}, planted features matched (cos > 0.9) "
-          f"{fraction:.2f}, mean best cosine {float(cosines.mean()):.3f}")
+    print(
+        f"{architecture}: explained variance {report.explained_variance:.3f}, L0 {report.l0:.2f}, "
+        f"dead {report.dead_features}/{report.d_sae}, planted features matched (cos > 0.9) "
+        f"{fraction:.2f}, mean best cosine {float(cosines.mean()):.3f}"
+    )
     assert report.explained_variance > min_ev
     assert fraction >= min_matched
     assert abs(report.l0 - K_TRUE) < 0.5
     assert json.loads((tmp_path / "sae" / "report.json").read_text())["site"] == "cross.3.out"
 
 
-@pytest.mark.parametrize("architecture, inference", [("topk", "topk"), ("batchtopk", "jumprelu"),
-                                                     ("standard", "standard")])
+@pytest.mark.parametrize(
+    "architecture, inference", [("topk", "topk"), ("batchtopk", "jumprelu"), ("standard", "standard")]
+)
 def test_saves_round_trip_through_sae_lens(architecture, inference, tmp_path):
     from sae_lens import SAE
 
     _, draw, stream = planted(seed=1)
-    settings = SAESettings(architecture=architecture, k=3, expansion_factor=2, lr=3e-3,
-                           training_steps=30, batch_size=128, holdout=0)
-    sae, report = train_sae(stream(128), D_IN, settings, site="cross.0.head.1", eval_vectors=draw(512),
-                            held_out=False, out_dir=tmp_path, metadata={"model_name": "synthetic"})
+    settings = SAESettings(
+        architecture=architecture,
+        k=3,
+        expansion_factor=2,
+        lr=3e-3,
+        training_steps=30,
+        batch_size=128,
+        holdout=0,
+    )
+    sae, report = train_sae(
+        stream(128),
+        D_IN,
+        settings,
+        site="cross.0.head.1",
+        eval_vectors=draw(512),
+        held_out=False,
+        out_dir=tmp_path,
+        metadata={"model_name": "synthetic"},
+    )
     loaded = SAE.load_from_disk(str(tmp_path))
     assert loaded.cfg.architecture() == inference
     assert loaded.cfg.metadata.hook_name == "cross.0.head.1"
@@ -80,8 +107,16 @@ def test_saves_round_trip_through_sae_lens(architecture, inference, tmp_path):
 
 
 def test_train_saes_trains_one_per_cached_site_on_held_out_reports(tiny_cache, tmp_path):
-    settings = SAESettings(architecture="topk", k=4, expansion_factor=2, lr=3e-3, training_steps=20,
-                           batch_size=128, holdout=4, eval_vectors=200)
+    settings = SAESettings(
+        architecture="topk",
+        k=4,
+        expansion_factor=2,
+        lr=3e-3,
+        training_steps=20,
+        batch_size=128,
+        holdout=4,
+        eval_vectors=200,
+    )
     reports = train_saes(tiny_cache, settings, tmp_path)
     assert set(reports) == {"cross.1.out", "cross.1.heads"}
     heads = load_sae(tmp_path / "cross.1.heads")
@@ -100,8 +135,13 @@ def test_bad_settings_and_paths_get_clear_errors(tmp_path):
         load_sae(tmp_path)
     _, draw, _ = planted(seed=2)
     with pytest.raises(TadaError, match=r"must be \[64, 16\]"):
-        train_sae(iter([draw(10)]), D_IN, SAESettings(batch_size=64, training_steps=1), site="cross.0.out",
-                  eval_vectors=draw(10))
+        train_sae(
+            iter([draw(10)]),
+            D_IN,
+            SAESettings(batch_size=64, training_steps=1),
+            site="cross.0.out",
+            eval_vectors=draw(10),
+        )
 
 
 def test_training_works_when_the_caller_disabled_gradients():

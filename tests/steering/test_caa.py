@@ -51,8 +51,15 @@ def _manual_means(model, request, prompts, layer):
 
 
 def test_vectors_are_normalized_differences_of_means(tiny_sa, request_3, happy):
-    vectors = compute_caa(tiny_sa, request_3, happy.positive, happy.negative,
-                          ["cross.1.out", "cross.1.head.2", "cross.1.heads"], seeds=[0], batch_size=4)
+    vectors = compute_caa(
+        tiny_sa,
+        request_3,
+        happy.positive,
+        happy.negative,
+        ["cross.1.out", "cross.1.head.2", "cross.1.heads"],
+        seeds=[0],
+        batch_size=4,
+    )
     pos_out, pos_heads = _manual_means(tiny_sa, request_3, happy.positive, 1)
     neg_out, neg_heads = _manual_means(tiny_sa, request_3, happy.negative, 1)
     raw_out = pos_out - neg_out
@@ -64,15 +71,17 @@ def test_vectors_are_normalized_differences_of_means(tiny_sa, request_3, happy):
     torch.testing.assert_close(vectors.raw("cross.1.head.2").double(), raw_head, rtol=1e-4, atol=1e-7)
     assert vectors.vectors["cross.1.heads"].shape == (4, H, D)
     assert torch.allclose(vectors.vectors["cross.1.heads"].flatten(1).norm(dim=1), torch.ones(4))
-    raw = compute_caa(tiny_sa, request_3, happy.positive, happy.negative, ["cross.1.out"],
-                      seeds=[0], normalize=False)
+    raw = compute_caa(
+        tiny_sa, request_3, happy.positive, happy.negative, ["cross.1.out"], seeds=[0], normalize=False
+    )
     torch.testing.assert_close(raw.vectors["cross.1.out"].double(), raw_out, rtol=1e-4, atol=1e-7)
 
 
 @pytest.mark.parametrize("renormalize", [False, True])
 def test_alpha_zero_is_the_unsteered_generation_bit_for_bit(tiny_sa, request_3, happy, renormalize):
-    vectors = compute_caa(tiny_sa, request_3, happy.positive[:2], happy.negative[:2],
-                          ["cross.0.out", "cross.1.head.1"])
+    vectors = compute_caa(
+        tiny_sa, request_3, happy.positive[:2], happy.negative[:2], ["cross.0.out", "cross.1.head.1"]
+    )
     plain = tiny_sa.generate(request_3)
     steerer = CAASteerer(vectors, branch="both", renormalize=renormalize)
     (alpha0, zero), (alpha1, one) = list(sweep_alpha(tiny_sa, request_3, steerer, [0.0, 2.0]))
@@ -83,8 +92,9 @@ def test_alpha_zero_is_the_unsteered_generation_bit_for_bit(tiny_sa, request_3, 
 
 
 def test_added_vector_appears_exactly_at_the_chosen_steps_and_branch(tiny_sa, request_3, happy):
-    vectors = compute_caa(tiny_sa, request_3, happy.positive[:2], happy.negative[:2],
-                          ["cross.1.head.2"], normalize=False)
+    vectors = compute_caa(
+        tiny_sa, request_3, happy.positive[:2], happy.negative[:2], ["cross.1.head.2"], normalize=False
+    )
     alpha, n = 5.0, request_3.batch_size
     read = [Read("cross.1.heads")]
     plain = run(tiny_sa, request_3, reads=read).reads["cross.1.heads"]
@@ -121,8 +131,9 @@ def test_renormalized_steering_keeps_each_position_norm(tiny_sa, request_3, happ
 
 
 def test_averaged_vectors_steer_every_step(tiny_sa, request_3, happy):
-    vectors = compute_caa(tiny_sa, request_3, happy.positive[:2], happy.negative[:2],
-                          ["cross.1.out"], average_steps=True)
+    vectors = compute_caa(
+        tiny_sa, request_3, happy.positive[:2], happy.negative[:2], ["cross.1.out"], average_steps=True
+    )
     assert vectors.averaged and vectors.vectors["cross.1.out"].shape == (1, 32)
     assert torch.allclose(vectors.vectors["cross.1.out"].norm(), torch.tensor(1.0))
     (edit,) = CAASteerer(vectors).edits(1.0)
@@ -130,8 +141,14 @@ def test_averaged_vectors_steer_every_step(tiny_sa, request_3, happy):
 
 
 def test_vectors_round_trip_through_safetensors_and_json(tiny_sa, request_3, happy, tmp_path):
-    vectors = compute_caa(tiny_sa, request_3, happy.positive[:2], happy.negative[:2],
-                          ["cross.1.out", "cross.0.head.3"], concept="happy")
+    vectors = compute_caa(
+        tiny_sa,
+        request_3,
+        happy.positive[:2],
+        happy.negative[:2],
+        ["cross.1.out", "cross.0.head.3"],
+        concept="happy",
+    )
     tensors, meta = save_vectors(vectors, tmp_path / "happy")
     assert tensors.name == "happy.safetensors" and meta.name == "happy.json"
     loaded = load_vectors(meta)
@@ -148,8 +165,9 @@ def test_vectors_round_trip_through_safetensors_and_json(tiny_sa, request_3, hap
 
 
 def test_bad_steering_requests_get_clear_errors(tiny_sa, request_3, happy):
-    vectors = compute_caa(tiny_sa, request_3, happy.positive[:1], happy.negative[:1],
-                          ["cross.1.out"], steps="0:2")
+    vectors = compute_caa(
+        tiny_sa, request_3, happy.positive[:1], happy.negative[:1], ["cross.1.out"], steps="0:2"
+    )
     with pytest.raises(TadaError, match="have no steering vector"):
         CAASteerer(vectors, steps=[3])
     with pytest.raises(TadaError, match="available"):

@@ -5,6 +5,7 @@ import soundfile
 import torch
 
 from interp.errors import TadaError
+from interp.statistics import wilson
 from interp.steering import (
     CAASteerer,
     CentroidScorer,
@@ -14,7 +15,6 @@ from interp.steering import (
     compute_caa,
     evaluate_steering,
 )
-from interp.statistics import wilson
 
 
 def test_alignment_auc_is_the_area_up_to_the_budget():
@@ -42,8 +42,16 @@ def test_alpha_grid_and_wilson_interval():
 
 
 def test_centroid_scorer_is_one_at_the_positive_centroid(tiny_sa, request_3, happy):
-    scorer = CentroidScorer.fit(tiny_sa, request_3, happy.positive[:3], happy.negative[:3],
-                                concept="mood", target="happy", opposite="sad", seeds=[0, 1])
+    scorer = CentroidScorer.fit(
+        tiny_sa,
+        request_3,
+        happy.positive[:3],
+        happy.negative[:3],
+        concept="mood",
+        target="happy",
+        opposite="sad",
+        seeds=[0, 1],
+    )
     from dataclasses import replace
 
     pos = tiny_sa.generate(replace(request_3, prompts=happy.positive[:3] * 2, seeds=(0,) * 3 + (1,) * 3))
@@ -55,11 +63,28 @@ def test_centroid_scorer_is_one_at_the_positive_centroid(tiny_sa, request_3, hap
 
 def test_evaluation_writes_tables_plots_and_audio(tiny_sa, request_3, happy, tmp_path):
     vectors = compute_caa(tiny_sa, request_3, happy.positive[:3], happy.negative[:3], ["cross.1.out"])
-    scorer = CentroidScorer.fit(tiny_sa, request_3, happy.positive[:3], happy.negative[:3],
-                                concept="mood", target="happy", opposite="sad")
+    scorer = CentroidScorer.fit(
+        tiny_sa,
+        request_3,
+        happy.positive[:3],
+        happy.negative[:3],
+        concept="mood",
+        target="happy",
+        opposite="sad",
+    )
     steerer = CAASteerer(vectors)
-    result = evaluate_steering(tiny_sa, request_3, steerer, [-2.0, 2.0], scorer, "mood", "happy",
-                               label="caa-layer1", budget=0.3, out_dir=tmp_path)
+    result = evaluate_steering(
+        tiny_sa,
+        request_3,
+        steerer,
+        [-2.0, 2.0],
+        scorer,
+        "mood",
+        "happy",
+        label="caa-layer1",
+        budget=0.3,
+        out_dir=tmp_path,
+    )
     assert result.alphas == [-2.0, 0.0, 2.0] and len(result.rows) == 9
     curve = {c["alpha"]: c for c in result.curve()}
     assert curve[0.0]["distance"] == 0.0
@@ -84,8 +109,9 @@ def test_evaluation_takes_any_concept_scorer_and_latent_distance(tiny_sa, reques
             return output.latents.flatten(1).mean(dim=1)
 
     vectors = compute_caa(tiny_sa, request_3, happy.positive[:1], happy.negative[:1], ["cross.1.out"])
-    result = evaluate_steering(tiny_sa, request_3, CAASteerer(vectors), [1.0], NoAudio(), "mood",
-                               "happy", distance="latents")
+    result = evaluate_steering(
+        tiny_sa, request_3, CAASteerer(vectors), [1.0], NoAudio(), "mood", "happy", distance="latents"
+    )
     zero = [r for r in result.rows if r["alpha"] == 0.0]
     assert all(r["distance"] == 0.0 and r["gain"] == 0.0 for r in zero)
     assert torch.isfinite(torch.tensor([r["alignment"] for r in result.rows])).all()
@@ -94,14 +120,35 @@ def test_evaluation_takes_any_concept_scorer_and_latent_distance(tiny_sa, reques
 def test_run_caa_goes_from_prompt_sets_to_rows_and_artifacts(tiny_sa, request_3, happy, tmp_path):
     from interp.steering import CAASettings, load_vectors, run_caa
 
-    scorer = CentroidScorer.fit(tiny_sa, request_3, happy.positive[:2], happy.negative[:2],
-                                concept="mood", target="happy", opposite="sad")
+    scorer = CentroidScorer.fit(
+        tiny_sa,
+        request_3,
+        happy.positive[:2],
+        happy.negative[:2],
+        concept="mood",
+        target="happy",
+        opposite="sad",
+    )
     settings = CAASettings(steps="1:", renormalize=True, budget=0.2)
     runs = [
-        run_caa(tiny_sa, request_3, happy.positive[:3], happy.negative[:3], sites, [1.0, 3.0],
-                scorer, "mood", "happy", settings=settings, label=label, out_dir=tmp_path / label)
-        for label, sites in (("localized", ["cross.1.head.0", "cross.1.head.3"]),
-                             ("all-layers", ["cross.0.out", "cross.1.out"]))
+        run_caa(
+            tiny_sa,
+            request_3,
+            happy.positive[:3],
+            happy.negative[:3],
+            sites,
+            [1.0, 3.0],
+            scorer,
+            "mood",
+            "happy",
+            settings=settings,
+            label=label,
+            out_dir=tmp_path / label,
+        )
+        for label, sites in (
+            ("localized", ["cross.1.head.0", "cross.1.head.3"]),
+            ("all-layers", ["cross.0.out", "cross.1.out"]),
+        )
     ]
     localized = runs[0]
     assert {r["alpha"] for r in localized.rows} == {0.0, 1.0, 3.0}

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 from models.synthmusic.captions import (
-    HELD_OUT, VOCABULARY, caption, caption_pair, concept_words, is_held_out, split_combinations,
+    HELD_OUT,
+    VOCABULARY,
+    caption,
+    caption_pair,
+    concept_words,
+    is_held_out,
+    split_combinations,
     tokenize_words,
 )
 from models.synthmusic.music import CONCEPTS, ConceptValues, random_values
@@ -23,7 +29,9 @@ def test_caption_pair_differs_only_in_the_concept_words(concept):
     rng = np.random.default_rng(1)
     for seed in range(40):
         v = random_values(rng)
-        other = [x for x in CONCEPTS[concept] if x != getattr(v, concept)][seed % (len(CONCEPTS[concept]) - 1)]
+        other = [x for x in CONCEPTS[concept] if x != getattr(v, concept)][
+            seed % (len(CONCEPTS[concept]) - 1)
+        ]
         clean, corrupted = caption_pair(v, concept, other, seed)
         a, b = tokenize_words(clean), tokenize_words(corrupted)
         assert a != b

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from models.synthmusic.cli import add_commands, main
 from interp.statistics import wilson as wilson_interval
+from models.synthmusic.cli import add_commands, main
 from models.synthmusic.evaluate import eval_prompts
 from models.synthmusic.music import CONCEPTS
 from models.synthmusic.pipeline import CHECKPOINT_DIR
@@ -36,11 +36,30 @@ def test_add_commands_registers_synthmusic():
         parser.parse_args(["synthmusic", "eval", "--models", "gan"])
 
 
-@pytest.mark.skipif(not (CHECKPOINT_DIR / "dit" / "model_index.json").exists()
-                    or not (SCORER_DIR / "model.safetensors").exists(), reason="dit or scorer not shipped")
+@pytest.mark.skipif(
+    not (CHECKPOINT_DIR / "dit" / "model_index.json").exists()
+    or not (SCORER_DIR / "model.safetensors").exists(),
+    reason="dit or scorer not shipped",
+)
 def test_eval_smoke_json(capsys):
-    assert main(["synthmusic", "eval", "--samples", "6", "--models", "dit", "--guidance", "4",
-                 "--steps", "3", "--json"]) == 0
+    assert (
+        main(
+            [
+                "synthmusic",
+                "eval",
+                "--samples",
+                "6",
+                "--models",
+                "dit",
+                "--guidance",
+                "4",
+                "--steps",
+                "3",
+                "--json",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"dit"} and set(out["dit"]) == set(CONCEPTS)
     for stats in out["dit"].values():

@@ -4,8 +4,17 @@ import numpy as np
 import pytest
 
 from models.synthmusic.music import (
-    CONCEPTS, NUM_SAMPLES, SAMPLE_RATE, TEMPO_BPM, ConceptValues, all_combinations, beat_times,
-    instrument_tone, render, render_parts, tonic_pitch_class,
+    CONCEPTS,
+    NUM_SAMPLES,
+    SAMPLE_RATE,
+    TEMPO_BPM,
+    ConceptValues,
+    all_combinations,
+    beat_times,
+    instrument_tone,
+    render,
+    render_parts,
+    tonic_pitch_class,
 )
 
 BASE = ConceptValues("piano", "no", "medium", "happy", "none")
@@ -33,8 +42,12 @@ def _onset_rate(audio: np.ndarray) -> float:
 
 
 def test_tempo_changes_onset_rate():
-    rates = {t: np.mean([_onset_rate(render(BASE.replace("tempo", t).replace("drums", "yes"), s))
-                         for s in range(3)]) for t in CONCEPTS["tempo"]}
+    rates = {
+        t: np.mean(
+            [_onset_rate(render(BASE.replace("tempo", t).replace("drums", "yes"), s)) for s in range(3)]
+        )
+        for t in CONCEPTS["tempo"]
+    }
     assert rates["slow"] < rates["medium"] < rates["fast"], rates
     assert len(beat_times("fast")) > len(beat_times("slow"))
     assert TEMPO_BPM["fast"] / TEMPO_BPM["slow"] > 2
@@ -98,17 +111,21 @@ def test_vocals_sing_in_the_right_range():
 def test_instruments_have_their_envelopes():
     rng = np.random.default_rng(0)
     n = SAMPLE_RATE // 2
+
     def tail_ratio(inst):
         tone = instrument_tone(inst, 220.0, n, rng)
         head = np.abs(tone[400:2000]).max()
         return np.abs(tone[n - 2400 : n - 800]).max() / head
+
     for inst in ("piano", "guitar", "bass"):
         assert tail_ratio(inst) < 0.75, inst
     for inst in ("organ", "flute", "strings"):
         assert tail_ratio(inst) > 0.95, inst
+
     # Flute is nearly a pure tone; strings are rich in harmonics.
     def harmonic_richness(inst):
         spec = np.abs(np.fft.rfft(instrument_tone(inst, 220.0, n, rng)))
         freqs = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
         return spec[freqs > 500].sum() / spec[(freqs > 150) & (freqs < 300)].sum()
+
     assert harmonic_richness("flute") < 0.7 < 1.5 < harmonic_richness("strings")

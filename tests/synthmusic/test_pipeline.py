@@ -14,8 +14,9 @@ KINDS = [k for k in ("dit", "unet") if (CHECKPOINT_DIR / k / "model_index.json")
 
 def test_tokenizer_maps_unknown_words_to_unk():
     tok = build_tokenizer()
-    ids = tok(["a sad, slow piano piece", "a zzyzx kazoo polka!"], padding="max_length",
-              max_length=MAX_TOKENS).input_ids
+    ids = tok(
+        ["a sad, slow piano piece", "a zzyzx kazoo polka!"], padding="max_length", max_length=MAX_TOKENS
+    ).input_ids
     assert all(len(row) == MAX_TOKENS for row in ids)
     assert tok.unk_token_id not in ids[0]
     words = tok.convert_ids_to_tokens(ids[1])
@@ -30,7 +31,10 @@ def test_both_models_are_shipped():
 def test_shipped_model_loads_offline_and_generates(kind):
     pipe = load_synthmusic(kind)
     assert isinstance(pipe, SynthMusicPipeline)
-    assert json.loads((CHECKPOINT_DIR / kind / "model_index.json").read_text())["_class_name"] == "SynthMusicPipeline"
+    assert (
+        json.loads((CHECKPOINT_DIR / kind / "model_index.json").read_text())["_class_name"]
+        == "SynthMusicPipeline"
+    )
     info = json.loads((CHECKPOINT_DIR / kind / "training.json").read_text())
     assert {"command", "seed", "data_version", "steps"} <= set(info)
     prompts = ["a sad, slow piano piece with male vocals", "upbeat track featuring organ and drums"]
@@ -44,28 +48,48 @@ def test_shipped_model_loads_offline_and_generates(kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_rows_depend_only_on_their_prompt_and_generator(kind):
     pipe = load_synthmusic(kind)
-    a = pipe(["fast guitar with drums", "slow flute, no drums"], num_inference_steps=3,
-             generator=[torch.Generator().manual_seed(5), torch.Generator().manual_seed(6)],
-             output_type="latent").latents
-    b = pipe(["organ, sad, with female vocals", "fast guitar with drums"], num_inference_steps=3,
-             generator=[torch.Generator().manual_seed(9), torch.Generator().manual_seed(5)],
-             output_type="latent").latents
-    single = pipe("fast guitar with drums", num_inference_steps=3,
-                  generator=[torch.Generator().manual_seed(5)], output_type="latent").latents
+    a = pipe(
+        ["fast guitar with drums", "slow flute, no drums"],
+        num_inference_steps=3,
+        generator=[torch.Generator().manual_seed(5), torch.Generator().manual_seed(6)],
+        output_type="latent",
+    ).latents
+    b = pipe(
+        ["organ, sad, with female vocals", "fast guitar with drums"],
+        num_inference_steps=3,
+        generator=[torch.Generator().manual_seed(9), torch.Generator().manual_seed(5)],
+        output_type="latent",
+    ).latents
+    single = pipe(
+        "fast guitar with drums",
+        num_inference_steps=3,
+        generator=[torch.Generator().manual_seed(5)],
+        output_type="latent",
+    ).latents
     assert torch.allclose(a[0], b[1], atol=1e-5)
     assert torch.allclose(a[0], single[0], atol=1e-5)
-    again = pipe(["fast guitar with drums", "slow flute, no drums"], num_inference_steps=3,
-                 generator=[torch.Generator().manual_seed(5), torch.Generator().manual_seed(6)],
-                 output_type="latent").latents
+    again = pipe(
+        ["fast guitar with drums", "slow flute, no drums"],
+        num_inference_steps=3,
+        generator=[torch.Generator().manual_seed(5), torch.Generator().manual_seed(6)],
+        output_type="latent",
+    ).latents
     assert torch.equal(a, again)
 
 
 def test_denoiser_called_once_per_step_with_cfg_layout():
     pipe = load_synthmusic(KINDS[0])
     calls = []
-    hook = pipe.denoiser.register_forward_hook(lambda m, args, kwargs, out: calls.append(kwargs), with_kwargs=True)
+    hook = pipe.denoiser.register_forward_hook(
+        lambda m, args, kwargs, out: calls.append(kwargs), with_kwargs=True
+    )
     try:
-        pipe(["slow piano", "fast organ", "bass"], num_inference_steps=3, guidance_scale=4.0, output_type="latent")
+        pipe(
+            ["slow piano", "fast organ", "bass"],
+            num_inference_steps=3,
+            guidance_scale=4.0,
+            output_type="latent",
+        )
         assert len(calls) == 3
         text = calls[0]["encoder_hidden_states"]
         assert text.shape[0] == 6

@@ -44,8 +44,12 @@ def test_scorer_rejects_wrong_shapes(scorer):
 
 
 def test_librosa_tempo_matches_the_bpm():
-    bpm = {t: np.median([estimate_tempo(render(ConceptValues("piano", "yes", t, "happy", "none"), s))
-                         for s in range(3)]) for t in TEMPO_BPM}
+    bpm = {
+        t: np.median(
+            [estimate_tempo(render(ConceptValues("piano", "yes", t, "happy", "none"), s)) for s in range(3)]
+        )
+        for t in TEMPO_BPM
+    }
     for t in ("medium", "fast"):
         assert abs(bpm[t] / TEMPO_BPM[t] - 1) < 0.05, bpm
     # librosa's beat tracker (prior around 120 BPM) may report slow clips at double tempo.

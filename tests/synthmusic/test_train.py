@@ -16,7 +16,9 @@ def small_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _weights(out: Path) -> dict[str, torch.Tensor]:
-    files = sorted((out / "denoiser").glob("*.safetensors")) + sorted((out / "text_encoder").glob("*.safetensors"))
+    files = sorted((out / "denoiser").glob("*.safetensors")) + sorted(
+        (out / "text_encoder").glob("*.safetensors")
+    )
     assert files, f"no weights saved under {out}"
     weights: dict[str, torch.Tensor] = {}
     for f in files:
@@ -37,4 +39,3 @@ def test_training_is_bit_for_bit_deterministic(kind: str, tmp_path: Path, small_
     info = json.loads((a / "training.json").read_text())
     assert info["steps"] == 3 and info["seed"] == 5 and info["data_version"] == data.DATA_VERSION
     assert (a / "loss.png").stat().st_size > 0
-
