@@ -207,13 +207,13 @@ class NoisyProjection:
     name: str = "noisy_projection"
     needs_audio: bool = False
 
-    def __call__(self, output, reference):
+    def __call__(self, output, context):
         def flat(x: torch.Tensor) -> torch.Tensor:
             return x.reshape(x.shape[0], -1).double()
 
-        direction = flat(reference.clean.latents) - flat(reference.corrupted.latents)
+        direction = flat(context.reference().latents) - flat(context.corrupted.latents)
         gap = direction.norm()
-        moved = ((flat(output.latents) - flat(reference.corrupted.latents)) * direction).sum(1) / gap
+        moved = ((flat(output.latents) - flat(context.corrupted.latents)) * direction).sum(1) / gap
         noise = torch.randn(moved.shape[0], generator=self.generator, dtype=torch.float64)
         return moved + self.scale * gap * noise
 
