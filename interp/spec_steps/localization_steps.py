@@ -293,25 +293,14 @@ class Locate(_PerConcept, MethodSpec):
         from interp.plots import plot_head_heatmap, plot_prefix_curve
 
         concept, pairs, adapter, seeds, base = self._inputs(unit, ctx)
-        result = locate(
-            adapter,
-            base,
-            pairs,
-            seeds,
-            build_metric(self.metric, adapter, self.scorer_model),
-            candidates=_candidates(self, ctx),
-            ranking=self.ranking,
-            fraction=self.fraction,
-            max_heads=self.max_heads,
-            steps=self.patch_steps,
-            branch=self.branch,
-            layers=self.layer_impact,
-            batch_size=self.batch_size,
-            progress=False,
-            selection=self.selection,
-            alpha=self.alpha,
-            min_effect=self.min_effect,
-        )
+        metric = build_metric(self.metric, adapter, self.scorer_model)
+        settings = dict(
+            candidates=_candidates(self, ctx), ranking=self.ranking, fraction=self.fraction,
+            max_heads=self.max_heads, steps=self.patch_steps, branch=self.branch,
+            batch_size=self.batch_size, progress=False, selection=self.selection,
+            alpha=self.alpha, min_effect=self.min_effect,
+        )  # fmt: skip
+        result = locate(adapter, base, pairs, seeds, metric, layers=self.layer_impact, **settings)
         ctx.save_json(f"localization-{concept}", result.summary())
         ctx.save_plot(plot_head_heatmap(result), f"heads-{concept}")
         if result.prefix_effects:
@@ -360,24 +349,7 @@ class Locate(_PerConcept, MethodSpec):
         if self.stability:
             from interp.localization import split_stability
 
-            halves = split_stability(
-                adapter,
-                base,
-                pairs,
-                seeds,
-                build_metric(self.metric, adapter, self.scorer_model),
-                candidates=_candidates(self, ctx),
-                ranking=self.ranking,
-                fraction=self.fraction,
-                max_heads=self.max_heads,
-                steps=self.patch_steps,
-                branch=self.branch,
-                batch_size=self.batch_size,
-                progress=False,
-                selection=self.selection,
-                alpha=self.alpha,
-                min_effect=self.min_effect,
-            )
+            halves = split_stability(adapter, base, pairs, seeds, metric, **settings)
             ctx.save_json(f"localization-{concept}-even", halves.first.summary())
             ctx.save_json(f"localization-{concept}-odd", halves.second.summary())
             rows.append(
