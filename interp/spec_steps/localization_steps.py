@@ -325,12 +325,12 @@ class Locate(_PerConcept, MethodSpec):
             )
             for k, e in enumerate(result.prefix_effects)
         ]
-        for metric, effect in (("restored", result.restored), ("necessity", result.necessity)):
+        for name, effect in (("restored", result.restored), ("necessity", result.necessity)):
             if effect is None:  # nothing selected (no head significant)
                 continue
             rows.append(
                 Row(
-                    metric,
+                    name,
                     effect.mean,
                     concept=concept,
                     site="+".join(result.subset),

@@ -39,6 +39,7 @@ SPEC = {
             "max_heads": 2,
             "layer_impact": False,
             "audio": False,
+            "stability": True,
             "pairs": {"source": "tada", "concepts": ["violin"], "per_concept": 3},
         },
     ],
@@ -113,6 +114,14 @@ def test_locate_writes_p_and_q_values_and_a_power_row(results):
     summary = results.steps["both"]["summary"]
     assert summary["significant"] == {"violin": []}
     assert summary["subsets"]["violin"]  # the greedy subset is still located
+
+
+def test_stability_with_both_selections_writes_the_halves(results):
+    # the halves rerun locate with the step's own metric and settings (regression: the
+    # metric object was shadowed by a loop variable before the halves ran)
+    rows = [r for r in results.rows if r["step"] == "both" and r["metric"] == "stability_jaccard"]
+    assert len(rows) == 1 and 0.0 <= float(rows[0]["value"]) <= 1.0
+    assert rows[0]["first"] and rows[0]["second"]
 
 
 def test_significant_selection_needs_patching_ranking():
