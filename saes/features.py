@@ -34,7 +34,7 @@ SCORE_METHODS: tuple[str, ...] = ("tada", "diff", "cohen_d")
 
 def sae_site(sae: nn.Module, site: Site | str | None = None) -> str:
     """The site an SAE belongs to: ``site`` if given, else its ``hook_name``."""
-    hooked = getattr(getattr(sae.cfg, "metadata", None), "hook_name", None)
+    hooked = getattr(getattr(as_sae(sae).cfg, "metadata", None), "hook_name", None)
     if site is None:
         if hooked is None:
             raise TadaError("The SAE has no hook_name in its metadata; pass site= explicitly.")
