@@ -7,7 +7,9 @@ Files are CSV (a header row), JSONL (one object a line) or text (one prompt a li
 come from CSV / JSONL files (columns ``clean, corrupted, concept`` and optionally
 ``clean_value, corrupted_value``: :func:`load_pairs`) or from templates x concept words
 (:func:`template_pairs`). The 21 concepts of the TADA paper ship ready:
-:func:`tada_pairs`. The prompt sets of experiment specs
+:func:`tada_pairs`, from the one concept vocabulary (``data/concepts.yaml``,
+:func:`concept_vocabulary`) that also holds the steering concepts' phrases
+(:mod:`interp.steering.concepts`). The prompt sets of experiment specs
 (:mod:`interp.experiments.prompt_specs`) are read with the same functions.
 """
 
@@ -17,6 +19,7 @@ import itertools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -159,9 +162,30 @@ def template_pairs(
     return pairs[:limit] if limit is not None else pairs
 
 
+@lru_cache(maxsize=1)
+def concept_vocabulary() -> dict[str, Any]:
+    """The shipped concept vocabulary (``data/concepts.yaml``), read once; do not modify it.
+
+    Every concept once: its ``group``; for the paper's 21 patching concepts its ``swap``
+    and ``phrase``; for the steering concepts a ``steering`` entry (scorer value, template
+    form, aligned positive / negative phrases). ``patching`` and ``steering`` hold each
+    use's templates and styles.
+    """
+    return yaml.safe_load((Path(__file__).parent / "data" / "concepts.yaml").read_text())
+
+
 def tada_concepts() -> dict:
-    """The shipped TADA concept table (concepts, swaps, templates, styles)."""
-    return yaml.safe_load((Path(__file__).parent / "data" / "tada_concepts.yaml").read_text())
+    """The TADA patching table: the 21 concepts with a swap (group, swap, phrase), templates, styles."""
+    vocabulary = concept_vocabulary()
+    return {
+        "concepts": {
+            name: {key: entry[key] for key in ("group", "swap", "phrase")}
+            for name, entry in vocabulary["concepts"].items()
+            if "swap" in entry
+        },
+        "templates": list(vocabulary["patching"]["templates"]),
+        "styles": list(vocabulary["patching"]["styles"]),
+    }
 
 
 def tada_pairs(concepts: list[str] | None = None, per_concept: int = 16) -> list[PromptPair]:

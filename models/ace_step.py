@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
-from diffusers import AceStepPipeline
+from diffusers import AceStepPipeline  # pyright: ignore[reportPrivateImportUsage]  # diffusers exports lazily
 from diffusers.models.transformers.ace_step_transformer import (
     AceStepAttention,
     AceStepTransformer1DModel,
@@ -120,7 +120,11 @@ class AceStepAdapter(ModelAdapter):
     family = "ace-step"
 
     def __init__(self, name: str, pipeline: AceStepPipeline | None, transformer=None):
-        self._transformer = transformer if transformer is not None else pipeline.transformer
+        if transformer is None:
+            if pipeline is None:
+                raise TadaError("AceStepAdapter needs a pipeline or a transformer.")
+            transformer = pipeline.transformer
+        self._transformer = transformer
         super().__init__(name, pipeline, ace_step_catalog(self._transformer))
         if pipeline is not None:
             pipeline.set_progress_bar_config(disable=True)

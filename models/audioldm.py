@@ -16,11 +16,12 @@ Under guidance the pipeline calls the UNet once per step on ``[uncond, cond]`` r
 
 from typing import Any
 
-from diffusers import AudioLDMPipeline, UNet2DConditionModel
+from diffusers import AudioLDMPipeline, UNet2DConditionModel  # pyright: ignore[reportPrivateImportUsage]  # diffusers exports lazily
 from torch import nn
 
 from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
 from interp.catalog import SiteCatalog
+from interp.errors import TadaError
 from models.hub import load_pipeline, on_meta
 from models.offline import structure_config
 from models.pipeline_call import call_pipeline
@@ -38,7 +39,13 @@ class AudioLDMAdapter(ModelAdapter):
     family = "audioldm"
 
     def __init__(self, name: str, pipeline: AudioLDMPipeline | None, unet: nn.Module | None = None):
-        self._unet = unet if unet is not None else pipeline.unet
+        if unet is None:
+            if pipeline is None:
+                raise TadaError("AudioLDMAdapter needs a pipeline or a UNet.")
+            unet = pipeline.unet
+        if not isinstance(unet, UNet2DConditionModel):
+            raise TadaError(f"AudioLDMAdapter needs a UNet2DConditionModel, got {type(unet).__name__}.")
+        self._unet = unet
         super().__init__(name, pipeline, audioldm_catalog(self._unet))
         if pipeline is not None:
             pipeline.set_progress_bar_config(disable=True)

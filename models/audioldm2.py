@@ -21,12 +21,18 @@ Under guidance the pipeline calls the UNet once per step on ``[uncond, cond]`` r
 from typing import Any
 
 import torch
-from diffusers import AudioLDM2Pipeline, AudioLDM2UNet2DConditionModel
+from diffusers import AudioLDM2Pipeline, AudioLDM2UNet2DConditionModel  # pyright: ignore[reportPrivateImportUsage]  # diffusers exports lazily
+from diffusers.pipelines.audioldm2.modeling_audioldm2 import (
+    CrossAttnDownBlock2D,
+    CrossAttnUpBlock2D,
+    UNetMidBlock2DCrossAttn,
+)
 from torch import nn
 from transformers import GPT2LMHeadModel
 
 from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
 from interp.catalog import SiteCatalog
+from interp.errors import TadaError
 from models.hub import load_pipeline, on_meta
 from models.offline import structure_config
 from models.pipeline_call import call_pipeline
@@ -67,7 +73,15 @@ class AudioLDM2Adapter(ModelAdapter):
     family = "audioldm2"
 
     def __init__(self, name: str, pipeline: AudioLDM2Pipeline | None, unet: nn.Module | None = None):
-        self._unet = unet if unet is not None else pipeline.unet
+        if unet is None:
+            if pipeline is None:
+                raise TadaError("AudioLDM2Adapter needs a pipeline or a UNet.")
+            unet = pipeline.unet
+        if not isinstance(unet, AudioLDM2UNet2DConditionModel):
+            raise TadaError(
+                f"AudioLDM2Adapter needs an AudioLDM2UNet2DConditionModel, got {type(unet).__name__}."
+            )
+        self._unet = unet
         super().__init__(name, pipeline, audioldm2_catalog(self._unet))
         if pipeline is not None:
             with_generation_head(pipeline)
@@ -94,6 +108,7 @@ class AudioLDM2Adapter(ModelAdapter):
         parts = self.catalog.module("cross", layer).path.split(".")
         at = parts.index("attentions")
         block = self._unet.get_submodule(".".join(parts[:at]))
+        assert isinstance(block, (CrossAttnDownBlock2D, UNetMidBlock2DCrossAttn, CrossAttnUpBlock2D))
         position = int(parts[at + 1]) % len(block.cross_attention_dim)
         return _STREAMS[0] if position <= 1 else _STREAMS[1]
 

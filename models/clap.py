@@ -48,7 +48,7 @@ class ClapScorer:
                 f"(`huggingface-cli download {source}`) or pass a local directory, or use "
                 f"metric: latent_distance."
             ) from None
-        return cls(model.to(device), processor)
+        return cls(model.to(device), processor)  # pyright: ignore[reportArgumentType]  # transformers wraps .to with functools.wraps
 
     def _text(self, value: str) -> torch.Tensor:
         if value not in self._text_cache:

@@ -89,7 +89,7 @@ def rehearse(
     for name, component in rehearsal_components(model, "cpu", seed, dtype):
         if isinstance(component, nn.Module):
             component.eval()
-        component.save_pretrained(out / name)
+        component.save_pretrained(out / name)  # pyright: ignore[reportCallIssue]  # models, tokenizers and schedulers all have it
         index[name] = [_library_of(type(component)), type(component).__name__]
         parameters = sum(p.numel() for p in component.parameters()) if isinstance(component, nn.Module) else 0
         built.append(
@@ -114,9 +114,9 @@ def _build(model: str, entry: dict[str, Any], device: str, dtype: torch.dtype) -
         )
     with torch.device(device):
         if hasattr(component_class, "from_config"):  # diffusers
-            module = component_class.from_config(config)
+            module = component_class.from_config(config)  # pyright: ignore[reportAttributeAccessIssue]  # hasattr above
         else:  # transformers
-            module = component_class(component_class.config_class(**config))
+            module = component_class(component_class.config_class(**config))  # pyright: ignore[reportAttributeAccessIssue]  # transformers models have it
     if device != "meta" and dtype != next(module.parameters()).dtype:
         module = module.to(dtype)
     return module

@@ -9,9 +9,10 @@ the per-row generators this adapter passes.
 
 from typing import Any
 
-from diffusers import StableAudioDiTModel, StableAudioPipeline
+from diffusers import StableAudioDiTModel, StableAudioPipeline  # pyright: ignore[reportPrivateImportUsage]  # diffusers exports lazily
 
 from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
+from interp.errors import TadaError
 from models.attention import attention_catalog
 from models.hub import load_pipeline, on_meta, shipped_config
 from models.pipeline_call import call_pipeline
@@ -23,7 +24,11 @@ class StableAudioAdapter(ModelAdapter):
     family = "stable-audio"
 
     def __init__(self, name: str, pipeline: StableAudioPipeline | None, transformer=None):
-        self._transformer = transformer if transformer is not None else pipeline.transformer
+        if transformer is None:
+            if pipeline is None:
+                raise TadaError("StableAudioAdapter needs a pipeline or a transformer.")
+            transformer = pipeline.transformer
+        self._transformer = transformer
         super().__init__(name, pipeline, attention_catalog(self._transformer))
         if pipeline is not None:
             pipeline.set_progress_bar_config(disable=True)

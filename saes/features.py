@@ -12,7 +12,7 @@ deviations), and a score per feature:
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import torch
 from beartype import beartype
@@ -26,7 +26,7 @@ from interp.progress import expect
 from interp.runner import run
 from interp.selection import Branch, Steps, StepsLike
 from interp.sites import Site
-from saes.layout import site_width, to_vectors
+from saes.layout import as_sae, site_width, to_vectors
 
 ScoreMethod = Literal["tada", "diff", "cohen_d"]
 SCORE_METHODS: tuple[str, ...] = ("tada", "diff", "cohen_d")
@@ -34,7 +34,7 @@ SCORE_METHODS: tuple[str, ...] = ("tada", "diff", "cohen_d")
 
 def sae_site(sae: nn.Module, site: Site | str | None = None) -> str:
     """The site an SAE belongs to: ``site`` if given, else its ``hook_name``."""
-    hooked = getattr(getattr(sae.cfg, "metadata", None), "hook_name", None)
+    hooked = getattr(getattr(as_sae(sae).cfg, "metadata", None), "hook_name", None)
     if site is None:
         if hooked is None:
             raise TadaError("The SAE has no hook_name in its metadata; pass site= explicitly.")
@@ -71,6 +71,7 @@ def feature_activations(
     Returns:
         ``[step, unit, d_sae]`` and the step indices.
     """
+    sae = as_sae(sae)
     name = adapter.catalog.validate(sae_site(sae, site)).name
     width = site_width(adapter, name)
     if int(sae.cfg.d_in) != width:
@@ -177,6 +178,15 @@ def select_features(
     return FeatureSelection(site, method, tuple(steps), top.indices, top.values, concept)
 
 
+class _RunSettings(TypedDict):
+    """Keyword arguments :func:`concept_features` passes on to :func:`feature_activations`."""
+
+    seeds: Sequence[int] | None
+    steps: StepsLike
+    branch: Branch | str
+    batch_size: int
+
+
 @beartype
 def concept_features(
     adapter: ModelAdapter,
@@ -195,7 +205,7 @@ def concept_features(
     concept: str | None = None,
 ) -> FeatureSelection:
     """Score every feature per step from positive vs negative prompts; keep the top k."""
-    kwargs = dict(seeds=seeds, steps=steps, branch=branch, batch_size=batch_size)
+    kwargs = _RunSettings(seeds=seeds, steps=steps, branch=branch, batch_size=batch_size)
     pos, resolved = feature_activations(adapter, request, positive, sae, site, **kwargs)
     neg, _ = feature_activations(adapter, request, negative, sae, site, **kwargs)
     scores = score_features(pos, neg, method)

@@ -7,11 +7,16 @@ head outputs, exactly the input of the output projection -- and ``d_ctx`` for ``
 """
 
 import math
+from typing import TYPE_CHECKING
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from interp.adapter import ModelAdapter
+from interp.errors import TadaError
 from interp.sites import Site, as_site
+
+if TYPE_CHECKING:  # sae-lens takes ~5 s to import: only the type checker reads it here
+    from sae_lens import SAE, SAEConfig
 
 
 def site_shape(adapter: ModelAdapter, site: Site | str) -> tuple[int, ...]:
@@ -39,3 +44,17 @@ def from_vectors(v: Tensor, like: Tensor) -> Tensor:
 def hook_name(site: Site | str) -> str:
     """The canonical site string, used as the SAE's ``hook_name``."""
     return as_site(site).name
+
+
+def as_sae(sae: nn.Module) -> "SAE[SAEConfig]":
+    """``sae`` as the sae-lens SAE it must be (its ``cfg``, ``encode``, ``W_dec`` ...).
+
+    sae-lens is imported here, not at module level: whoever holds an SAE has imported it.
+    """
+    from sae_lens import SAE
+
+    if not isinstance(sae, SAE):
+        raise TadaError(
+            f"Expected an sae-lens SAE (from saes.load_sae or saes.train_saes), got {type(sae).__name__}."
+        )
+    return sae

@@ -113,7 +113,7 @@ class SAETrain(MethodSpec):
 
     def finalize(self, ctx: StepContext) -> dict[str, Any]:
         saes = {r.site: str(ctx.out_dir / r.labels["path"]) for r in ctx.rows}
-        reports: dict[str, dict[str, float]] = {}
+        reports: dict[str | None, dict[str, float]] = {}
         for row in ctx.rows:
             reports.setdefault(row.site, {})[row.metric] = row.value
         return {"saes": saes, "reports": reports}
@@ -127,7 +127,7 @@ class SAESteer(SteeringSettings, MethodSpec):
     exports = ("auc",)
 
     method: Literal["sae-steer"] = Field(description="Steer with SAE features.")
-    sae: Refable(str | dict[str, str]) = Field(
+    sae: Refable(str | dict[str, str]) = Field(  # pyright: ignore[reportInvalidTypeForm]  # Refable builds the pydantic type
         description="SAE directory, or {from: <sae-train step>, key: saes} (site -> directory)."
     )
     site: SiteStr | None = Field(default=None, description="Which SAE when `sae` maps sites.")

@@ -26,17 +26,19 @@ from interp.selection import Branch, Steps, StepsLike
 from interp.sites import as_site
 from interp.steering.steer import renormalized, select_steps
 from saes.features import FeatureSelection, sae_site
+from saes.layout import as_sae
 
 
 def decoder_directions(sae: nn.Module) -> Tensor:
     """Unit-norm decoder rows ``[d_sae, d_in]`` (the features' directions)."""
-    weights = sae.W_dec.detach().float()
+    weights = as_sae(sae).W_dec.detach().float()
     return weights / weights.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
 def _site_shape(sae: nn.Module, site: str, shape: Sequence[int] | None) -> tuple[int, ...]:
     if shape is not None:
         return tuple(shape)
+    sae = as_sae(sae)
     own_axes = [a for a in as_site(site).axes.split() if a not in FREE_AXES]
     if len(own_axes) > 1:
         raise TadaError(
@@ -74,6 +76,7 @@ class SAEFeatureSteerer:
     def direction(self, step: int) -> Tensor:
         """Sum of the unit decoder directions selected at ``step``, in site shape."""
         rows = decoder_directions(self.sae)[self.selection.at(step)]
+        assert self.shape is not None  # set by __post_init__
         return rows.sum(dim=0).reshape(self.shape)
 
     def edits(self, alpha: float) -> list[Edit]:
@@ -93,7 +96,7 @@ class SAEFeatureSteerer:
             "k": int(self.selection.indices.shape[1]),
             "score": self.selection.method,
             "concept": self.selection.concept,
-            "d_sae": int(self.sae.cfg.d_sae),
+            "d_sae": int(as_sae(self.sae).cfg.d_sae),
         }
 
 
@@ -139,7 +142,7 @@ class SAEClampSteerer:
         object.__setattr__(self, "branch", Branch.parse(self.branch).value)
         object.__setattr__(self, "_site", sae_site(self.sae, self.site))
         object.__setattr__(self, "shape", _site_shape(self.sae, self._site, self.shape))
-        n = int(self.sae.cfg.d_sae)
+        n = int(as_sae(self.sae).cfg.d_sae)
         lists = self.features.values() if isinstance(self.features, Mapping) else [self.features]
         bad = sorted({int(f) for fs in lists for f in fs if not 0 <= int(f) < n})
         if bad or not all(len(fs) for fs in lists):
@@ -163,7 +166,7 @@ class SAEClampSteerer:
 
     def edits(self, alpha: float) -> list[Edit]:
         """One edit at the SAE's site that clamps inside the SAE (see the class)."""
-        sae, mode, alpha = self.sae, self.mode, float(alpha)
+        sae, mode, alpha = as_sae(self.sae), self.mode, float(alpha)
 
         @torch.no_grad()
         def clamp(x: Tensor, step: int) -> Tensor:
@@ -187,7 +190,7 @@ class SAEClampSteerer:
             "steps": str(self._steps()),
             "branch": self.branch,
             "mode": self.mode,
-            "target": self.target if isinstance(self.target, float) else list(self.target),
+            "target": self.target if isinstance(self.target, (int, float)) else list(self.target),
             "features": (
                 {str(k): list(v) for k, v in self.features.items()}
                 if isinstance(self.features, Mapping)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 import torch
 from beartype import beartype
@@ -26,7 +26,10 @@ from torch import Tensor, nn
 
 from interp.errors import TadaError
 from saes.cache import ActivationCache
-from saes.layout import hook_name
+from saes.layout import as_sae, hook_name
+
+if TYPE_CHECKING:
+    from sae_lens import SAE, BatchTopKTrainingSAE, SAEConfig, StandardTrainingSAE, TopKTrainingSAE
 
 Architecture = Literal["topk", "batchtopk", "standard"]
 ARCHITECTURES: tuple[str, ...] = ("topk", "batchtopk", "standard")
@@ -141,10 +144,21 @@ def _threads(count: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+class SAEScores(TypedDict):
+    """What :func:`evaluate_sae` measures (the :class:`SAEReport` fields of the same names)."""
+
+    explained_variance: float
+    l0: float
+    dead_features: int
+    dead_fraction: float
+    mse: float
+
+
 @jaxtyped(typechecker=beartype)
 @torch.no_grad()
-def evaluate_sae(sae: nn.Module, x: Float[Tensor, "n d"], batch_size: int = 4096) -> dict[str, float]:
+def evaluate_sae(sae: nn.Module, x: Float[Tensor, "n d"], batch_size: int = 4096) -> SAEScores:
     """Explained variance, L0, dead features and MSE of ``sae`` on vectors ``x``."""
+    sae = as_sae(sae)
     x = x.float()
     mean = x.mean(dim=0)
     err = total = active = 0.0
@@ -158,6 +172,7 @@ def evaluate_sae(sae: nn.Module, x: Float[Tensor, "n d"], batch_size: int = 4096
         on = features > 0
         active += float(on.sum())
         fired = on.any(dim=0) if fired is None else fired | on.any(dim=0)
+    assert fired is not None  # x has at least one vector
     dead = int((~fired).sum())
     return {
         "explained_variance": 1.0 - err / max(total, 1e-30),
@@ -168,11 +183,22 @@ def evaluate_sae(sae: nn.Module, x: Float[Tensor, "n d"], batch_size: int = 4096
     }
 
 
-def _training_sae(settings: SAESettings, d_in: int) -> nn.Module:
+class _CommonConfig(TypedDict):
+    """Config fields every sae-lens training SAE architecture takes."""
+
+    d_in: int
+    d_sae: int
+    device: str
+    normalize_activations: Literal["none", "expected_average_only_in"]
+
+
+def _training_sae(
+    settings: SAESettings, d_in: int
+) -> "TopKTrainingSAE | BatchTopKTrainingSAE | StandardTrainingSAE":
     import sae_lens
 
     d_sae = settings.expansion_factor * d_in
-    common = dict(
+    common = _CommonConfig(
         d_in=d_in, d_sae=d_sae, device=settings.device, normalize_activations=settings.normalize_activations
     )
     if settings.architecture == "topk":
@@ -186,7 +212,7 @@ def _training_sae(settings: SAESettings, d_in: int) -> nn.Module:
     )
 
 
-def load_sae(path: str | Path, device: str = "cpu") -> nn.Module:
+def load_sae(path: str | Path, device: str = "cpu") -> "SAE[SAEConfig]":
     """Open an SAE saved in sae-lens format (``sae_lens.SAE.load_from_disk``)."""
     path = Path(path)
     if not (path / "cfg.json").is_file():
@@ -276,7 +302,7 @@ def train_sae(
     return sae, report
 
 
-def _inference_copy(sae: nn.Module) -> nn.Module:
+def _inference_copy(sae: "TopKTrainingSAE | BatchTopKTrainingSAE | StandardTrainingSAE") -> "SAE[SAEConfig]":
     """The inference form of a training SAE, via a temporary sae-lens save."""
     import tempfile
 

@@ -16,7 +16,7 @@ Example (needs a model and a request, so it is not run as a doctest)::
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 from beartype import beartype
@@ -188,6 +188,15 @@ def activation_means(
     return {n: (sums[n] / count).float() for n in names}, resolved
 
 
+class _RunSettings(TypedDict):
+    """Keyword arguments :func:`compute_caa` passes on to :func:`activation_means`."""
+
+    seeds: Sequence[int] | None
+    steps: StepsLike
+    branch: Branch | str
+    batch_size: int
+
+
 @beartype
 def compute_caa(
     adapter: ModelAdapter,
@@ -231,7 +240,7 @@ def compute_caa(
             f"{len(negative)} negative."
         )
     branch = Branch.parse(branch)
-    kwargs = dict(seeds=seeds, steps=steps, branch=branch, batch_size=batch_size)
+    kwargs = _RunSettings(seeds=seeds, steps=steps, branch=branch, batch_size=batch_size)
     pos_means, resolved = activation_means(adapter, request, positive, sites, **kwargs)
     neg_means, _ = activation_means(adapter, request, negative, sites, **kwargs)
     vectors, norms = {}, {}

@@ -1,8 +1,9 @@
 """Contrastive prompt sets for steering: the nine shipped concepts and their 50 pairs.
 
-The pairs are generated from ``data/steering_concepts.yaml``: one template filled with a
-positive phrase and with the aligned negative phrase, so the two prompts differ only in
-the concept's words. Each concept also names the value a
+The pairs are generated from the ``steering`` entries of the concept vocabulary
+(``interp/data/concepts.yaml``, :func:`interp.prompts.concept_vocabulary`): one template
+filled with a positive phrase and with the aligned negative phrase, so the two prompts
+differ only in the concept's words. Each concept also names the value a
 :class:`~interp.metrics.ConceptScorer` should score (``scorer.concept`` / ``target``).
 
 Example:
@@ -14,15 +15,10 @@ Example:
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 from interp.errors import TadaError, did_you_mean
-from interp.prompts import PromptPair
-
-_DATA = Path(__file__).parent / "data" / "steering_concepts.yaml"
+from interp.prompts import PromptPair, concept_vocabulary
 
 
 @dataclass(frozen=True)
@@ -56,11 +52,16 @@ class SteeringConcept:
 
 @lru_cache(maxsize=1)
 def _table() -> dict[str, Any]:
-    return yaml.safe_load(_DATA.read_text())
+    """The vocabulary's steering settings, with ``concepts``: name -> its steering entry."""
+    vocabulary = concept_vocabulary()
+    steered = {
+        name: entry["steering"] for name, entry in vocabulary["concepts"].items() if "steering" in entry
+    }
+    return {**vocabulary["steering"], "concepts": steered}
 
 
 def steering_concept_names() -> list[str]:
-    """Names of the shipped steering concepts, in file order."""
+    """Names of the shipped steering concepts, in vocabulary order."""
     return list(_table()["concepts"])
 
 

@@ -275,6 +275,7 @@ def evaluate_steering(
         alignment = scorer.score(output, concept, value).detach().float().cpu().reshape(-1)
         if reference is None:
             reference, base_alignment = output, alignment
+        assert reference is not None and base_alignment is not None
         dist = relative_distance(output, reference, distance)
         for i, (prompt, seed) in enumerate(zip(request.prompts, request.seeds)):
             evaluation.rows.append(

@@ -101,6 +101,7 @@ class CentroidScorer:
                 flat = _flat(run(adapter, batch).output, space)
                 total = flat.sum(0) if total is None else total + flat.sum(0)
                 count += flat.shape[0]
+            assert total is not None  # prompts and seeds are non-empty
             centroids.append(total / count)
         if torch.equal(centroids[0], centroids[1]):
             raise TadaError(

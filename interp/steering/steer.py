@@ -114,7 +114,7 @@ class CAASteerer:
         if self.sites is not None:
             object.__setattr__(self, "sites", tuple(str(s) for s in self.sites))
         for site in self.sites or ():
-            self.vectors._check_site(site)
+            self.vectors._check_site(str(site))
         if not self.vectors.averaged:
             select_steps(self.steps, self.vectors.steps)
 
@@ -133,7 +133,7 @@ class CAASteerer:
         steps = self._steps()
         out = []
         for site in self.sites or tuple(self.vectors.sites):
-            value = self._values(site, float(alpha), steps)
+            value = self._values(str(site), float(alpha), steps)
             if self.renormalize:
                 op = Apply(_renormalized_add(value))
             else:

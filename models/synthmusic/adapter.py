@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import StableAudioDiTModel, UNet2DConditionModel
+from diffusers import StableAudioDiTModel, UNet2DConditionModel  # pyright: ignore[reportPrivateImportUsage]  # diffusers exports lazily
 
 from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
 from interp.errors import ModelNotFoundError, TadaError
@@ -19,6 +19,7 @@ from models.attention import attention_catalog
 from models.hub import on_meta
 from models.synthmusic.music import CONCEPTS
 from models.synthmusic.pipeline import CHECKPOINT_DIR, SynthMusicPipeline
+from models.synthmusic.scorer import ConceptScorer
 from models.unet import unet_execution_order
 
 KINDS = {"synthmusic-dit": "dit", "synthmusic-unet": "unet"}
@@ -34,7 +35,7 @@ class SynthMusicScorer:
 
     needs_audio = False  # it reads the spectrogram latents
 
-    def __init__(self, classifier: torch.nn.Module):
+    def __init__(self, classifier: ConceptScorer):
         self.classifier = classifier.eval()
         self.concepts = dict(CONCEPTS)
 
@@ -77,7 +78,11 @@ class SynthMusicAdapter(ModelAdapter):
     differentiable = True  # the whole sampler is torch: attribution can reach the final latents
 
     def __init__(self, name: str, pipeline: SynthMusicPipeline | None, denoiser=None):
-        self._denoiser = denoiser if denoiser is not None else pipeline.denoiser
+        if denoiser is None:
+            if pipeline is None:
+                raise TadaError("SynthMusicAdapter needs a pipeline or a denoiser.")
+            denoiser = pipeline.denoiser
+        self._denoiser = denoiser
         order = unet_execution_order if isinstance(self._denoiser, UNet2DConditionModel) else None
         super().__init__(name, pipeline, attention_catalog(self._denoiser, execution_order=order))
         if pipeline is not None:

@@ -15,7 +15,7 @@ noise``). :func:`denoiser_inputs` builds the keyword arguments of one denoiser c
 """
 
 import torch
-from diffusers import StableAudioDiTModel, UNet2DConditionModel
+from diffusers import StableAudioDiTModel, UNet2DConditionModel  # pyright: ignore[reportPrivateImportUsage]  # diffusers exports lazily
 from diffusers.models.embeddings import get_1d_rotary_pos_embed
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
@@ -69,7 +69,7 @@ def build_text_encoder(seed: int = 0) -> T5EncoderModel:
         dropout_rate=0.0,
         pad_token_id=0,
         eos_token_id=2,
-        decoder_start_token_id=0,
+        decoder_start_token_id=0,  # pyright: ignore[reportCallIssue]  # transformers configs keep extra fields
         feed_forward_proj="gated-gelu",
     )
     return T5EncoderModel(cfg)
@@ -110,7 +110,7 @@ def build_unet(seed: int = 0) -> UNet2DConditionModel:
         layers_per_block=1,
         norm_num_groups=16,
         cross_attention_dim=TEXT_DIM,
-        attention_head_dim=(2, 4, 4),
+        attention_head_dim=(2, 4, 4),  # pyright: ignore[reportArgumentType]  # diffusers annotates tuple[int] for any length
     )
 
 
@@ -178,11 +178,11 @@ def denoiser_inputs(
     b = latents.shape[0]
     sigma = torch.as_tensor(sigma, dtype=latents.dtype).reshape(-1).expand(b)
     if isinstance(denoiser, StableAudioDiTModel):
-        head_dim = denoiser.config.attention_head_dim
+        head_dim = denoiser.config["attention_head_dim"]
         rotary = get_1d_rotary_pos_embed(
-            head_dim // 2, denoiser.config.sample_size + 1, use_real=True, repeat_interleave_real=False
+            head_dim // 2, denoiser.config["sample_size"] + 1, use_real=True, repeat_interleave_real=False
         )
-        glob = torch.zeros(b, 1, denoiser.config.global_states_input_dim, dtype=latents.dtype)
+        glob = torch.zeros(b, 1, denoiser.config["global_states_input_dim"], dtype=latents.dtype)
         return {
             "hidden_states": pack(latents),
             "timestep": sigma,

@@ -72,10 +72,12 @@ def write_examples(out: str | Path, models: list[str], seed: int = 0) -> list[Pa
             stems = list(PROMPTS)
             gens = [torch.Generator().manual_seed(seed + i) for i in range(len(stems))]
             audio = pipe([PROMPTS[s] for s in stems], generator=gens).audios
+            assert audio is not None  # output_type "np" decodes audio
             paths += [save_wav(out / f"{kind}_{s}.wav", a) for s, a in zip(stems, audio)]
             for concept, captions in CONCEPT_PAIRS.items():
                 gens = [torch.Generator().manual_seed(seed) for _ in captions]
                 audio = pipe(list(captions.values()), generator=gens).audios
+                assert audio is not None
                 paths += [
                     save_wav(out / f"{kind}_pair_{concept}_{value}.wav", a)
                     for value, a in zip(captions, audio)

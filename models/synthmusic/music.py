@@ -45,7 +45,11 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
     "mood": ("happy", "sad"),
     "vocals": ("none", "female", "male"),
 }
-"""Concept name -> ordered tuple of its values (the order defines class indices)."""
+"""Concept name -> ordered tuple of its values (the order defines class indices).
+
+SynthMusic's own ground-truth label space: what its captions say, its data renders and its
+scorer classifies. It is deliberately separate from the shared concept vocabulary
+(``interp/data/concepts.yaml``) that the TADA patching and steering prompts come from."""
 
 TEMPO_BPM: dict[str, float] = {"slow": 66.0, "medium": 104.0, "fast": 156.0}
 """Beats per minute of each tempo class."""

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler
-from diffusers.utils import BaseOutput
+from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler  # pyright: ignore[reportPrivateImportUsage]  # diffusers exports lazily
+from diffusers.utils import BaseOutput  # pyright: ignore[reportPrivateImportUsage]  # diffusers exports lazily
 
 from .denoisers import MAX_TOKENS, denoiser_inputs, output_to_x0
 from .music import SAMPLE_RATE
@@ -153,7 +153,7 @@ class SynthMusicPipeline(DiffusionPipeline):
         self.scheduler.set_begin_index(start_step)
         kept: dict[int, torch.Tensor] = {}
         model_dtype = self.denoiser.dtype
-        for i, t in enumerate(self.progress_bar(self.scheduler.timesteps[start_step:]), start=start_step):
+        for i, t in enumerate(self.progress_bar(self.scheduler.timesteps[start_step:]), start=start_step):  # pyright: ignore[reportArgumentType, reportCallIssue]  # torch.compiler.disable hides progress_bar's signature
             if i in keep_latents_at:
                 kept[i] = x.clone()
             sigma = self.scheduler.sigmas[i].to(x.dtype)

@@ -12,6 +12,7 @@ Usage: ``python -m models.synthmusic.train_scorer [--steps 1000] [--out DIR]``.
 import argparse
 import json
 import time
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -63,7 +64,10 @@ def train(
         idx = perm[(step * batch) % len(perm) :][:batch]
         model.train()
         logits = model.logits(augment(train_ds.specs[idx], g))
-        loss = sum(F.cross_entropy(logits[c], train_ds.labels[idx, i]) for i, c in enumerate(CONCEPTS))
+        loss = cast(
+            torch.Tensor,  # a sum of tensors: CONCEPTS is not empty
+            sum(F.cross_entropy(logits[c], train_ds.labels[idx, i]) for i, c in enumerate(CONCEPTS)),
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()

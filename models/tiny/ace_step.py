@@ -7,9 +7,9 @@ the pipeline expects (``num_train_timesteps=1``, ``shift=1``).
 """
 
 import torch
-from diffusers import AceStepPipeline, AutoencoderOobleck, FlowMatchEulerDiscreteScheduler
+from diffusers import AceStepPipeline, AutoencoderOobleck, FlowMatchEulerDiscreteScheduler  # pyright: ignore[reportPrivateImportUsage]  # diffusers exports lazily
 from diffusers.models.transformers.ace_step_transformer import AceStepTransformer1DModel
-from diffusers.pipelines.ace_step import AceStepConditionEncoder
+from diffusers.pipelines.ace_step import AceStepConditionEncoder  # pyright: ignore[reportPrivateImportUsage]  # diffusers exports lazily
 from transformers import Qwen3Config, Qwen3Model
 
 from models.tiny.text import WORDS, word_tokenizer

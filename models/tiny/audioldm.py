@@ -7,7 +7,7 @@ block width but are called without text, so they act as self-attention.
 """
 
 import torch
-from diffusers import AudioLDMPipeline, DDIMScheduler, UNet2DConditionModel
+from diffusers import AudioLDMPipeline, DDIMScheduler, UNet2DConditionModel  # pyright: ignore[reportPrivateImportUsage]  # diffusers exports lazily
 from transformers import ClapTextConfig, ClapTextModelWithProjection
 
 from models.tiny.audioldm2 import roberta_word_tokenizer, tiny_mel_vae, tiny_vocoder
@@ -31,7 +31,7 @@ def tiny_audioldm(seed: int = 0, heads: int = 2) -> AudioLDMPipeline:
         layers_per_block=1,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=(16, 32),
+        cross_attention_dim=(16, 32),  # pyright: ignore[reportArgumentType]  # diffusers annotates tuple[int] for any length
         class_embed_type="simple_projection",
         projection_class_embeddings_input_dim=clap_dim,
         class_embeddings_concat=True,
@@ -64,7 +64,7 @@ def tiny_audioldm(seed: int = 0, heads: int = 2) -> AudioLDMPipeline:
         text_encoder=text_encoder,
         tokenizer=tokenizer,
         unet=unet,
-        scheduler=scheduler,
+        scheduler=scheduler,  # pyright: ignore[reportArgumentType]  # diffusers annotates an enum where it takes a scheduler
         vocoder=tiny_vocoder(mel_bins=16),
     )
     for component in pipe.components.values():

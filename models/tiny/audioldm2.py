@@ -9,11 +9,11 @@ T5 unigram for FLAN-T5) that survive ``save_pretrained``; nothing is downloaded.
 
 import torch
 from diffusers import (
-    AudioLDM2Pipeline,
-    AudioLDM2ProjectionModel,
-    AudioLDM2UNet2DConditionModel,
-    AutoencoderKL,
-    DDIMScheduler,
+    AudioLDM2Pipeline,  # pyright: ignore[reportPrivateImportUsage]  # diffusers exports lazily
+    AudioLDM2ProjectionModel,  # pyright: ignore[reportPrivateImportUsage]  # diffusers exports lazily
+    AudioLDM2UNet2DConditionModel,  # pyright: ignore[reportPrivateImportUsage]  # diffusers exports lazily
+    AutoencoderKL,  # pyright: ignore[reportPrivateImportUsage]  # diffusers exports lazily
+    DDIMScheduler,  # pyright: ignore[reportPrivateImportUsage]  # diffusers exports lazily
 )
 from transformers import (
     ClapAudioConfig,
@@ -28,7 +28,7 @@ from transformers import (
     SpeechT5HifiGanConfig,
     T5Config,
     T5EncoderModel,
-    T5TokenizerFast,
+    T5TokenizerFast,  # pyright: ignore[reportAttributeAccessIssue]  # transformers 5 keeps it as a lazy alias
 )
 
 from models.tiny.text import WORDS
@@ -56,7 +56,7 @@ def roberta_word_tokenizer(max_length: int = 16) -> RobertaTokenizerFast:
             if i:
                 merge(word[:i], char)
         merge(space, word)
-    return RobertaTokenizerFast(vocab=vocab, merges=merges, model_max_length=max_length, unk_token="<unk>")
+    return RobertaTokenizerFast(vocab=vocab, merges=merges, model_max_length=max_length, unk_token="<unk>")  # pyright: ignore[reportArgumentType]  # it takes (left, right) pairs
 
 
 def t5_word_tokenizer(max_length: int = 16) -> T5TokenizerFast:
@@ -87,7 +87,7 @@ def tiny_clap(vocab_size: int, text_dim: int = 16) -> ClapModel:
         spec_size=64,
         window_size=4,
         num_mel_bins=64,
-        intermediate_size=24,
+        intermediate_size=24,  # pyright: ignore[reportCallIssue]  # transformers configs keep extra fields
         depths=[1, 1],
         num_attention_heads=[2, 2],
         num_hidden_layers=2,
@@ -120,11 +120,11 @@ def tiny_vocoder(mel_bins: int) -> SpeechT5HifiGan:
 def tiny_mel_vae(latent_channels: int = 4) -> AutoencoderKL:
     """A tiny mel-spectrogram VAE (1 channel in and out, 2x downsampling)."""
     return AutoencoderKL(
-        block_out_channels=[8, 8],
+        block_out_channels=[8, 8],  # pyright: ignore[reportArgumentType]  # diffusers annotates tuple[int] for any length
         in_channels=1,
         out_channels=1,
-        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
-        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
+        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],  # pyright: ignore[reportArgumentType]  # diffusers annotates tuple[int] for any length
+        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],  # pyright: ignore[reportArgumentType]  # diffusers annotates tuple[int] for any length
         latent_channels=latent_channels,
         norm_num_groups=4,
         layers_per_block=1,
@@ -156,12 +156,12 @@ def tiny_audioldm2(
         sample_size=8,
         in_channels=4,
         out_channels=4,
-        block_out_channels=(16, 32),
+        block_out_channels=(16, 32),  # pyright: ignore[reportArgumentType]  # diffusers annotates tuple[int] for any length
         layers_per_block=1,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),  # pyright: ignore[reportArgumentType]  # diffusers annotates tuple[int] for any length
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),  # pyright: ignore[reportArgumentType]  # diffusers annotates tuple[int] for any length
         # like the real checkpoints: a text-free transformer, then GPT-2, then T5
-        cross_attention_dim=(streams, streams),
+        cross_attention_dim=(streams, streams),  # pyright: ignore[reportArgumentType]  # diffusers annotates tuple[int] for any length
         attention_head_dim=heads,
         norm_num_groups=8,
         transformer_layers_per_block=transformer_layers_per_block,
@@ -198,7 +198,7 @@ def tiny_audioldm2(
         tokenizer_2=t5_word_tokenizer(),
         feature_extractor=ClapFeatureExtractor(),
         unet=unet,
-        scheduler=scheduler,
+        scheduler=scheduler,  # pyright: ignore[reportArgumentType]  # diffusers annotates an enum where it takes a scheduler
         vocoder=tiny_vocoder(mel_bins=16),
     )
     for component in pipe.components.values():

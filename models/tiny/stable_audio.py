@@ -2,10 +2,10 @@
 
 import torch
 from diffusers import (
-    AutoencoderOobleck,
-    CosineDPMSolverMultistepScheduler,
-    StableAudioDiTModel,
-    StableAudioPipeline,
+    AutoencoderOobleck,  # pyright: ignore[reportPrivateImportUsage]  # diffusers exports lazily
+    CosineDPMSolverMultistepScheduler,  # pyright: ignore[reportPrivateImportUsage]  # diffusers exports lazily
+    StableAudioDiTModel,  # pyright: ignore[reportPrivateImportUsage]  # diffusers exports lazily
+    StableAudioPipeline,  # pyright: ignore[reportPrivateImportUsage]  # diffusers exports lazily
 )
 from diffusers.pipelines.stable_audio.modeling_stable_audio import StableAudioProjectionModel
 from transformers import T5Config, T5EncoderModel
@@ -69,7 +69,7 @@ def tiny_stable_audio(
         projection_model=projection,
         tokenizer=tokenizer,
         transformer=transformer,
-        scheduler=scheduler,
+        scheduler=scheduler,  # pyright: ignore[reportArgumentType]  # Stable Audio Open ships this one; diffusers annotates EDM
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe

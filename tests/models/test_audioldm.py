@@ -1,9 +1,10 @@
 """AudioLDM v1 adapter: text enters through the class embedding, so all attention is self."""
 
 import pytest
+import torch
 
 from interp.adapter import GenerationRequest
-from interp.errors import SiteError
+from interp.errors import SiteError, TadaError
 from interp.registry import load_model
 from models.audioldm import AudioLDMAdapter
 from models.tiny.audioldm import tiny_audioldm
@@ -69,3 +70,10 @@ def test_full_size_structure():
     assert (stages.count("down_blocks"), stages.count("mid_block"), stages.count("up_blocks")) == (12, 2, 18)
     # "attention_head_dim": 8 in this config is the number of heads; widths come from modules
     assert {(m.n_heads, m.d_head) for m in model.catalog.modules} == {(8, 32), (8, 48), (8, 80)}
+
+
+def test_an_adapter_without_pipeline_or_unet_of_its_class_is_refused():
+    with pytest.raises(TadaError, match="needs a pipeline or a UNet"):
+        AudioLDMAdapter("audioldm", None)
+    with pytest.raises(TadaError, match="needs a UNet2DConditionModel, got Linear"):
+        AudioLDMAdapter("audioldm", None, torch.nn.Linear(2, 2))

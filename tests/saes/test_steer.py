@@ -131,3 +131,11 @@ def test_run_sae_steering_goes_from_a_saved_sae_to_rows_and_artifacts(
     assert result.method["method"] == ("sae" if mode == "add" else "sae-clamp")
     assert set(result.method["features"]) == {"0", "1"}
     assert (tmp_path / "features.json").is_file() and (tmp_path / "summary.json").is_file()
+
+
+def test_a_module_that_is_not_an_sae_is_refused_with_one_sentence():
+    not_an_sae = torch.nn.Linear(4, 4)
+    with pytest.raises(TadaError, match="Expected an sae-lens SAE .* got Linear"):
+        decoder_directions(not_an_sae)
+    with pytest.raises(TadaError, match="Expected an sae-lens SAE"):
+        SAEClampSteerer(not_an_sae, [0], site="cross.1.out")
