@@ -123,7 +123,7 @@ def method_name_of(cls: type) -> str:
     return str(args[0])
 
 
-M = TypeVar("M")
+M = TypeVar("M", bound=type[MethodSpec])
 
 
 def register_method(cls: M) -> M:
