@@ -121,3 +121,28 @@ def test_significant_selection_needs_patching_ranking():
     spec = {**SPEC, "steps": [{**SPEC["steps"][0], "ranking": "attribution", "selection": "significant"}]}
     with pytest.raises(SpecError, match="ranking: patching"):
         load_spec(spec)
+
+
+def test_locate_stability_locates_both_halves_with_the_step_metric(tmp_path):
+    # `stability: true` used to hand split_stability the last row name ("necessity")
+    # instead of the metric, and the step failed with an AttributeError.
+    step = {
+        "name": "locate",
+        "method": "locate",
+        "metric": "latent_distance",
+        "max_heads": 2,
+        "stability": True,
+        "layer_impact": False,
+        "audio": False,
+        "pairs": {"source": "tada", "concepts": ["violin"], "per_concept": 2},
+    }
+    spec = {**SPEC, "generation": {**SPEC["generation"], "num_steps": 2}, "steps": [step]}
+    results = run_experiment(spec, out=tmp_path, progress=False)
+    rows = {r["metric"]: r for r in results.rows if r["step"] == "locate"}
+    jaccard = rows["stability_jaccard"]
+    first, second = set(jaccard["first"].split("+")), set(jaccard["second"].split("+"))
+    assert first and second and "" not in first | second  # each half located a subset
+    assert float(jaccard["value"]) == pytest.approx(len(first & second) / len(first | second))
+    assert -1.0 <= float(rows["stability_spearman"]["value"]) <= 1.0
+    assert results.steps["locate"]["summary"]["stability_jaccard"] == {"violin": float(jaccard["value"])}
+    assert (tmp_path / "data" / "locate" / "localization-violin-even.json").is_file()
