@@ -136,6 +136,8 @@ class GenerationRoot(nn.Module):
     addressed as ``denoiser.<path>``.
     """
 
+    _adapter: "ModelAdapter"
+
     def __init__(self, adapter: "ModelAdapter"):
         super().__init__()
         self.denoiser = adapter.denoiser

@@ -103,7 +103,7 @@ class _GradientPass:
     def _before(self, module, args):
         self._previous = torch.is_grad_enabled()
         torch.set_grad_enabled(True)
-        self.captured: dict[str, Tensor] = {}
+        self.captured = {}
 
     def _after(self, module, args, output):
         out = _output_tensor(output)[self.cond_rows]
@@ -204,6 +204,7 @@ def attribute(
 
                 def capture(name: str):
                     def fn(x: Tensor, step: int) -> Tensor:
+                        assert gradient_pass is not None  # noqa: B023 - created before the run that calls this
                         gradient_pass.captured[name] = x  # noqa: B023 - called within this iteration only
                         return x
 
@@ -318,5 +319,5 @@ def rank_agreement(estimates: dict[str, float], exact: dict[str, float]) -> floa
     common = sorted(set(estimates) & set(exact))
     if len(common) < 3:
         raise TadaError(f"Need at least 3 common sites to compare rankings, got {len(common)}.")
-    rho = spearmanr([estimates[k] for k in common], [exact[k] for k in common]).statistic
+    rho = spearmanr([estimates[k] for k in common], [exact[k] for k in common]).statistic  # pyright: ignore[reportAttributeAccessIssue]  # scipy's inferred result type lacks the fields
     return float(rho)

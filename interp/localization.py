@@ -19,9 +19,9 @@ rate (:mod:`interp.significance`), checked for sufficiency and necessity in the 
 Across concepts, :func:`overlap_matrix` compares the located subsets.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypedDict
 
 import numpy as np
 
@@ -37,6 +37,15 @@ from interp.sites import Site, as_site
 from interp.statistics import Effect
 
 Selection = Literal["greedy", "significant", "both"]
+
+
+class _SweepOptions(TypedDict):
+    """The settings every sweep of one :func:`locate` call shares."""
+
+    steps: StepsLike
+    branch: Branch | str
+    batch_size: int
+    progress: bool
 
 
 @dataclass
@@ -161,7 +170,7 @@ def locate(
     heads = [as_site(s) for s in (candidates or adapter.catalog.where(attention="cross"))]
     if any(s.component != "head" for s in heads):
         raise TadaError("locate() candidates must be head sites such as 'cross.3.head.1'.")
-    common = dict(steps=steps, branch=branch, batch_size=batch_size, progress=progress)
+    common = _SweepOptions(steps=steps, branch=branch, batch_size=batch_size, progress=progress)
     result = Localization(concept=concepts.pop(), selection=selection)
 
     if ranking == "patching":
@@ -218,7 +227,7 @@ def _greedy(
     result: Localization,
     fraction: float,
     max_heads: int,
-    common: dict,
+    common: _SweepOptions,
 ) -> None:
     """The smallest prefix of the ranking that restores ``fraction``, and its necessity."""
     top = result.ranking[: max(1, min(max_heads, len(result.ranking)))]
@@ -246,7 +255,7 @@ def _check_significant(
     metric: Metric,
     result: Localization,
     fraction: float,
-    common: dict,
+    common: _SweepOptions,
 ) -> None:
     """Sufficiency (restores) and necessity (noising) of the significant heads together."""
     if not result.significant:
@@ -283,7 +292,7 @@ def significance_summary(result: Localization) -> dict:
     }
 
 
-def overlap_matrix(subsets: dict[str, Sequence[str]]) -> tuple[list[str], np.ndarray]:
+def overlap_matrix(subsets: Mapping[str, Sequence[str]]) -> tuple[list[str], np.ndarray]:
     """Jaccard overlap of located head subsets between concepts.
 
     Returns the concept order and a square matrix (1 on the diagonal).
@@ -298,7 +307,7 @@ def overlap_matrix(subsets: dict[str, Sequence[str]]) -> tuple[list[str], np.nda
     return names, matrix
 
 
-def shared_and_specific(subsets: dict[str, Sequence[str]]) -> dict[str, list[str]]:
+def shared_and_specific(subsets: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
     """Heads located for more than one concept (``shared``) and, per concept, heads
     located for it alone."""
     counts: dict[str, int] = {}
@@ -344,7 +353,7 @@ class Stability:
             return float("nan")
         x = [self.first.head_effects[k].mean for k in common]
         y = [self.second.head_effects[k].mean for k in common]
-        return float(spearmanr(x, y).statistic)
+        return float(spearmanr(x, y).statistic)  # pyright: ignore[reportAttributeAccessIssue]  # scipy's inferred result type lacks the fields
 
     @property
     def same_top_head(self) -> bool:

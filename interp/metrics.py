@@ -89,8 +89,11 @@ class Metric(Protocol):
     """One number per generated sample; higher = closer to the reference / more of the
     concept."""
 
-    name: str
-    needs_audio: bool
+    @property
+    def name(self) -> str: ...  # read-only: a plain attribute or a frozen field satisfies it
+
+    @property
+    def needs_audio(self) -> bool: ...
 
     def __call__(self, output: GenerationOutput, context: MetricContext) -> Tensor: ...
 

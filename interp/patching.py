@@ -294,6 +294,7 @@ class _ChunkTask:
             _select(baseline.output, 0), _select(baseline.output, 1), pair, adapter=adapter
         )
         source = 0 if plan.direction == "denoising" else 1
+        assert ref.corrupted is not None  # for_pair sets both runs
         with torch.no_grad():
             m_source = float(
                 plan.metric(
@@ -317,14 +318,11 @@ class _ChunkTask:
         edits = []
         for i, variant in enumerate(self.chunk, start=1):
             for site in variant.sites:
-                if direction == "ablation":
-                    op = (
-                        Zero()
-                        if plan.ablation == "zero"
-                        else Replace(
-                            _cached_value(plan.mean_activations, resolved, site, 0, rows_per_sample, 1)
-                        )
-                    )
+                if direction == "ablation" and plan.ablation == "zero":
+                    op = Zero()
+                elif direction == "ablation":
+                    assert plan.mean_activations is not None  # sweep() refuses mean ablation without them
+                    op = Replace(_cached_value(plan.mean_activations, resolved, site, 0, rows_per_sample, 1))
                 else:
                     op = Replace(_cached_value(baseline.reads, resolved, site, source, rows_per_sample, 2))
                 edits.append(Edit(site, op, steps=plan.steps, branch=plan.branch, samples=(i,)))

@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt  # headless machines fall back to Agg by themselves
 import numpy as np
+from matplotlib.patches import Rectangle
 
+from interp.errors import TadaError
 from interp.localization import Localization
 from interp.sites import Site
 
@@ -23,11 +25,19 @@ def head_grid(effects: dict[str, float]) -> tuple[np.ndarray, list[int]]:
     """Effects of ``head`` sites arranged as a [layer, head] grid (NaN where absent)."""
     sites = [Site.parse(k) for k in effects]
     layers = sorted({s.layer for s in sites})
-    n_heads = max(s.head for s in sites) + 1
+    n_heads = max(_head(s) for s in sites) + 1
     grid = np.full((len(layers), n_heads), np.nan)
     for key, site in zip(effects, sites):
-        grid[layers.index(site.layer), site.head] = effects[key]
+        grid[layers.index(site.layer), _head(site)] = effects[key]
     return grid, layers
+
+
+def _head(site: Site) -> int:
+    if site.head is None:
+        raise TadaError(
+            f"{site.name!r} is not a single-head site; a head grid needs sites like 'cross.3.head.5'."
+        )
+    return site.head
 
 
 def plot_head_heatmap(result: Localization):  # a matplotlib Figure
@@ -42,8 +52,8 @@ def plot_head_heatmap(result: Localization):  # a matplotlib Figure
     for name in result.subset:
         site = Site.parse(name)
         ax.add_patch(
-            plt.Rectangle(
-                (site.head - 0.5, layers.index(site.layer) - 0.5),
+            Rectangle(
+                (_head(site) - 0.5, layers.index(site.layer) - 0.5),
                 1,
                 1,
                 fill=False,
@@ -54,7 +64,7 @@ def plot_head_heatmap(result: Localization):  # a matplotlib Figure
     for name in result.significant:
         site = Site.parse(name)
         ax.text(
-            site.head,
+            _head(site),
             layers.index(site.layer),
             "*",
             ha="center",

@@ -95,7 +95,7 @@ def warn_truncated(adapter: Any, prompts: Sequence[str]) -> None:
         if key in _warned_prompts:
             continue
         _warned_prompts.add(key)
-        n_tokens = len(tokenizer(prompt, truncation=False)["input_ids"])
+        n_tokens = len(tokenizer(prompt, truncation=False)["input_ids"])  # pyright: ignore[reportIndexIssue]  # callable() types the result as object; a tokenizer returns a BatchEncoding
         if n_tokens > limit:
             shown = prompt if len(prompt) <= 60 else prompt[:57] + "..."
             warnings.warn(

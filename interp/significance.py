@@ -55,7 +55,7 @@ def unit_differences(rows: Sequence[Mapping], removal: bool = False) -> dict[str
     """
     if not rows:
         raise TadaError("No sweep rows to test: the sweep measured no (pair, seed) units.")
-    moved: dict[str, dict[object, list[float]]] = defaultdict(lambda: defaultdict(list))
+    moved: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     gaps: dict[tuple, float] = {}
     for row in rows:
         delta = (row["clean"] - row["value"]) if removal else (row["value"] - row["corrupted"])

@@ -168,7 +168,7 @@ def run_tasks(adapter: Any, tasks: Sequence[Task], on_result: OnResult | None = 
     results: list[Any] = [None] * len(tasks)
     missing = []
     for index, key in enumerate(keys):
-        stored = store.load(key) if key is not None else None
+        stored = store.load(key) if store is not None and key is not None else None
         if stored is None:
             missing.append(index)
         else:

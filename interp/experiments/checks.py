@@ -207,6 +207,7 @@ def check_spec(
 def _check_refs(ctx: CheckContext, index: int, skip: set[str]) -> None:
     from interp.errors import did_you_mean
 
+    assert ctx.step is not None  # the caller sets the step before checking its refs
     earlier = [s.name for s in ctx.spec.steps[:index]]
     for path, ref in refs(ctx.step, ""):
         where = path.lstrip(".")

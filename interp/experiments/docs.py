@@ -257,7 +257,7 @@ def render() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Write the page, or with ``--check`` report whether it is up to date."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--check", action="store_true", help="fail if the page is stale")
     parser.add_argument("--out", type=Path, default=DEFAULT_PATH, help="output file")
     args = parser.parse_args(argv)

@@ -9,9 +9,10 @@ into issues with readable paths (``steps[0].edits[1].site``) and did-you-mean hi
 import reprlib
 import types
 from dataclasses import dataclass
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, TypeGuard, Union, get_args, get_origin
 
 from pydantic import BaseModel, Tag, ValidationError
+from pydantic_core import ErrorDetails
 
 from interp.errors import TadaError, did_you_mean
 
@@ -108,7 +109,7 @@ def _is_union(node: Any) -> bool:
     return get_origin(node) in (Union, types.UnionType)
 
 
-def _is_model(node: Any) -> bool:
+def _is_model(node: Any) -> TypeGuard[type[BaseModel]]:
     return isinstance(node, type) and issubclass(node, BaseModel)
 
 
@@ -186,7 +187,7 @@ def walk(root: type[BaseModel], loc: tuple[Any, ...]) -> tuple[str, Any, tuple[A
     return path, (_unwrap(node)[0] if node is not _MISSING else None), tuple(data_path)
 
 
-def _message(error: dict[str, Any], parent: Any) -> str:
+def _message(error: ErrorDetails, parent: Any) -> str:
     kind = error["type"]
     ctx = error.get("ctx") or {}
     msg = error["msg"]

@@ -133,9 +133,10 @@ def register_method(cls: M) -> M:
         TadaError: If ``cls`` is not a :class:`MethodSpec` with a single-valued
             ``method`` Literal, or the name is already registered by another class.
     """
-    if not (isinstance(cls, type) and issubclass(cls, MethodSpec)):
+    spec = cls  # narrowed below; ``cls`` is returned as given
+    if not (isinstance(spec, type) and issubclass(spec, MethodSpec)):
         raise TadaError(f"register_method expects a MethodSpec subclass, got {cls!r}.")
-    name = method_name_of(cls)
+    name = method_name_of(spec)
     existing = _METHODS.get(name)  # type: ignore[arg-type]
     if existing is cls:
         return cls
@@ -145,7 +146,7 @@ def register_method(cls: M) -> M:
             f"{existing.__module__}.{existing.__qualname__}; method names must be unique. "
             f"Registered: {sorted(_METHODS)}."
         )
-    _METHODS[name] = cls
+    _METHODS[name] = spec
     for listener in _LISTENERS:
         listener()
     return cls

@@ -90,7 +90,7 @@ def sites_of(
         >>> interp.sites_of("tiny-stable-audio")[0]["name"]
         'self.0.heads'
     """
-    adapter = load(model, weights=weights) if isinstance(model, (str, Path)) else model
+    adapter = load(str(model), weights=weights) if isinstance(model, (str, Path)) else model
     catalog = getattr(adapter, "catalog", None)
     if catalog is None:
         raise TadaError(f"sites_of expects a model adapter or a model name, got {type(model).__name__}.")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from interp.experiments.issues import Issue, walk
 
@@ -80,7 +81,7 @@ def _sweep(value: Any, path: tuple[Any, ...], kept: dict[tuple[Any, ...], list[i
     return value
 
 
-def _target(root: type[BaseModel], error: dict[str, Any], data: Any) -> tuple[Any, ...] | None:
+def _target(root: type[BaseModel], error: ErrorDetails, data: Any) -> tuple[Any, ...] | None:
     """The piece of raw data to remove for one error."""
     loc = tuple(error["loc"])
     data_path = walk(root, loc)[2]

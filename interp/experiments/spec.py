@@ -15,7 +15,7 @@ the method registry (:mod:`interp.experiments.methods`) each time it changes, so
 plug-in methods validate like built-in ones.
 """
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, GetCoreSchemaHandler, SerializeAsAny, field_validator, model_validator
 
@@ -133,6 +133,12 @@ def _union(members: tuple[type, ...]) -> Any:
     return Union[members]  # noqa: UP007 - a runtime tuple of classes
 
 
+if TYPE_CHECKING:
+    _Step = MethodSpec  # to the type checker a step is what every union member is
+else:
+    _Step = AnyMethod
+
+
 class ExperimentSpec(StrictModel):
     """A whole experiment: model, generation settings, prompts, metrics and steps."""
 
@@ -158,7 +164,7 @@ class ExperimentSpec(StrictModel):
         description="Results directory, relative to the spec file's directory and inside it "
         "(default: runs/<name> in the working directory; `tada run --out` overrides it).",
     )
-    steps: list[SerializeAsAny[AnyMethod]] = Field(min_length=1, description="Method steps, run in order.")
+    steps: list[SerializeAsAny[_Step]] = Field(min_length=1, description="Method steps, run in order.")
 
     @model_validator(mode="before")
     @classmethod

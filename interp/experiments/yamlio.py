@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.composer import ComposerError
 
 from interp.experiments.issues import Issue, SpecError
 
@@ -23,7 +24,7 @@ class _StrictLoader(yaml.SafeLoader):
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                raise yaml.composer.ComposerError(
+                raise ComposerError(
                     None, None, f"nesting deeper than {MAX_DEPTH} levels", self.peek_event().start_mark
                 )
             return super().compose_node(parent, index)

@@ -10,7 +10,7 @@ tidy row per measured effect, plots and audio. Example::
 """
 
 import json
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from pydantic import Field
 
@@ -20,6 +20,26 @@ from interp.experiments.methods import MethodSpec, register_method
 from interp.experiments.units import Row, Unit
 from interp.spec_steps.common import PatchingSettings, build_metric, by_concept, step_pairs
 from interp.spec_steps.significance_rows import significance_rows
+
+if TYPE_CHECKING:
+    from interp.localization import Selection
+    from interp.selection import StepsLike
+
+
+class _LocateSettings(TypedDict):
+    """The keyword arguments of ``locate`` (and ``split_stability``) a ``locate`` step sets."""
+
+    candidates: list[Any]
+    ranking: Literal["patching", "attribution"]
+    fraction: float
+    max_heads: int
+    steps: "StepsLike"
+    branch: str
+    batch_size: int
+    progress: bool
+    selection: "Selection"
+    alpha: float
+    min_effect: float
 
 
 def _check_pairs(settings: Any, ctx: Any) -> None:
@@ -133,6 +153,7 @@ class Patch(_PerConcept, MethodSpec):
 
         effects: dict[str, dict[str, float]] = {}
         for row in ctx.rows:
+            assert row.concept is not None and row.site is not None  # every effect row names both
             effects.setdefault(row.concept, {})[row.site] = row.value
         for concept, values in effects.items():
             fig, ax = plt.subplots(figsize=(max(4, 0.25 * len(values)), 3))
@@ -214,7 +235,9 @@ class Attribute(_PerConcept, MethodSpec):
         scores: dict[str, dict[str, float]] = {}
         spearman: dict[str, float] = {}
         for row in ctx.rows:
+            assert row.concept is not None  # every row of the step names its concept
             if row.metric == "attribution":
+                assert row.site is not None  # and an attribution row its head
                 scores.setdefault(row.concept, {})[row.site] = row.value
             else:
                 spearman[row.concept] = row.value
@@ -294,7 +317,7 @@ class Locate(_PerConcept, MethodSpec):
 
         concept, pairs, adapter, seeds, base = self._inputs(unit, ctx)
         metric = build_metric(self.metric, adapter, self.scorer_model)
-        settings = dict(
+        settings = _LocateSettings(
             candidates=_candidates(self, ctx), ranking=self.ranking, fraction=self.fraction,
             max_heads=self.max_heads, steps=self.patch_steps, branch=self.branch,
             batch_size=self.batch_size, progress=False, selection=self.selection,
@@ -325,12 +348,12 @@ class Locate(_PerConcept, MethodSpec):
             )
             for k, e in enumerate(result.prefix_effects)
         ]
-        for name, effect in (("restored", result.restored), ("necessity", result.necessity)):
+        for row_metric, effect in (("restored", result.restored), ("necessity", result.necessity)):
             if effect is None:  # nothing selected (no head significant)
                 continue
             rows.append(
                 Row(
-                    name,
+                    row_metric,
                     effect.mean,
                     concept=concept,
                     site="+".join(result.subset),
@@ -393,11 +416,14 @@ class Locate(_PerConcept, MethodSpec):
         subsets: dict[str, list[str]] = {}
         impact: dict[str, dict[str, float]] = {}
         for row in ctx.rows:
+            assert row.concept is not None  # every row of the step names its concept
             if row.metric == "head_effect" and row.labels.get("in_subset"):
+                assert row.site is not None  # a head_effect row names its head
                 subsets.setdefault(row.concept, []).append(row.site)
             if row.metric == "layer_impact":
+                assert row.site is not None  # a layer_impact row names its layer's site
                 impact.setdefault(row.concept, {})[row.site] = row.value
-        concepts = list(dict.fromkeys(r.concept for r in ctx.rows))
+        concepts = list(dict.fromkeys(r.concept for r in ctx.rows if r.concept is not None))
         subsets = {c: sorted(subsets.get(c, [])) for c in concepts}
         names, matrix = overlap_matrix(subsets)
         if len(names) > 1:
@@ -415,7 +441,10 @@ class Locate(_PerConcept, MethodSpec):
                 c: sorted(
                     r.site
                     for r in ctx.rows
-                    if r.concept == c and r.metric == "head_effect" and r.labels.get("significant")
+                    if r.concept == c
+                    and r.metric == "head_effect"
+                    and r.labels.get("significant")
+                    and r.site is not None
                 )
                 for c in concepts
             },

@@ -22,6 +22,7 @@ def significance_rows(result: Localization, head_rows: list[Row], power_effect: 
     if test is None:
         return []
     for row in head_rows:
+        assert row.site is not None  # a head_effect row names its head
         row.labels.update(p=test.p[row.site], q=test.q[row.site], significant=row.site in result.significant)
     site = "+".join(result.significant)
     labels: dict[str, Any] = {

@@ -123,7 +123,7 @@ class CAA(SteeringSettings, MethodSpec):
     needs_catalog = True
 
     method: Literal["caa"] = Field(description="Contrastive activation addition.")
-    sites: Refable(list[SiteStr] | dict[str, list[SiteStr]]) | None = Field(
+    sites: Refable(list[SiteStr] | dict[str, list[SiteStr]]) | None = Field(  # pyright: ignore[reportInvalidTypeForm]  # Refable() builds the pydantic type at runtime
         default=None,
         description="Where to steer (e.g. {from: locate, key: subsets}: the "
         "heads located for `concept`); default: only the all-layer baseline.",
@@ -149,6 +149,7 @@ class CAA(SteeringSettings, MethodSpec):
         if label == "all_layers":
             return [s.name for s in ctx.adapter.catalog.where(attention="cross", component="out")]
         sites = self.sites
+        assert sites is not None  # plan() makes a 'localized' unit only when sites are given
         if isinstance(sites, dict):
             if self.concept not in sites or not sites[self.concept]:
                 raise TadaError(
@@ -229,5 +230,7 @@ class CAA(SteeringSettings, MethodSpec):
             for r in ctx.rows
             if r.metric == "auc"
         }
-        sites = {r.labels["label"]: r.site.split("+") for r in ctx.rows if r.metric == "auc"}
+        sites = {
+            r.labels["label"]: r.site.split("+") for r in ctx.rows if r.metric == "auc" and r.site is not None
+        }
         return {"auc": auc, "sites": sites, "concept": self.concept, "target": self.target}

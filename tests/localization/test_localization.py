@@ -83,3 +83,14 @@ def test_stability_rank_correlation_and_top_head():
     assert Stability(a, same_order).same_top_head
     assert Stability(a, reversed_).rank_correlation == pytest.approx(-1.0)
     assert not Stability(a, reversed_).same_top_head
+
+
+def test_head_grid_places_each_head_and_refuses_other_sites():
+    from interp.errors import TadaError
+    from interp.plots import head_grid
+
+    grid, layers = head_grid({"cross.1.head.2": 0.5, "cross.0.head.0": 1.0})
+    assert layers == [0, 1] and grid.shape == (2, 3)
+    assert grid[1, 2] == 0.5 and grid[0, 0] == 1.0 and int(np.isnan(grid).sum()) == 4
+    with pytest.raises(TadaError, match="not a single-head site"):
+        head_grid({"cross.0.heads": 1.0})

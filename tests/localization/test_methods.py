@@ -119,9 +119,14 @@ def test_locate_writes_p_and_q_values_and_a_power_row(results):
 def test_stability_with_both_selections_writes_the_halves(results):
     # the halves rerun locate with the step's own metric and settings (regression: the
     # metric object was shadowed by a loop variable before the halves ran)
-    rows = [r for r in results.rows if r["step"] == "both" and r["metric"] == "stability_jaccard"]
-    assert len(rows) == 1 and 0.0 <= float(rows[0]["value"]) <= 1.0
-    assert rows[0]["first"] and rows[0]["second"]
+    rows = {r["metric"]: r for r in results.rows if r["step"] == "both"}
+    jaccard = rows["stability_jaccard"]
+    first, second = set(jaccard["first"].split("+")), set(jaccard["second"].split("+"))
+    assert first and second and "" not in first | second  # each half located a subset
+    assert float(jaccard["value"]) == pytest.approx(len(first & second) / len(first | second))
+    assert -1.0 <= float(rows["stability_spearman"]["value"]) <= 1.0
+    assert results.steps["both"]["summary"]["stability_jaccard"] == {"violin": float(jaccard["value"])}
+    assert (results.path / "data" / "both" / "localization-violin-even.json").is_file()
 
 
 def test_significant_selection_needs_patching_ranking():
