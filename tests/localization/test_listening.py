@@ -6,7 +6,6 @@ import torch
 
 from interp.errors import TadaError
 from interp.patching import Variant, patched_generations, single_site_variants
-
 from tests.localization.conftest import PLANTED
 
 

@@ -60,7 +60,9 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], css: str = "") 
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
     cls = f' class="{esc(css)}"' if css else ""
-    return f'<div class="scroll"><table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    return (
+        f'<div class="scroll"><table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    )
 
 
 def _columns(records: Sequence[Mapping[str, Any]]) -> list[str]:
