@@ -15,6 +15,7 @@ SPEC = {
             "method": "locate",
             "metric": "latent_distance",
             "max_heads": 3,
+            "audio_heads": 3,
             "pairs": {"source": "tada", "concepts": ["violin", "sad"], "per_concept": 1},
         },
         {
@@ -64,6 +65,32 @@ def test_locate_writes_subsets_plots_and_audio(results):
     } <= names
     audio = {p.name for p in results.audio}
     assert {"violin-clean.wav", "violin-corrupted.wav", "violin-patched.wav"} <= audio
+
+
+def test_locate_writes_a_head_grid_with_one_clip_per_shown_head(results):
+    import json
+
+    step_dir = results.path / "audio" / "locate"
+    for concept in ("violin", "sad"):
+        grid = json.loads((results.path / "data" / "locate" / f"head-grid-{concept}.json").read_text())
+        rows = {r["site"]: float(r["value"]) for r in results.rows
+                if r["step"] == "locate" and r["metric"] == "head_effect" and r["concept"] == concept}  # fmt: skip
+        cells = {c["site"]: c for c in grid["cells"]}
+        assert set(cells) == set(rows)  # every head of the tiny model is drawn
+        assert all(cells[s]["effect"] == pytest.approx(v) for s, v in rows.items())
+        loudest = sorted(rows, key=lambda s: -abs(rows[s]))[:3]  # audio_heads: 3
+        heads = sorted(p.name for p in step_dir.glob(f"{concept}-head-*.wav"))
+        assert heads == sorted(f"{concept}-head-{s}.wav" for s in loudest)  # no clip for silent cells
+        assert {s: cells[s]["audio"] for s in rows} == {
+            s: f"audio/locate/{concept}-head-{s}.wav" if s in loudest else None for s in rows
+        }
+        assert set(grid["clips"]) == {"clean", "corrupted", "subset patched"}
+        assert grid["pair"]["clean"] != grid["pair"]["corrupted"]
+    # audio: false draws the grid silent and writes no clip
+    silent = json.loads((results.path / "data" / "both" / "head-grid-violin.json").read_text())
+    assert len(silent["cells"]) == 8 and not any(c["audio"] for c in silent["cells"])
+    assert silent["clips"] == {} and not (results.path / "audio" / "both").exists()
+    assert "tadaPlay(this)" in (results.path / "index.html").read_text()
 
 
 def test_rows_are_tidy_and_complete(results):
