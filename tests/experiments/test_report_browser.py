@@ -126,3 +126,29 @@ def test_prompt_renders_as_text_and_tables_sort(run_dir: Path, browser) -> None:
     table.find_elements(By.CSS_SELECTOR, "thead th")[column].click()
     assert values() == sorted(shown, reverse=True)
     assert _severe(browser) == []
+
+
+def test_inline_report_plays_embedded_clips(run_dir: Path, browser, tmp_path: Path) -> None:
+    """Jupyter's form of the report (files inline), shown as a page of its own."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from interp.experiments.results import Results
+
+    page = tmp_path / "inline.html"  # outside the run directory: nothing can be linked
+    page.write_text(f'<!DOCTYPE html><html><head><meta charset="utf-8"><link rel="icon" href="data:,">'
+                    f"</head><body>{Results(run_dir)._repr_html_()}</body></html>", encoding="utf-8")  # fmt: skip
+    browser.get(page.as_uri())
+    button = browser.find_elements(By.CSS_SELECTOR, "table.heads button")[0]
+    button.click()
+    player = browser.find_element(By.CSS_SELECTOR, "audio.patched")
+    WebDriverWait(browser, 10).until(lambda d: player.get_attribute("src"))
+    assert player.get_attribute("src").startswith("data:audio/wav;base64,")
+    images = browser.find_elements(By.CSS_SELECTOR, "figure img")
+    assert images and all(i.get_attribute("src").startswith("data:image/png;base64,") for i in images)
+    for image in images:  # lazy images load once scrolled to; every one decodes
+        browser.execute_script("arguments[0].scrollIntoView()", image)
+        WebDriverWait(browser, 10).until(
+            lambda d, image=image: d.execute_script("return arguments[0].naturalWidth", image)
+        )
+    assert _severe(browser) == []
