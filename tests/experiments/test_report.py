@@ -144,3 +144,12 @@ def test_results_table_is_sortable_and_cut() -> None:
     assert parsed.tables[0][0] == ["metric", "value"]  # the empty column is dropped
     assert len(parsed.tables[0]) == 6 and "55 more rows" in html
     assert all(a.get("onclick") == "tadaSort(this)" for tag, a in parsed.attrs if tag == "th")
+
+
+def test_a_missing_grid_file_is_a_note_not_a_crash(tmp_path: Path) -> None:
+    step = {"name": "locate", "method": "locate", "units": 1, "summary": {},
+            "files": ["data/locate/head-grid-tempo.json", "plots/locate-heads-tempo.png"]}  # fmt: skip
+    summary = {"experiment": "e", "model": "m", "rows": 0, "steps": [step]}
+    page = render(tmp_path, summary, [], inline=False)
+    assert "Head grid data/locate/head-grid-tempo.json cannot be read" in page
+    assert "<figcaption>heads tempo</figcaption>" in page  # caption from the file name, step prefix dropped

@@ -76,7 +76,11 @@ def _step_section(out_dir: Path, step: dict[str, Any], inline: bool, audio_limit
     grids = _grid_files(files)
     in_grids: set[str] = set()
     for path in grids:
-        doc = json.loads((out_dir / path).read_text(encoding="utf-8"))
+        try:
+            doc = json.loads((out_dir / path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            parts.append(f"<p>Head grid {esc(path)} cannot be read ({esc(error)}).</p>")
+            continue
         in_grids.update(c["audio"] for c in doc.get("cells", []) if c.get("audio"))
         in_grids.update(doc.get("clips", {}).values())
         parts.append(head_grid_html(doc, out_dir, inline))
