@@ -59,7 +59,7 @@ def test_nested_summary_becomes_concept_rows_by_metric_columns() -> None:
     plain, impact, subsets, top, overlap = parsed.tables
     assert plain == [["", "value"], ["units", "2"]]
     assert impact == [["", "cross.0.text", "cross.1.text"], ["tempo", "0.75", "0.25"], ["drums", "", "1"]]
-    assert subsets == [["", "value"], ["tempo", "cross.0.head.1, cross.1.head.3"], ["drums", ""]]
+    assert subsets == [["", "value"], ["tempo", "cross.0.head.1, cross.1.head.3"], ["drums", "(none)"]]
     assert top == [["site", "effect"], ["cross.0.head.1", "0.1235"], ["cross.1.head.3", "-2"]]
     assert overlap == [["", "value"], ["concepts", "drums, tempo"], ["jaccard", "[1, 0], [0, 1]"]]
     assert "audio/x.wav" not in summary_tables(summary, skip=("audio",))
@@ -153,3 +153,17 @@ def test_a_missing_grid_file_is_a_note_not_a_crash(tmp_path: Path) -> None:
     page = render(tmp_path, summary, [], inline=False)
     assert "Head grid data/locate/head-grid-tempo.json cannot be read" in page
     assert "<figcaption>heads tempo</figcaption>" in page  # caption from the file name, step prefix dropped
+
+
+def test_captions_name_files_apart_within_a_step() -> None:
+    from interp.experiments.report.media import caption, short_name
+
+    assert caption("plots/locate-heads-tempo.png", "locate") == "heads tempo"
+    assert caption("steering/steer/localized/curves.png", "steer") == "localized curves"
+    assert caption("steering/steer/all_layers/curves.png", "steer") == "all layers curves"
+    assert caption("steering/steer/localized/audio/alpha_+2.000_sample_0.wav", "steer") == (
+        "localized alpha +2.000 sample 0"
+    )
+    assert caption("audio/steer/alpha_-2.000_sample_1.wav", "steer") == "alpha -2.000 sample 1"
+    assert caption("plots/when-steps-0-5.png", "when") == "steps 0 5"
+    assert short_name("steering/steer/localized/curve.csv", "steer") == "localized/curve.csv"

@@ -102,7 +102,7 @@ def _cell(cell: Mapping[str, Any], bound: float, out_dir: Path, inline: bool) ->
     if cell.get("q") is not None:
         hover += f", q {fmt(cell['q'])}"
     css = ' class="subset"' if cell["in_subset"] else ""
-    text = f"{value:.2f}{mark}"
+    text = f"{value:.2f}".replace("-0.00", "0.00") + mark
     style = f"background:{background};color:{colour}"
     if cell.get("audio"):
         url = esc(file_url(out_dir, cell["audio"], inline))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from interp.experiments.report.heads import HEAD_GRID_PREFIX, head_grid_html
-from interp.experiments.report.media import audio, esc, image
+from interp.experiments.report.media import audio, esc, image, short_name
 from interp.experiments.report.tables import summary_tables, table_html
 from interp.experiments.units import write_text
 
@@ -84,15 +84,15 @@ def _step_section(out_dir: Path, step: dict[str, Any], inline: bool, audio_limit
         in_grids.update(c["audio"] for c in doc.get("cells", []) if c.get("audio"))
         in_grids.update(doc.get("clips", {}).values())
         parts.append(head_grid_html(doc, out_dir, inline))
-    parts.extend(image(out_dir, f, inline, prefix=name) for f in files if f.endswith(".png"))
+    parts.extend(image(out_dir, f, inline, step=name) for f in files if f.endswith(".png"))
     parts.append(summary_tables(step.get("summary", {}), skip=("audio",)))
     clips = [f for f in files if f.endswith(".wav") and f not in in_grids]
-    parts.extend(audio(out_dir, clip, inline) for clip in clips[:audio_limit])
+    parts.extend(audio(out_dir, clip, inline, step=name) for clip in clips[:audio_limit])
     if len(clips) > audio_limit:
         parts.append(f"<p>{len(clips) - audio_limit} more clips in audio/{esc(name)}/.</p>")
     data = [f for f in files if f.endswith((".json", ".csv", ".npy"))]
     if data and not inline:
-        links = ", ".join(f'<a href="{esc(f)}">{esc(Path(f).name)}</a>' for f in data)
+        links = ", ".join(f'<a href="{esc(f)}">{esc(short_name(f, name))}</a>' for f in data)
         parts.append(f'<p class="files">Data: {links}</p>')
     return parts
 

@@ -38,6 +38,8 @@ def compact(value: Any) -> str:
     """Any JSON value as one line of plain (not yet escaped) text."""
     if _scalar(value):
         return fmt(value)
+    if not value:
+        return "(none)"
     if isinstance(value, Mapping):
         items = [f"{k}: {compact(v)}" for k, v in list(value.items())[:CELL_ITEMS]]
         more = len(value) - CELL_ITEMS
@@ -100,6 +102,16 @@ def summary_tables(summary: Mapping[str, Any], skip: Sequence[str] = ()) -> str:
     return "\n".join(parts)
 
 
+def _number(value: Any) -> Any:
+    """A CSV label column's number (read as text) as a float, to be shown short."""
+    if isinstance(value, str) and value.strip():
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
 def table_html(rows: list[dict[str, Any]], limit: int = 50) -> str:
     """The first ``limit`` rows of the results (empty columns dropped); a click on a
     column's header sorts the rows shown."""
@@ -107,7 +119,7 @@ def table_html(rows: list[dict[str, Any]], limit: int = 50) -> str:
         return "<p>No rows.</p>"
     names = [n for n in rows[0] if any(r.get(n) not in (None, "") for r in rows)]
     head = "".join(f'<th onclick="tadaSort(this)" title="sort">{esc(n)}</th>' for n in names)
-    body = "".join("<tr>" + "".join(_cell(r.get(n)) for n in names) + "</tr>" for r in rows[:limit])
+    body = "".join("<tr>" + "".join(_cell(_number(r.get(n))) for n in names) + "</tr>" for r in rows[:limit])
     more = f"<p>{len(rows) - limit} more rows in results.csv.</p>" if len(rows) > limit else ""
     return (
         f'<div class="scroll"><table class="results"><thead><tr>{head}</tr></thead>'
