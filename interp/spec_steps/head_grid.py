@@ -1,14 +1,19 @@
-"""The ``locate`` step's listenable head grid: the first pair's clean, corrupted and
-subset-patched audio, each shown head's audio patched alone, and the grid document the
-report draws (:mod:`interp.experiments.report.heads`)."""
+"""Head-grid documents the report draws (:mod:`interp.experiments.report.heads`): the
+``locate`` step's listenable grid (the first pair's clean, corrupted and subset-patched
+audio, and each shown head's audio patched alone), and the ``patch`` step's silent one."""
+
+from collections.abc import Sequence
 
 from interp.adapter import GenerationRequest
 from interp.experiments.context import StepContext
 from interp.experiments.report import HEAD_GRID_PREFIX, head_grid_data
+from interp.experiments.units import Row
 from interp.localization import Localization
 from interp.patching import Listening, Variant, patched_generations, single_site_variants
 from interp.prompts import PromptPair
 from interp.selection import Branch, StepsLike
+from interp.sites import Site
+from interp.statistics import Effect
 
 #: The label of the located subset's variant (head variants are labelled by site).
 _SUBSET = "patched"
@@ -81,3 +86,20 @@ def _save(concept: str, listening: Listening, ctx: StepContext) -> tuple[dict[st
         else:
             head_audio[label] = ctx.save_audio(f"{concept}-head-{label}", out.audio[0], out.sample_rate)
     return clips, head_audio
+
+
+def write_silent_grids(rows: Sequence[Row], ctx: StepContext, direction: str) -> list[str]:
+    """One grid document per concept of the single-head rows among ``rows`` (rows of other
+    sites, such as layers' text inputs, are left out); returns their paths."""
+    effects: dict[str, dict[str, Effect]] = {}
+    for row in rows:
+        name = row.site
+        if not name or name.startswith("module.") or Site.parse(name).component != "head":
+            continue
+        labels = row.labels
+        effect = Effect(row.value, labels["ci_low"], labels["ci_high"], labels["n"])
+        effects.setdefault(row.concept or "", {})[name] = effect
+    return [
+        ctx.save_json(f"{HEAD_GRID_PREFIX}{concept}", head_grid_data(concept, heads, direction=direction))
+        for concept, heads in effects.items()
+    ]

@@ -131,9 +131,12 @@ class Patch(_PerConcept, MethodSpec):
     def finalize(self, ctx: StepContext) -> dict[str, Any]:
         import matplotlib.pyplot as plt
 
+        from interp.spec_steps.head_grid import write_silent_grids
+
         effects: dict[str, dict[str, float]] = {}
         for row in ctx.rows:
             effects.setdefault(row.concept, {})[row.site] = row.value
+        write_silent_grids(ctx.rows, ctx, self.direction)
         for concept, values in effects.items():
             fig, ax = plt.subplots(figsize=(max(4, 0.25 * len(values)), 3))
             ax.bar(range(len(values)), list(values.values()))

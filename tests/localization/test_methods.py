@@ -26,6 +26,14 @@ SPEC = {
             "pairs": {"source": "tada", "concepts": ["violin"], "per_concept": 1},
         },
         {
+            "name": "heads",
+            "method": "patch",
+            "metric": "latent_distance",
+            "layers": [1],
+            "direction": "noising",
+            "pairs": {"source": "tada", "concepts": ["violin"], "per_concept": 1},
+        },
+        {
             "name": "attribute",
             "method": "attribute",
             "metric": "latent_distance",
@@ -106,6 +114,18 @@ def test_rows_are_tidy_and_complete(results):
     }
     impact = [float(r["value"]) for r in rows if r["metric"] == "layer_impact" and r["concept"] == "sad"]
     assert sum(impact) == pytest.approx(1.0)
+
+
+def test_patch_step_writes_a_silent_grid_of_its_heads_only(results):
+    import json
+
+    grid = json.loads((results.path / "data" / "heads" / "head-grid-violin.json").read_text())
+    rows = {r["site"]: float(r["value"]) for r in results.rows if r["step"] == "heads"}
+    assert {c["site"]: c["effect"] for c in grid["cells"]} == pytest.approx(rows)
+    assert set(rows) == {f"cross.1.head.{h}" for h in range(4)}
+    assert grid["direction"] == "noising" and not any(c["audio"] for c in grid["cells"])
+    assert not (results.path / "data" / "layers").exists()  # text sites: no head grid
+    assert "violin: noising effect per head" in (results.path / "index.html").read_text()
 
 
 def test_patch_and_attribute_steps(results):

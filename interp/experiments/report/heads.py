@@ -33,6 +33,7 @@ def head_grid_data(
     clips: Mapping[str, str] | None = None,
     pair: tuple[str, str] | None = None,
     seed: int | None = None,
+    direction: str = "denoising",
 ) -> dict[str, Any]:
     """A JSON-ready head-grid document.
 
@@ -47,6 +48,9 @@ def head_grid_data(
         clips: Label (``clean``, ``corrupted``, ...) -> run-relative WAV shown beside the grid.
         pair: The (clean, corrupted) prompts of the audio.
         seed: The seed of the audio.
+        direction: The patching direction of the effects (``denoising``: clean into
+            corrupted, a positive effect restores the concept; ``noising`` or
+            ``ablation``: a positive effect removes it).
     """
     audio, q = audio or {}, q or {}
     cells = []
@@ -75,6 +79,7 @@ def head_grid_data(
         "clips": dict(clips or {}),
         "pair": None if pair is None else {"clean": pair[0], "corrupted": pair[1]},
         "seed": seed,
+        "direction": direction,
     }
 
 
@@ -131,7 +136,11 @@ def head_grid_html(doc: Mapping[str, Any], out_dir: Path, inline: bool) -> str:
             for h in range(n_heads)
         )
         body.append(f"<tr><th>{esc(row)}</th>{tds}</tr>")
-    legend = "colour: normalized effect (red restores the concept, blue works against it); outlined: located subset"
+    direction = str(doc.get("direction", "denoising"))
+    red = "restores the concept" if direction == "denoising" else "removes the concept"
+    legend = f"colour: normalized {esc(direction)} effect (red {red}, blue the opposite)"
+    if any(c["in_subset"] for c in cells):
+        legend += "; outlined: located subset"
     if any(c["significant"] for c in cells) or doc.get("alpha") is not None:
         legend += f"; *: significant (q &le; {esc(fmt(doc.get('alpha')))})"
     playable = sum(1 for c in cells if c.get("audio"))
@@ -153,7 +162,7 @@ def head_grid_html(doc: Mapping[str, Any], out_dir: Path, inline: bool) -> str:
             '<audio class="patched" controls preload="none"></audio></div>'
         )
     return (
-        f'<div class="grid"><h4>{esc(doc.get("concept"))}: patching effect per head</h4>{prompts}'
+        f'<div class="grid"><h4>{esc(doc.get("concept"))}: {esc(direction)} effect per head</h4>{prompts}'
         f'<table class="heads"><thead><tr><th>layer \\ head</th>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table>"
         f'<p class="legend">{legend}</p><div class="players">{players}</div></div>'
