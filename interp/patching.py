@@ -27,7 +27,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from interp.adapter import GenerationRequest, ModelAdapter
+from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
 from interp.distributed.executor import run_tasks
 from interp.distributed.tasks import GenerationTask
 from interp.edits import Edit, Read, Replace, Zero
@@ -354,10 +354,8 @@ class _ChunkTask:
         ]
 
 
-def _select(output, index: int):
+def _select(output: GenerationOutput, index: int) -> GenerationOutput:
     """One sample of a batched GenerationOutput, keeping the batch axis."""
-    from interp.adapter import GenerationOutput
-
     audio = None if output.audio is None else output.audio[index : index + 1]
     return GenerationOutput(output.latents[index : index + 1], audio, output.sample_rate)
 
@@ -389,42 +387,86 @@ def mean_activations(
     return out
 
 
-def patched_generation(
+@dataclass
+class Listening:
+    """Generations of one pair and seed to listen to: the clean and corrupted runs, and
+    the target run with each variant patched.
+
+    Attributes:
+        clean: The clean prompt's generation (a batch of one).
+        corrupted: The corrupted prompt's generation (a batch of one).
+        patched: Variant label -> the target run with that variant patched (a batch of one).
+    """
+
+    clean: GenerationOutput
+    corrupted: GenerationOutput
+    patched: dict[str, GenerationOutput]
+
+
+def patched_generations(
     adapter: ModelAdapter,
     base: GenerationRequest,
     pair: PromptPair,
     seed: int,
-    sites: Sequence[Site | str],
+    variants: Sequence[Variant],
     *,
-    direction: Direction = "denoising",
+    direction: Literal["denoising", "noising"] = "denoising",
     steps: StepsLike = None,
     branch: Branch | str = Branch.COND,
-):  # returns three GenerationOutputs
+    batch_size: int = 8,
+) -> Listening:
     """The clean, corrupted and patched generations of one pair and seed (to listen to).
 
-    Returns:
-        ``(clean, corrupted, patched)`` outputs, each with a batch of one.
+    The clean and corrupted runs share one batch and cache the sites' activations; the
+    variants then run ``batch_size`` to a forward pass, each row with the same seed and
+    its own sites patched, so one generation per variant.
+
+    Args:
+        adapter: The model.
+        base: Generation settings (its prompts and seeds are replaced).
+        pair: The prompt pair.
+        seed: The seed of every run.
+        variants: Site sets, each patched together in its own row (labels must differ).
+        direction: ``denoising`` (clean into the corrupted run) or ``noising``.
+        steps: Denoising steps at which to patch (default all).
+        branch: CFG branch to patch (default conditional).
+        batch_size: Variants per batched forward pass.
     """
-    variant = Variant.of(sites, "patched")
+    if batch_size < 1:
+        raise TadaError(f"batch_size must be >= 1, got {batch_size}.")
+    labels = [v.label for v in variants]
+    if len(set(labels)) != len(labels):
+        raise TadaError(f"Variant labels must differ, got {labels}.")
     step_sel, branch = Steps.parse(steps), Branch.parse(branch)
-    expect(3)  # clean and corrupted in one batch, then the patched run
-    needed = sorted({stage_site(s).name for s in variant.sites})
+    for v in variants:
+        adapter.catalog.parse_many(v.sites)
+    chunks = [variants[i : i + batch_size] for i in range(0, len(variants), batch_size)]
+    expect(2 + sum(len(chunk) for chunk in chunks))  # clean and corrupted, then the variants
+    needed = sorted({stage_site(s).name for v in variants for s in v.sites})
     both = replace(base, prompts=(pair.clean, pair.corrupted), seeds=(seed, seed))
     reads = tuple(Read(n, steps=step_sel, branch=branch) for n in needed)
     baseline = run_tasks(adapter, [GenerationTask(both, reads=reads)])[0]
     resolved = step_sel.resolve(base.num_steps)
     rows_per_sample = 2 if (branch is Branch.BOTH and base.guided) else 1
     source = 0 if direction == "denoising" else 1
-    edits = [
-        Edit(
-            s,
-            Replace(_cached_value(baseline.reads, resolved, s, source, rows_per_sample, 2)),
-            steps=step_sel,
-            branch=branch,
-        )
-        for s in variant.sites
-    ]
     target = pair.corrupted if direction == "denoising" else pair.clean
-    request = replace(base, prompts=(target,), seeds=(seed,))
-    patched = run_tasks(adapter, [GenerationTask(request, tuple(edits))])[0].output
-    return _select(baseline.output, 0), _select(baseline.output, 1), patched
+    tasks = []
+    for chunk in chunks:
+        edits = [
+            Edit(
+                s,
+                Replace(_cached_value(baseline.reads, resolved, s, source, rows_per_sample, 2)),
+                steps=step_sel,
+                branch=branch,
+                samples=(row,),
+            )
+            for row, variant in enumerate(chunk)
+            for s in variant.sites
+        ]
+        request = replace(base, prompts=(target,) * len(chunk), seeds=(seed,) * len(chunk))
+        tasks.append(GenerationTask(request, tuple(edits)))
+    patched: dict[str, GenerationOutput] = {}
+    for chunk, result in zip(chunks, run_tasks(adapter, tasks) if tasks else []):
+        for row, variant in enumerate(chunk):
+            patched[variant.label] = _select(result.output, row)
+    return Listening(_select(baseline.output, 0), _select(baseline.output, 1), patched)

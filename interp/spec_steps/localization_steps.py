@@ -151,10 +151,13 @@ class Patch(_PerConcept, MethodSpec):
     def finalize(self, ctx: StepContext) -> dict[str, Any]:
         import matplotlib.pyplot as plt
 
+        from interp.spec_steps.head_grid import write_silent_grids
+
         effects: dict[str, dict[str, float]] = {}
         for row in ctx.rows:
             assert row.concept is not None and row.site is not None  # every effect row names both
             effects.setdefault(row.concept, {})[row.site] = row.value
+        write_silent_grids(ctx.rows, ctx, self.direction)
         for concept, values in effects.items():
             fig, ax = plt.subplots(figsize=(max(4, 0.25 * len(values)), 3))
             ax.bar(range(len(values)), list(values.values()))
@@ -263,7 +266,17 @@ class Locate(_PerConcept, MethodSpec):
     layer_impact: bool = Field(
         default=True, description="Also patch each layer's text input (TADA's sites) and report I(l)."
     )
-    audio: bool = Field(default=True, description="Save clean / corrupted / patched audio of the first pair.")
+    audio: bool = Field(
+        default=True,
+        description="Save the first pair's clean, corrupted and subset-patched audio, and "
+        "each grid head's patched audio for the report (first seed).",
+    )
+    audio_heads: int = Field(
+        default=24,
+        ge=0,
+        description="Heads of the report's grid that get a patched clip to listen to (the "
+        "largest |effect| first; one generation each); the other cells are drawn silent.",
+    )
     stability: bool = Field(
         default=False,
         description="Also locate on the even- and odd-"
@@ -312,8 +325,8 @@ class Locate(_PerConcept, MethodSpec):
 
     def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
         from interp.localization import locate
-        from interp.patching import patched_generation
         from interp.plots import plot_head_heatmap, plot_prefix_curve
+        from interp.spec_steps.head_grid import write_head_grid
 
         concept, pairs, adapter, seeds, base = self._inputs(unit, ctx)
         metric = build_metric(self.metric, adapter, self.scorer_model)
@@ -328,13 +341,10 @@ class Locate(_PerConcept, MethodSpec):
         ctx.save_plot(plot_head_heatmap(result), f"heads-{concept}")
         if result.prefix_effects:
             ctx.save_plot(plot_prefix_curve(result, self.fraction), f"prefix-{concept}")
-        if self.audio and result.subset:
-            outs = patched_generation(
-                adapter, base, pairs[0], seeds[0], result.subset, steps=self.patch_steps, branch=self.branch
-            )
-            for label, out in zip(("clean", "corrupted", "patched"), outs):
-                if out.audio is not None:
-                    ctx.save_audio(f"{concept}-{label}", out.audio[0], out.sample_rate)
+        write_head_grid(
+            result, pairs[0], seeds[0], base, ctx, audio_heads=self.audio_heads if self.audio else None,
+            steps=self.patch_steps, branch=self.branch, batch_size=self.batch_size,
+        )  # fmt: skip
         rows = _effect_rows("head_effect", concept, result.head_effects, self)
         for row in rows:
             row.labels["in_subset"] = row.site in result.subset

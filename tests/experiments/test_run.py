@@ -70,7 +70,7 @@ def test_run_writes_every_output(tmp_path: Path, quiet_warnings: None) -> None:
     assert 'src="plots/gen-rms.png"' in html and 'src="audio/zeroed/p0000-a_sad_violin_song-s0.wav"' in html
     assert str(out) not in html  # relative paths only
     inline = results._repr_html_()
-    assert "data:image/png;base64" in inline and "<table>" in inline
+    assert "data:image/png;base64" in inline and "<table" in inline
     assert "zeroed [generate], 2 units" in results.text()
     resolved = (out / "spec.yaml").read_text()
     assert "inline:" in resolved and "a sad violin song" in resolved

@@ -15,6 +15,7 @@ SPEC = {
             "method": "locate",
             "metric": "latent_distance",
             "max_heads": 3,
+            "audio_heads": 3,
             "pairs": {"source": "tada", "concepts": ["violin", "sad"], "per_concept": 1},
         },
         {
@@ -22,6 +23,14 @@ SPEC = {
             "method": "patch",
             "component": "text",
             "metric": "latent_distance",
+            "pairs": {"source": "tada", "concepts": ["violin"], "per_concept": 1},
+        },
+        {
+            "name": "heads",
+            "method": "patch",
+            "metric": "latent_distance",
+            "layers": [1],
+            "direction": "noising",
             "pairs": {"source": "tada", "concepts": ["violin"], "per_concept": 1},
         },
         {
@@ -67,6 +76,32 @@ def test_locate_writes_subsets_plots_and_audio(results):
     assert {"violin-clean.wav", "violin-corrupted.wav", "violin-patched.wav"} <= audio
 
 
+def test_locate_writes_a_head_grid_with_one_clip_per_shown_head(results):
+    import json
+
+    step_dir = results.path / "audio" / "locate"
+    for concept in ("violin", "sad"):
+        grid = json.loads((results.path / "data" / "locate" / f"head-grid-{concept}.json").read_text())
+        rows = {r["site"]: float(r["value"]) for r in results.rows
+                if r["step"] == "locate" and r["metric"] == "head_effect" and r["concept"] == concept}  # fmt: skip
+        cells = {c["site"]: c for c in grid["cells"]}
+        assert set(cells) == set(rows)  # every head of the tiny model is drawn
+        assert all(cells[s]["effect"] == pytest.approx(v) for s, v in rows.items())
+        loudest = sorted(rows, key=lambda s: -abs(rows[s]))[:3]  # audio_heads: 3
+        heads = sorted(p.name for p in step_dir.glob(f"{concept}-head-*.wav"))
+        assert heads == sorted(f"{concept}-head-{s}.wav" for s in loudest)  # no clip for silent cells
+        assert {s: cells[s]["audio"] for s in rows} == {
+            s: f"audio/locate/{concept}-head-{s}.wav" if s in loudest else None for s in rows
+        }
+        assert set(grid["clips"]) == {"clean", "corrupted", "subset patched"}
+        assert grid["pair"]["clean"] != grid["pair"]["corrupted"]
+    # audio: false draws the grid silent and writes no clip
+    silent = json.loads((results.path / "data" / "both" / "head-grid-violin.json").read_text())
+    assert len(silent["cells"]) == 8 and not any(c["audio"] for c in silent["cells"])
+    assert silent["clips"] == {} and not (results.path / "audio" / "both").exists()
+    assert "tadaPlay(this)" in (results.path / "index.html").read_text()
+
+
 def test_rows_are_tidy_and_complete(results):
     rows = [r for r in results.rows if r["step"] == "locate"]
     head_rows = [r for r in rows if r["metric"] == "head_effect"]
@@ -80,6 +115,18 @@ def test_rows_are_tidy_and_complete(results):
     }
     impact = [float(r["value"]) for r in rows if r["metric"] == "layer_impact" and r["concept"] == "sad"]
     assert sum(impact) == pytest.approx(1.0)
+
+
+def test_patch_step_writes_a_silent_grid_of_its_heads_only(results):
+    import json
+
+    grid = json.loads((results.path / "data" / "heads" / "head-grid-violin.json").read_text())
+    rows = {r["site"]: float(r["value"]) for r in results.rows if r["step"] == "heads"}
+    assert {c["site"]: c["effect"] for c in grid["cells"]} == pytest.approx(rows)
+    assert set(rows) == {f"cross.1.head.{h}" for h in range(4)}
+    assert grid["direction"] == "noising" and not any(c["audio"] for c in grid["cells"])
+    assert not (results.path / "data" / "layers").exists()  # text sites: no head grid
+    assert "violin: noising effect per head" in (results.path / "index.html").read_text()
 
 
 def test_patch_and_attribute_steps(results):
