@@ -35,7 +35,7 @@ class WhichWord(PatchingSettings, MethodSpec):
     exports = ("roles", "attention")
 
     method: Literal["which-word"] = Field(description="Which prompt words each head reads.")
-    heads: Refable(list[SiteStr] | dict[str, list[SiteStr]]) = Field(
+    heads: Refable(list[SiteStr] | dict[str, list[SiteStr]]) = Field(  # pyright: ignore[reportInvalidTypeForm]
         description="Cross-attention heads ('cross.<layer>.head.<h>'), one list for every "
         "concept or one per concept (e.g. {from: locate, key: subsets})."
     )
@@ -84,7 +84,11 @@ class WhichWord(PatchingSettings, MethodSpec):
             effects = result.effects(n_boot=200)
             for v in variants:
                 effect = effects[v.variant.label]
-                role = "concept" if v.concept else ("all" if v.word == "<all>" else "other" if v.word == OTHER else "word")
+                role = (
+                    "concept"
+                    if v.concept
+                    else ("all" if v.word == "<all>" else "other" if v.word == OTHER else "word")
+                )
                 rows.append(
                     Row(
                         "word_patching_effect", effect.mean, concept=concept, prompt=pair.clean, site=v.head,
@@ -155,7 +159,8 @@ def _attention_by_role(rows: Any) -> dict[str, dict[str, float]]:
         per_pair = sums.setdefault(r.site, {}).setdefault(role, {})
         per_pair[r.labels["pair"]] = per_pair.get(r.labels["pair"], 0.0) + r.value
     return {
-        head: {role: sum(v.values()) / len(v) for role, v in by_role.items()} for head, by_role in sums.items()
+        head: {role: sum(v.values()) / len(v) for role, v in by_role.items()}
+        for head, by_role in sums.items()
     }
 
 
