@@ -13,6 +13,8 @@ punctuation.
 (1,)
 >>> prompt_words("a fast, loud song")
 ('a', 'fast', 'loud', 'song')
+>>> word_labels([ContextToken(0, "with", "with", 0), ContextToken(1, "a", "a", 1), ContextToken(2, "with", "with", 2)])
+{0: 'with#1', 1: 'a', 2: 'with#2'}
 """
 
 import string
@@ -32,11 +34,14 @@ class ContextToken:
             ``'<pad>'`` or ``'<seconds_start>'`` for positions that are not text.
         word: The prompt word (normalized by :func:`normalize_word`) this position
             encodes, or ``None`` (padding, end of sequence, other conditioning).
+        word_index: Which word of the prompt (0-based, in :func:`prompt_words` order),
+            telling apart two occurrences of one word; ``None`` with ``word``.
     """
 
     position: int
     token: str
     word: str | None
+    word_index: int | None = None
 
 
 def normalize_word(word: str) -> str:
@@ -65,17 +70,36 @@ def word_spans(prompt: str) -> list[tuple[int, int, str]]:
     return spans
 
 
-def words_of_offsets(prompt: str, offsets: Sequence[tuple[int, int]]) -> list[str | None]:
-    """The word each token belongs to, from the tokenizer's character offsets
-    (``(0, 0)``: a special or padding token -> ``None``)."""
+def words_of_offsets(
+    prompt: str, offsets: Sequence[tuple[int, int]]
+) -> list[tuple[str, int] | tuple[None, None]]:
+    """``(word, word index)`` of each token, from the tokenizer's character offsets
+    (``(0, 0)``: a special or padding token -> ``(None, None)``)."""
     spans = word_spans(prompt)
-    words: list[str | None] = []
+    words: list[tuple[str, int] | tuple[None, None]] = []
     for start, end in offsets:
-        word = None
+        found: tuple[str, int] | tuple[None, None] = (None, None)
         if end > start:
-            word = next((w for s, e, w in spans if s <= start < e or s < end <= e), None)
-        words.append(word)
+            found = next(
+                ((w, i) for i, (s, e, w) in enumerate(spans) if s <= start < e or s < end <= e), (None, None)
+            )
+        words.append(found)
     return words
+
+
+def word_labels(tokens: Sequence[ContextToken]) -> dict[int, str]:
+    """Position -> a label of its word occurrence: the word, or ``word#k`` (the k-th
+    occurrence, from 1) for a word the prompt has more than once."""
+    occurrences: dict[str, list[int | None]] = {}
+    for t in tokens:
+        if t.word is not None and t.word_index not in occurrences.setdefault(t.word, []):
+            occurrences[t.word].append(t.word_index)
+    labels = {}
+    for t in tokens:
+        if t.word is not None:
+            seen = occurrences[t.word]
+            labels[t.position] = t.word if len(seen) == 1 else f"{t.word}#{seen.index(t.word_index) + 1}"
+    return labels
 
 
 def word_positions(tokens: Sequence[ContextToken], word: str) -> tuple[int, ...]:

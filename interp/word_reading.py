@@ -20,7 +20,7 @@ import torch
 from beartype import beartype
 
 from interp.adapter import GenerationRequest, ModelAdapter
-from interp.context_tokens import ContextToken, normalize_word, require_word
+from interp.context_tokens import ContextToken, normalize_word, require_word, word_labels
 from interp.errors import SiteError, TadaError
 from interp.metrics import Metric
 from interp.patching import SweepResult, Variant, sweep
@@ -49,10 +49,13 @@ def context_of(adapter: ModelAdapter, layer: int, prompt: str, ctx: int) -> tupl
 
 
 def word_groups(tokens: Sequence[ContextToken]) -> dict[str, tuple[int, ...]]:
-    """Word -> its positions (every occurrence), in prompt order, then ``<other>``."""
+    """Word occurrence -> its positions, in prompt order, then ``<other>``; a word the
+    prompt has twice is two groups, ``word#1`` and ``word#2`` (see
+    :func:`~interp.context_tokens.word_labels`)."""
+    labels = word_labels(tokens)
     groups: dict[str, list[int]] = {}
     for token in tokens:
-        groups.setdefault(token.word if token.word is not None else OTHER, []).append(token.position)
+        groups.setdefault(labels.get(token.position, OTHER), []).append(token.position)
     other = groups.pop(OTHER, [])
     return {**{w: tuple(p) for w, p in groups.items()}, **({OTHER: tuple(other)} if other else {})}
 
@@ -80,13 +83,15 @@ def attention_by_word(
 
 
 def concept_words(clean: Sequence[ContextToken], corrupted: Sequence[ContextToken]) -> tuple[str, ...]:
-    """Words of the clean prompt at the positions where the two prompts' tokens differ."""
+    """Word occurrences (as :func:`word_groups` labels them) of the clean prompt at the
+    positions where the two prompts' tokens differ."""
     if len(clean) != len(corrupted):
         raise TadaError(
             f"The clean and corrupted prompts have {len(clean)} and {len(corrupted)} context "
             f"positions; token patching needs contexts of one length."
         )
-    words = [a.word or OTHER for a, b in zip(clean, corrupted) if a.token != b.token]
+    labels = word_labels(clean)
+    words = [labels.get(a.position, OTHER) for a, b in zip(clean, corrupted) if a.token != b.token]
     return tuple(dict.fromkeys(words))
 
 

@@ -33,7 +33,10 @@ def tokenized_context(
     )
     pieces = tokenizer.convert_ids_to_tokens(encoded["input_ids"])
     words = words_of_offsets(prompt, encoded["offset_mapping"])
-    return [ContextToken(start + i, piece, word) for i, (piece, word) in enumerate(zip(pieces, words))]
+    return [
+        ContextToken(start + i, piece, word, index)
+        for i, (piece, (word, index)) in enumerate(zip(pieces, words))
+    ]
 
 
 def labelled(labels: list[str], start: int) -> list[ContextToken]:
