@@ -144,8 +144,9 @@ class WhichWord(PatchingSettings, MethodSpec):
                     grid: dict[str, dict[str, float]] = {}
                     for r in first:
                         if r.metric == metric:
-                            grid.setdefault(str(r.site), {})[str(r.labels["word"])] = r.value
-                    title = f"{concept}, {name} per word of\n{prompt!r}"
+                            word = f"{r.labels['word']}{' *' if r.labels['role'] == 'concept' else ''}"
+                            grid.setdefault(str(r.site), {})[word] = r.value
+                    title = f"{concept}, {name} per word of\n{prompt!r} (*: concept word)"
                     ctx.save_plot(plot_word_heatmap(grid, title, label), f"{name}-{concept}")
         return {"roles": roles, "attention": attention}
 
