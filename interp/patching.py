@@ -296,7 +296,11 @@ class _ChunkTask:
             self.pair_index,
             repr(self.pair),
             self.seed,
-            [(v.label, [s.name for s in v.sites], v.tokens) for v in self.chunk],
+            # token selections only when given: whole-site variants keep their fingerprints
+            [
+                (v.label, [s.name for s in v.sites], *(() if v.tokens is None else (v.tokens,)))
+                for v in self.chunk
+            ],
         )
 
     def _baseline(self, adapter: ModelAdapter) -> tuple:
