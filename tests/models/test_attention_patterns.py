@@ -6,12 +6,16 @@ the module's real output: the pattern times the values must give the per-head ou
 the model computed (the input of its output projection).
 """
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from interp.adapter import GenerationRequest
 from interp.attention_patterns import read_patterns
+from interp.edits import Read
 from interp.errors import SiteError
+from interp.runner import run
 
 FAMILIES = ["tiny-stable-audio", "tiny-audioldm2", "tiny-ace-step", "synthmusic-dit", "synthmusic-unet"]
 
@@ -116,3 +120,38 @@ def test_a_layer_out_of_range_is_a_clear_error(adapter):
     n = adapter.catalog.count("cross")
     with pytest.raises(SiteError, match=rf"No cross-attention layer {n}.*layers 0\.\.{n - 1}"):
         read_patterns(adapter, request_for(adapter), [n])
+
+
+def test_context_positions_map_back_to_the_prompt_words(adapter):
+    from interp.context_tokens import prompt_words
+    from interp.errors import UnsupportedModelError
+    from interp.word_reading import context_of
+
+    prompt = "a fast, happy trumpet with drums"
+    request = replace(request_for(adapter), prompts=(prompt,), seeds=(0,))
+    layers = range(adapter.catalog.count("cross"))
+    patterns = read_patterns(adapter, request, list(layers), steps=0)
+    for layer in layers:
+        module = adapter.catalog.module("cross", layer)
+        ctx = patterns.probabilities[layer].shape[-1]
+        if adapter.family == "ace-step":
+            with pytest.raises(UnsupportedModelError, match="does not map the context positions"):
+                adapter.context_tokens(module, prompt)
+            continue
+        tokens = context_of(adapter, layer, prompt, ctx)
+        assert [t.position for t in tokens] == list(range(ctx))
+        words = [t.word for t in tokens if t.word is not None]
+        if adapter.family == "audioldm2" and adapter.text_source(layer) == "gpt2":
+            assert words == []  # the language model's generated states carry no single word
+        else:
+            assert list(dict.fromkeys(words)) == list(prompt_words(prompt))
+            bias = read_mask(adapter, request, layer)
+            # positions the model masks out are no words
+            assert all(t.word is None for t in tokens if bias[t.position] < -1000)
+
+
+def read_mask(adapter, request, layer):
+    """The cond row's additive mask of a cross layer at step 0."""
+    return run(adapter, request, reads=[Read(f"cross.{layer}.mask", steps=0, branch="cond")]).reads[
+        f"cross.{layer}.mask"
+    ][0, 0]
