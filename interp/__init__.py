@@ -34,6 +34,7 @@ _EXPORTS = {
     "Scale": "interp.edits",
     "Zero": "interp.edits",
     "Apply": "interp.edits",
+    "ReplaceTokens": "interp.edits",
     "run": "interp.runner",
     "RunResult": "interp.runner",
     # localization
@@ -49,6 +50,11 @@ _EXPORTS = {
     "register_metric": "interp.metrics",
     "ConceptContrast": "interp.metrics",
     "normalized_effect": "interp.statistics",
+    # which word a head reads
+    "read_patterns": "interp.attention_patterns",
+    "attention_by_word": "interp.word_reading",
+    "token_patching": "interp.word_reading",
+    "context_of": "interp.word_reading",
     # models
     "GenerationRequest": "interp.adapter",
     "GenerationOutput": "interp.adapter",

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from interp.catalog import SiteCatalog
-from interp.errors import TadaError
+from interp.catalog import AttentionModule, SiteCatalog
+from interp.context_tokens import ContextToken
+from interp.errors import TadaError, UnsupportedModelError
 from interp.request_checks import check_request_values
 from interp.types import Audio, Latents
 
@@ -238,6 +239,40 @@ class ModelAdapter(ABC):
         """A :class:`interp.metrics.ConceptScorer` for this model's outputs, if the model
         ships one (SynthMusic does); ``None`` otherwise."""
         return None
+
+    def context_tokens(self, module: AttentionModule, prompt: str) -> tuple[ContextToken, ...]:
+        """What each context position of a cross-attention module encodes for ``prompt``
+        (on the conditional branch): the tokenizer's piece and the prompt word, one
+        :class:`~interp.context_tokens.ContextToken` per position of the ``ctx`` axis.
+
+        Raises:
+            UnsupportedModelError: If this adapter cannot map positions to words.
+        """
+        raise UnsupportedModelError(
+            f"{type(self).__name__} does not map the context positions of {module.path} back to "
+            f"prompt words; attention patterns by position still work (interp.attention_patterns)."
+        )
+
+    def attention_scores(self, module: AttentionModule, queries: Tensor, keys: Tensor) -> Tensor:
+        """The pre-softmax attention scores of one cross-attention call, without the mask:
+        what the module's attention processor computes from its projections (query and
+        key norms, grouped-query repetition, scale).
+
+        Args:
+            module: The attention module.
+            queries: Output of its query projection ``[batch, seq, head, d_head]``.
+            keys: Output of its key projection ``[batch, ctx, kv_head, d_head]``.
+
+        Returns:
+            ``[batch, head, seq, ctx]``.
+
+        Raises:
+            UnsupportedModelError: If this adapter does not know its attention's math.
+        """
+        raise UnsupportedModelError(
+            f"{type(self).__name__} does not say how {module.path} turns queries and keys into "
+            f"attention scores, so its attention patterns cannot be read."
+        )
 
     def default_request(self, prompts: list[str], seeds: list[int]) -> GenerationRequest:
         """A request with this model's usual generation settings."""

@@ -33,6 +33,8 @@ class AttentionModule:
             concatenation of head outputs, e.g. ``'transformer_blocks.3.attn2.to_out.0'``.
         text_argument: Name of the keyword argument carrying the text input
             (cross-attention only).
+        mask_argument: Name of the keyword argument carrying the text attention mask
+            (cross-attention only; the model may pass ``None`` there: no mask).
     """
 
     path: str
@@ -45,6 +47,16 @@ class AttentionModule:
     d_context: int | None
     out_proj: str
     text_argument: str | None = None
+    mask_argument: str | None = None
+
+    def keyword(self, port: str) -> str | None:
+        """The keyword argument behind a keyword port (``text`` or ``mask``), if any."""
+        return {"text": self.text_argument, "mask": self.mask_argument}.get(port)
+
+    def kv_head_of(self, head: int) -> int:
+        """The key/value head that query head ``head`` reads (grouped-query attention
+        repeats each key/value head for ``n_heads / n_kv_heads`` consecutive query heads)."""
+        return head // (self.n_heads // self.n_kv_heads)
 
     def sizes(self) -> dict[str, int]:
         """Size of every geometry axis (``head``, ``d_head``, ``d_model``, ``d_ctx``)."""
@@ -101,10 +113,11 @@ class SiteCatalog:
         if index is not None and parsed.head is not None:
             count = module.sizes()[index]
             if parsed.head >= count:
+                noun = index.replace("_", "/").replace("kv/", "key/value ")
                 raise SiteError(
-                    f"{index.capitalize()} {parsed.head} out of range in {parsed.name}: "
+                    f"{noun.capitalize()} {parsed.head} out of range in {parsed.name}: "
                     f"{parsed.attention}-attention layer {parsed.layer} has {count} "
-                    f"{index}s, numbered 0..{count - 1}."
+                    f"{noun}s, numbered 0..{count - 1}."
                 )
         return parsed
 
@@ -180,8 +193,9 @@ class SiteCatalog:
             module = self.module(site.attention, site.layer)
             spec = site.spec
             where = spec.description
-            if spec.hook.port == "text":
-                where = f"keyword argument '{module.text_argument}' of the module"
+            keyword = module.keyword(spec.hook.port)
+            if keyword is not None:
+                where = f"keyword argument '{keyword}' of the module"
             records.append(
                 {
                     "name": site.name,

@@ -96,8 +96,12 @@ def _sites_table(records: list[dict[str, Any]]) -> str:
 
 
 def _cmd_sites(args: argparse.Namespace) -> int:
+    from interp.components import component_names
     from interp.experiments.model import load, sites_of
 
+    unknown = [c for c in args.component or () if c not in component_names()]
+    if unknown:
+        raise TadaError(f"Unknown component(s) {unknown} for --component; valid: {component_names()}.")
     adapter = load(args.model, weights=not args.no_weights)
     components = args.component or None
     records = sites_of(adapter, components=components, attention=args.attention)
@@ -210,8 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="build the architecture on the meta device (no download)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print a JSON list of site records")
     p.add_argument("--attention", choices=("self", "cross"), help="only this attention kind")
-    p.add_argument("--component", action="append", choices=("head", "heads", "out", "text"),
-                   help="only these components (repeatable)")  # fmt: skip
+    p.add_argument("--component", action="append", metavar="COMPONENT",
+                   help="only these components (repeatable): head, heads, out, text, mask, "
+                   "queries, keys, key, values, value, or one a plug-in registers")  # fmt: skip
     p.set_defaults(func=_cmd_sites)
 
     from interp.plugins import load_entry_points

@@ -8,12 +8,18 @@ argument), how the hooked tensor is viewed (an einops pattern), its named axes, 
 whether a site of it selects one index along an axis (``head.3``). The catalog, the
 runner and patching consult this registry; nothing switches on component names.
 
-The four built-in components, in listing order::
+The built-in components, in listing order::
 
     text    keyword argument carrying the text input      [batch ctx d_ctx]  (cross only)
     heads   input of the output projection, per head      [batch seq head d_head]
     head    the same, one head's slice                    [batch seq d_head]
     out     output of the attention module                [batch seq d_model]
+    mask    the text attention mask, as an additive bias  [batch ctx]        (cross, read only)
+    queries output of the query projection, per head      [batch seq head d_head]
+    keys    output of the key projection, per kv head     [batch ctx kv_head d_head] (cross only)
+    key     the same, one key/value head's slice          [batch ctx d_head]  (cross only)
+    values  output of the value projection, per kv head   [batch ctx kv_head d_head] (cross only)
+    value   the same, one key/value head's slice          [batch ctx d_head]  (cross only)
 
 Add one with :func:`register_component`; see ``docs/sites.md``.
 
@@ -28,16 +34,23 @@ torch.Size([2, 5, 3, 4])
 from dataclasses import dataclass
 from typing import Literal
 
+import torch
 from einops import rearrange
 from torch import Tensor
 
 from interp.errors import SiteError
 
-Port = Literal["input", "output", "text"]
+Port = Literal["input", "output", "text", "mask"]
+#: Ports that are keyword arguments of the attention module, named by its
+#: :class:`~interp.catalog.AttentionModule` (``text_argument``, ``mask_argument``).
+KEYWORD_PORTS = ("text", "mask")
+#: Ports that can be read but not written (the mask is derived: see :func:`context_bias`).
+READ_ONLY_PORTS = ("mask",)
 
 #: Axis name -> attribute of :class:`interp.catalog.AttentionModule` giving its size.
 AXIS_SIZES: dict[str, str] = {
     "head": "n_heads",
+    "kv_head": "n_kv_heads",
     "d_head": "d_head",
     "d_model": "d_model",
     "d_ctx": "d_context",
@@ -55,8 +68,11 @@ class Hook:
             projection, :attr:`~interp.catalog.AttentionModule.out_proj`) or a dotted
             path relative to the attention module (e.g. ``"to_q"``).
         port: ``"input"`` (first positional argument), ``"output"`` (the output, or its
-            first element if a tuple) or ``"text"`` (the keyword argument named by
-            :attr:`~interp.catalog.AttentionModule.text_argument`).
+            first element if a tuple), ``"text"`` (the keyword argument named by
+            :attr:`~interp.catalog.AttentionModule.text_argument`) or ``"mask"`` (the
+            keyword argument named by
+            :attr:`~interp.catalog.AttentionModule.mask_argument`, read as an additive
+            bias over the context positions: :func:`context_bias`; read only).
         rank: Position of this hook among the hooks of one attention module in the order
             the model runs them (module input < inner modules < module output). Hooks
             of equal rank must be the same hook.
@@ -67,8 +83,8 @@ class Hook:
     rank: int
 
     def __post_init__(self) -> None:
-        if self.port not in ("input", "output", "text"):
-            raise SiteError(f"Hook port must be 'input', 'output' or 'text', got {self.port!r}.")
+        if self.port not in ("input", "output", *KEYWORD_PORTS):
+            raise SiteError(f"Hook port must be 'input', 'output', 'text' or 'mask', got {self.port!r}.")
 
 
 @dataclass(frozen=True)
@@ -117,7 +133,8 @@ class SiteComponent:
         """Axes of the view before the site's index is selected."""
         axes = self.axes.split()
         if self.index is not None:
-            axes.insert(axes.index("seq") + 1 if "seq" in axes else 1, self.index)
+            position = next((axes.index(a) + 1 for a in ("seq", "ctx") if a in axes), 1)
+            axes.insert(position, self.index)
         return axes
 
     def to_view(self, x: Tensor, sizes: dict[str, int]) -> Tensor:
@@ -245,3 +262,75 @@ register_component(
 register_component(
     SiteComponent("out", Hook("module", "output", 20), "batch seq d_model", "output of the attention module")
 )
+register_component(
+    SiteComponent(
+        "mask",
+        Hook("module", "mask", 1),
+        "batch ctx",
+        "keyword argument carrying the text attention mask, as an additive bias (read only)",
+        attentions=("cross",),
+    )
+)
+register_component(
+    SiteComponent(
+        "queries",
+        Hook("to_q", "output", 4),
+        "batch seq head d_head",
+        "output of the query projection, viewed per head",
+        view=_HEADS_VIEW,
+    )
+)
+# Keys and values of cross-attention are per key/value head (fewer than the query
+# heads under grouped-query attention: query head h reads kv head h // (heads / kv_heads)).
+_KV_VIEW = "batch ctx (kv_head d_head) -> batch ctx kv_head d_head"
+for _name, _target, _rank in (("key", "to_k", 5), ("value", "to_v", 6)):
+    register_component(
+        SiteComponent(
+            f"{_name}s",
+            Hook(_target, "output", _rank),
+            "batch ctx kv_head d_head",
+            f"output of the {_name} projection over the text, viewed per key/value head",
+            view=_KV_VIEW,
+            attentions=("cross",),
+        )
+    )
+    register_component(
+        SiteComponent(
+            _name,
+            Hook(_target, "output", _rank),
+            "batch ctx d_head",
+            f"output of the {_name} projection over the text, one key/value head's slice",
+            view=_KV_VIEW,
+            index="kv_head",
+            attentions=("cross",),
+        )
+    )
+
+
+def context_bias(mask: Tensor | None, text: Tensor) -> Tensor:
+    """The text attention mask an attention module receives, as an additive bias over
+    the context positions ``[batch, ctx]`` (``0``: attended, ``-inf`` or a large negative
+    number: masked out).
+
+    Models pass the mask in several forms: none at all (every position attended), a
+    boolean or 0/1 keep-mask ``[batch, ctx]`` (``True``: attend), or an additive float
+    bias ``[batch, ctx]`` / ``[batch, 1, ctx]`` (diffusers' UNets turn their
+    ``encoder_attention_mask`` into ``(1 - mask) * -10000``).
+
+    Args:
+        mask: The module's mask keyword argument.
+        text: Its text input ``[batch, ctx, d_ctx]`` (gives the shape when there is no mask).
+    """
+    batch, ctx = text.shape[0], text.shape[1]
+    if mask is None:
+        return torch.zeros(batch, ctx, dtype=torch.float32, device=text.device)
+    if mask.dim() == 3 and mask.shape[1] == 1:
+        mask = mask[:, 0]
+    if mask.dim() != 2 or tuple(mask.shape) != (batch, ctx):
+        raise SiteError(
+            f"The text attention mask has shape {tuple(mask.shape)}; expected [batch, ctx] = "
+            f"[{batch}, {ctx}] or [batch, 1, ctx] (a per-query mask is not supported)."
+        )
+    if mask.dtype == torch.bool:
+        return torch.zeros(batch, ctx, device=text.device).masked_fill(~mask, float("-inf"))
+    return mask.float()

@@ -66,6 +66,47 @@ class Replace(Operation):
         return new.expand_as(x).clone()
 
 
+@dataclass(frozen=True, eq=False, init=False)
+class ReplaceTokens(Operation):
+    """Replace only some positions of the axis after the rows (the context tokens of a
+    ``text``, ``keys``/``key`` or ``values``/``value`` site; the sequence positions of
+    others) by the same positions of a tensor (or one tensor per step); every other
+    position keeps its value bit for bit.
+
+    Attributes:
+        value: A tensor of the selected slice's full shape (or trailing axes of it), as
+            for :class:`Replace`.
+        positions: Indices along axis 1 of the selected slice; empty: an identity edit.
+    """
+
+    value: EditValue | Mapping[int, EditValue]
+    positions: tuple[int, ...]
+
+    def __init__(self, value: EditValue | Mapping[int, EditValue], positions: Sequence[int]) -> None:
+        if isinstance(positions, (str, bytes)) or not all(
+            isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in positions
+        ):
+            raise EditError(
+                f"ReplaceTokens.positions must be token indices (integers >= 0), got {positions!r}."
+            )
+        object.__setattr__(self, "value", value)
+        object.__setattr__(self, "positions", tuple(sorted(set(positions))))
+
+    def apply(self, x: SiteTensor, step: int, where: str) -> SiteTensor:
+        if not self.positions:
+            return x
+        if x.dim() < 2 or max(self.positions) >= x.shape[1]:
+            raise EditError(
+                f"ReplaceTokens at {where}: positions {list(self.positions)} outside the "
+                f"{x.shape[1] if x.dim() >= 2 else 0} positions of the activation of shape {tuple(x.shape)}."
+            )
+        new = _fit(_pick(self.value, step, "ReplaceTokens"), x, "ReplaceTokens", where).expand_as(x)
+        index = torch.tensor(self.positions, device=x.device)
+        out = x.clone()
+        out[:, index] = new[:, index]
+        return out
+
+
 @dataclass(frozen=True, eq=False)
 class Add(Operation):
     """Add a tensor (e.g. a steering vector), broadcast over leading axes."""

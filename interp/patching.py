@@ -30,7 +30,7 @@ from torch import Tensor
 from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
 from interp.distributed.executor import run_tasks
 from interp.distributed.tasks import GenerationTask
-from interp.edits import Edit, Read, Replace, Zero
+from interp.edits import Edit, Read, Replace, ReplaceTokens, Zero
 from interp.errors import TadaError
 from interp.metrics import Metric, MetricContext, needs_audio
 from interp.progress import expect, shown
@@ -45,15 +45,32 @@ Direction = Literal["denoising", "noising", "ablation"]
 
 @dataclass(frozen=True)
 class Variant:
-    """A set of sites intervened on together, with a label for tables and plots."""
+    """A set of sites intervened on together, with a label for tables and plots.
+
+    Attributes:
+        label: Name in tables and plots.
+        sites: The sites patched together.
+        tokens: Patch only these positions of the axis after the rows (the context
+            tokens of ``text``, ``keys``/``key``, ``values``/``value`` sites:
+            :class:`~interp.edits.ReplaceTokens`); ``None``: every position.
+    """
 
     label: str
     sites: tuple[Site, ...]
+    tokens: tuple[int, ...] | None = None
 
     @classmethod
-    def of(cls, sites: Sequence[Site | str], label: str | None = None) -> "Variant":
+    def of(
+        cls, sites: Sequence[Site | str], label: str | None = None, tokens: Sequence[int] | None = None
+    ) -> "Variant":
         parsed = tuple(as_site(s) for s in sites)
-        return cls(label or "+".join(s.name for s in parsed), parsed)
+        return cls(
+            label or "+".join(s.name for s in parsed), parsed, None if tokens is None else tuple(tokens)
+        )
+
+    def replace(self, value: dict[int, Tensor]) -> Replace | ReplaceTokens:
+        """The operation writing the cached ``value`` at this variant's positions."""
+        return Replace(value) if self.tokens is None else ReplaceTokens(value, self.tokens)
 
 
 def single_site_variants(sites: Sequence[Site | str]) -> list[Variant]:
@@ -168,6 +185,10 @@ def sweep(
     base = replace(base, decode=needs_audio(metric))  # skip the decoder when only latents count
     for v in variants:
         adapter.catalog.parse_many(v.sites)
+    if direction == "ablation" and any(v.tokens is not None for v in variants):
+        raise TadaError(
+            "Token-level variants patch cached activations: use direction 'denoising' or 'noising'."
+        )
     if direction == "ablation" and ablation == "mean" and mean_activations is None:
         raise TadaError("Mean ablation needs mean_activations (see interp.patching.mean_activations).")
     needed = tuple(sorted({stage_site(s).name for v in variants for s in v.sites}))
@@ -275,7 +296,11 @@ class _ChunkTask:
             self.pair_index,
             repr(self.pair),
             self.seed,
-            [(v.label, [s.name for s in v.sites]) for v in self.chunk],
+            # token selections only when given: whole-site variants keep their fingerprints
+            [
+                (v.label, [s.name for s in v.sites], *(() if v.tokens is None else (v.tokens,)))
+                for v in self.chunk
+            ],
         )
 
     def _baseline(self, adapter: ModelAdapter) -> tuple:
@@ -324,7 +349,9 @@ class _ChunkTask:
                     assert plan.mean_activations is not None  # sweep() refuses mean ablation without them
                     op = Replace(_cached_value(plan.mean_activations, resolved, site, 0, rows_per_sample, 1))
                 else:
-                    op = Replace(_cached_value(baseline.reads, resolved, site, source, rows_per_sample, 2))
+                    op = variant.replace(
+                        _cached_value(baseline.reads, resolved, site, source, rows_per_sample, 2)
+                    )
                 edits.append(Edit(site, op, steps=plan.steps, branch=plan.branch, samples=(i,)))
         n = len(self.chunk) + 1
         request = replace(plan.base, prompts=(target_prompt,) * n, seeds=(seed,) * n)

@@ -248,3 +248,46 @@ def plot_curves(evaluations: "Sequence[SteeringEvaluation]", path: str | Path) -
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
+
+
+def plot_word_heatmap(values: Mapping[str, Mapping[str, float]], title: str, label: str) -> Any:
+    """Heads (rows) x prompt words (columns), e.g. each word's token-patching effect or
+    attention share for the located heads; words in the order of the first head's."""
+    heads = list(values)
+    words = list(dict.fromkeys(w for h in heads for w in values[h]))
+    grid = np.array([[values[h].get(w, np.nan) for w in words] for h in heads], dtype=float)
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.8 + 0.45 * len(words)), max(2.2, 1.2 + 0.4 * len(heads))))
+    bound = float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 1.0
+    negative = bool(np.nanmin(grid) < 0) if np.isfinite(grid).any() else False
+    image = ax.imshow(
+        grid,
+        cmap="RdBu_r" if negative else "viridis",
+        vmin=-bound if negative else 0,
+        vmax=bound or 1.0,
+        aspect="auto",
+    )
+    ax.set_xticks(range(len(words)), words, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(heads)), heads, fontsize=8)
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, label=label)
+    fig.tight_layout()
+    return fig
+
+
+def plot_word_roles(roles: Mapping[str, Mapping[str, float]], title: str) -> Any:
+    """Grouped bars per head: token-patching effect of the concept word(s), the strongest
+    other word, the mean other word, the positions of no word and every position."""
+    heads = list(roles)
+    keys = ["concept", "strongest_other_word", "other_words", "no_word", "all"]
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.5 + 1.2 * len(heads)), 3.2))
+    width = 0.8 / len(keys)
+    for i, key in enumerate(keys):
+        xs = np.arange(len(heads)) + (i - (len(keys) - 1) / 2) * width
+        ax.bar(xs, [roles[h].get(key, np.nan) for h in heads], width, label=key.replace("_", " "))
+    ax.set_xticks(range(len(heads)), heads, fontsize=8)
+    ax.axhline(0, color="black", linewidth=0.5)
+    ax.set_ylabel("normalized effect")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

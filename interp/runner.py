@@ -17,7 +17,7 @@ from torch import Tensor
 
 from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
 from interp.catalog import AttentionModule
-from interp.components import SiteComponent
+from interp.components import KEYWORD_PORTS, READ_ONLY_PORTS, SiteComponent, context_bias
 from interp.edits import Edit, Read
 from interp.errors import EditError, SiteError, did_you_mean
 from interp.execution_order import hook_order
@@ -48,8 +48,9 @@ class _Point:
     """One hook point: a module of the denoiser and the port a stage fetches there."""
 
     path: str
-    port: str  # "input", "output" or "text"
-    kwarg: str | None = None  # the keyword argument of a "text" port
+    port: str  # "input", "output", "text" or "mask"
+    kwarg: str | None = None  # the keyword argument of a "text" or "mask" port
+    text_kwarg: str | None = None  # a "mask" port's text argument (its shape when no mask)
 
 
 @dataclass
@@ -84,10 +85,17 @@ def _locate(
     catalog.validate(site)
     module: AttentionModule = catalog.module(site.attention, site.layer)
     spec = site.spec
-    kwarg = module.text_argument if spec.hook.port == "text" else None
-    if spec.hook.port == "text" and kwarg is None:
-        raise SiteError(f"{site.name}: the adapter names no text argument for {module.path}.")
-    point = _Point(module.hook_path(site.component), spec.hook.port, kwarg)
+    port = spec.hook.port
+    kwarg = module.keyword(port) if port in KEYWORD_PORTS else None
+    if port in KEYWORD_PORTS and kwarg is None:
+        raise SiteError(f"{site.name}: the adapter names no {port} argument for {module.path}.")
+    if port in READ_ONLY_PORTS and isinstance(item, Edit):
+        raise EditError(
+            f"{site.name} can be read but not edited (the model's mask is read as a derived "
+            f"bias); edit the text, keys or values instead."
+        )
+    text_kwarg = module.text_argument if port == "mask" else None
+    point = _Point(module.hook_path(site.component), port, kwarg, text_kwarg)
     index = catalog.modules.index(module)
     return point, spec, module.sizes(), (index, spec.hook.rank)
 
@@ -169,6 +177,9 @@ def _fetch(root, stage: _Stage) -> tuple[Tensor, object]:  # pyright: ignore[rep
     if point.port == "text":
         args, kwargs = envoy.inputs
         return kwargs[point.kwarg], (envoy, args, kwargs)
+    if point.port == "mask":
+        args, kwargs = envoy.inputs
+        return context_bias(kwargs.get(point.kwarg), kwargs[point.text_kwarg]), None
     if point.port == "input":
         return envoy.input, envoy
     output = envoy.output

@@ -6,9 +6,11 @@ A site is a frozen value with one canonical string form that round-trips exactly
     cross.7.heads    all heads of that layer, viewed per head           [batch seq head d_head]
     cross.7.out      output of the attention module (after to_out)      [batch seq d_model]
     cross.7.text     text input feeding keys and values (TADA's site)   [batch ctx d_ctx]
+    cross.7.key.1    key projection over the text, key/value head 1     [batch ctx d_head]
     self.0.head.5    the same components for self-attention (no ``text``)
 
-The components (``head``, ``heads``, ``out``, ``text``, and any a plugin registers) are
+The components (``head``, ``heads``, ``out``, ``text``, ``mask``, ``queries``, ``keys``,
+``key``, ``values``, ``value``, and any a plugin registers) are
 an open vocabulary: see :mod:`interp.components`. ``layer`` counts attention modules of
 one kind (self or cross) in execution order.
 
@@ -53,8 +55,8 @@ _MODULE_PATTERN = re.compile(
 
 SITE_GRAMMAR = (
     "'<attention>.<layer>.<component>[.<head>]' with attention in {self, cross}, "
-    "component in {head, heads, out, text}; e.g. 'cross.7.head.3', 'cross.7.text', "
-    "'self.0.out'"
+    "component a registered one (head, heads, out, text, mask, queries, keys, key, values, "
+    "value, ...); e.g. 'cross.7.head.3', 'cross.7.text', 'cross.7.key.1', 'self.0.out'"
 )
 MODULE_SITE_GRAMMAR = (
     "'module.<dotted module path>.<input|output>', e.g. 'module.transformer_blocks.3.ff.output'"

@@ -1,6 +1,6 @@
 """Tensor type aliases with named axes, shared by the whole package.
 
-One axis vocabulary: ``batch seq head d_head d_model ctx d_ctx step``; the components of
+One axis vocabulary: ``batch seq head kv_head d_head d_model ctx d_ctx step``; the components of
 :mod:`interp.components` name their axes with it. The aliases annotate the core tensors;
 the test run checks them with jaxtyping + beartype (``--jaxtyping-packages``).
 """
@@ -26,3 +26,6 @@ SiteVector = Float[Tensor, "*dims"]
 Latents = Float[Tensor, "batch *latent"]
 #: Decoded waveforms, ``[batch, samples]`` or ``[batch, channels, samples]``.
 Audio = Float[Tensor, "batch *samples"]
+#: Attention probabilities over the context, stacked over steps: ``[step, rows, head, ctx]``
+#: (averaged over the audio positions) or ``[step, rows, head, seq, ctx]``.
+Pattern = Float[Tensor, "step batch head *seq ctx"]

@@ -39,10 +39,10 @@ from diffusers.models.transformers.ace_step_transformer import (
 from torch import nn
 
 from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
-from interp.catalog import SiteCatalog
+from interp.catalog import AttentionModule, SiteCatalog
 from interp.errors import TadaError
 from interp.progress import denoising_step
-from models.attention import attention_catalog
+from models.attention import attention_catalog, attention_scores
 from models.hub import load_pipeline, on_meta
 from models.offline import structure_config
 
@@ -141,6 +141,11 @@ class AceStepAdapter(ModelAdapter):
     @property
     def sample_rate(self) -> int:
         return int(self.pipeline.sample_rate)
+
+    def attention_scores(
+        self, module: AttentionModule, queries: torch.Tensor, keys: torch.Tensor
+    ) -> torch.Tensor:
+        return attention_scores(self._transformer.get_submodule(module.path), queries, keys)
 
     def generate(self, request: GenerationRequest) -> GenerationOutput:
         self.require_weights("generate")

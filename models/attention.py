@@ -7,8 +7,9 @@ counts and widths come from the loaded modules, never from config field names.
 
 from collections.abc import Callable
 
+import torch
 from diffusers.models.attention_processor import Attention
-from torch import nn
+from torch import Tensor, nn
 
 from interp.catalog import AttentionModule, SiteCatalog
 from interp.errors import UnsupportedModelError
@@ -60,6 +61,7 @@ def describe(
         d_context=to_k.in_features if attention == "cross" and isinstance(to_k, nn.Linear) else None,
         out_proj=f"{path}.{out_proj}",
         text_argument="encoder_hidden_states" if attention == "cross" else None,
+        mask_argument="attention_mask" if attention == "cross" else None,
     )
 
 
@@ -95,3 +97,52 @@ def attention_catalog(
         modules.append(describe(path, module, kind, counters[kind]))
         counters[kind] += 1
     return SiteCatalog(modules)
+
+
+#: Attention processors whose math :func:`attention_scores` reproduces: queries and keys
+#: from the projections, optional per-head query/key norms, grouped-query repetition,
+#: ``softmax(q k^T * scale + mask)``, no rotary embedding on cross-attention.
+_DEFAULT_SCALE = ("StableAudioAttnProcessor2_0", "AttnProcessor2_0")  # SDPA's 1/sqrt(d_head)
+_MODULE_SCALE = {"AttnProcessor": "scale", "AceStepAttnProcessor2_0": "scaling"}
+
+
+def attention_scores(attention: nn.Module, queries: Tensor, keys: Tensor) -> Tensor:
+    """Pre-softmax scores of a cross-attention module from its projections' outputs,
+    as its processor computes them (without the mask).
+
+    Args:
+        attention: A diffusers ``Attention`` or ACE-Step ``AceStepAttention`` module.
+        queries: Output of ``to_q`` viewed ``[batch, seq, head, d_head]``.
+        keys: Output of ``to_k`` viewed ``[batch, ctx, kv_head, d_head]``.
+
+    Returns:
+        ``[batch, head, seq, ctx]`` in float32.
+
+    Raises:
+        UnsupportedModelError: For a processor whose math is not known here.
+    """
+    processor = type(getattr(attention, "processor", None)).__name__
+    if processor not in (*_DEFAULT_SCALE, *_MODULE_SCALE):
+        raise UnsupportedModelError(
+            f"Attention patterns are computed for the processors {[*_DEFAULT_SCALE, *_MODULE_SCALE]}; "
+            f"{type(attention).__name__} uses {processor}. Restore its default processor "
+            f"(module.set_default_attn_processor()) to read its patterns."
+        )
+    d_head = queries.shape[-1]
+    for name in ("norm_q", "norm_k"):
+        norm = getattr(attention, name, None)
+        weight = getattr(norm, "weight", None)
+        if norm is not None and weight is not None and weight.shape[-1] != d_head:
+            raise UnsupportedModelError(
+                f"{name} of {type(attention).__name__} normalizes {weight.shape[-1]} features, not "
+                f"one head's {d_head}; patterns of norms across heads are not supported."
+            )
+    norm_q, norm_k = getattr(attention, "norm_q", None), getattr(attention, "norm_k", None)
+    q = queries if norm_q is None else norm_q(queries)
+    k = keys if norm_k is None else norm_k(keys)
+    repeat = q.shape[2] // k.shape[2]
+    k = k.repeat_interleave(repeat, dim=2)
+    scale = (
+        d_head**-0.5 if processor in _DEFAULT_SCALE else float(getattr(attention, _MODULE_SCALE[processor]))
+    )
+    return torch.einsum("bshd,bchd->bhsc", q.float(), k.float()) * scale

@@ -27,12 +27,15 @@ from diffusers.pipelines.audioldm2.modeling_audioldm2 import (
     CrossAttnUpBlock2D,
     UNetMidBlock2DCrossAttn,
 )
-from torch import nn
+from torch import Tensor, nn
 from transformers import GPT2LMHeadModel
 
 from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
-from interp.catalog import SiteCatalog
+from interp.catalog import AttentionModule, SiteCatalog
+from interp.context_tokens import ContextToken
 from interp.errors import TadaError
+from models.attention import attention_scores
+from models.context import tokenized_context
 from models.hub import load_pipeline, on_meta
 from models.offline import structure_config
 from models.pipeline_call import call_pipeline
@@ -111,6 +114,18 @@ class AudioLDM2Adapter(ModelAdapter):
         assert isinstance(block, (CrossAttnDownBlock2D, UNetMidBlock2DCrossAttn, CrossAttnUpBlock2D))
         position = int(parts[at + 1]) % len(block.cross_attention_dim)
         return _STREAMS[0] if position <= 1 else _STREAMS[1]
+
+    def context_tokens(self, module: AttentionModule, prompt: str) -> tuple[ContextToken, ...]:
+        """FLAN-T5 layers: the T5 tokens of the prompt (the pipeline pads to the longest
+        prompt of the batch: later positions are padding). GPT-2 layers attend to the
+        language model's generated states, which encode no single word: no positions."""
+        if self.text_source(module.layer) == "gpt2":
+            return ()
+        tokenizer = self.pipeline.tokenizer_2
+        return tuple(tokenized_context(tokenizer, prompt, tokenizer.model_max_length, pad=False))
+
+    def attention_scores(self, module: AttentionModule, queries: Tensor, keys: Tensor) -> Tensor:
+        return attention_scores(self._unet.get_submodule(module.path), queries, keys)
 
     def generate(self, request: GenerationRequest) -> GenerationOutput:
         self.require_weights("generate")

@@ -10,10 +10,14 @@ the per-row generators this adapter passes.
 from typing import Any
 
 from diffusers import StableAudioDiTModel, StableAudioPipeline  # pyright: ignore[reportPrivateImportUsage]  # diffusers exports lazily
+from torch import Tensor
 
 from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
+from interp.catalog import AttentionModule
+from interp.context_tokens import ContextToken
 from interp.errors import TadaError
-from models.attention import attention_catalog
+from models.attention import attention_catalog, attention_scores
+from models.context import labelled, tokenized_context
 from models.hub import load_pipeline, on_meta, shipped_config
 from models.pipeline_call import call_pipeline
 
@@ -54,6 +58,16 @@ class StableAudioAdapter(ModelAdapter):
         vae = self.pipeline.vae if self.pipeline is not None else None
         hop, rate = (vae.hop_length, vae.sampling_rate) if vae is not None else (2048, 44100)
         return float(hop / rate)
+
+    def context_tokens(self, module: AttentionModule, prompt: str) -> tuple[ContextToken, ...]:
+        """The T5 tokens, padded to the tokenizer's ``model_max_length``, then the two
+        duration tokens (seconds start, seconds end) the pipeline appends."""
+        tokenizer = self.pipeline.tokenizer
+        text = tokenized_context(tokenizer, prompt, tokenizer.model_max_length)
+        return (*text, *labelled(["<seconds_start>", "<seconds_end>"], len(text)))
+
+    def attention_scores(self, module: AttentionModule, queries: Tensor, keys: Tensor) -> Tensor:
+        return attention_scores(self.denoiser.get_submodule(module.path), queries, keys)
 
     def generate(self, request: GenerationRequest) -> GenerationOutput:
         self.require_weights("generate")

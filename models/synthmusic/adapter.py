@@ -13,10 +13,14 @@ import torch
 from diffusers import StableAudioDiTModel, UNet2DConditionModel  # pyright: ignore[reportPrivateImportUsage]  # diffusers exports lazily
 
 from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
+from interp.catalog import AttentionModule
+from interp.context_tokens import ContextToken
 from interp.errors import ModelNotFoundError, TadaError
 from interp.progress import denoising_step
-from models.attention import attention_catalog
+from models.attention import attention_catalog, attention_scores
+from models.context import tokenized_context
 from models.hub import on_meta
+from models.synthmusic.denoisers import MAX_TOKENS
 from models.synthmusic.music import CONCEPTS
 from models.synthmusic.pipeline import CHECKPOINT_DIR, SynthMusicPipeline
 from models.synthmusic.scorer import ConceptScorer
@@ -113,6 +117,15 @@ class SynthMusicAdapter(ModelAdapter):
             callback=lambda step: denoising_step(),
             **dict(request.options),
         )
+
+    def context_tokens(self, module: AttentionModule, prompt: str) -> tuple[ContextToken, ...]:
+        """The caption's word-level tokens, ``</s>``, then ``<pad>`` up to 32 positions."""
+        return tuple(tokenized_context(self.pipeline.tokenizer, prompt, MAX_TOKENS))
+
+    def attention_scores(
+        self, module: AttentionModule, queries: torch.Tensor, keys: torch.Tensor
+    ) -> torch.Tensor:
+        return attention_scores(self.denoiser.get_submodule(module.path), queries, keys)
 
     def default_request(self, prompts: list[str], seeds: list[int]) -> GenerationRequest:
         """The settings the models were evaluated with: 25 Euler steps, CFG 4."""

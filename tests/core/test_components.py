@@ -36,7 +36,7 @@ def test_registration_refuses_duplicates_and_unknown_names_list_the_valid_ones()
     with pytest.raises(SiteError, match="already registered"):
         register_component(SiteComponent("out", Hook("module", "output", 20), "batch seq d_model", "again"))
     with pytest.raises(SiteError, match=r"valid components are \['text', 'heads', 'head', 'out'"):
-        get_component("keys")
+        get_component("nonsense")
     with pytest.raises(SiteError, match="axis vocabulary"):
         SiteComponent("odd", Hook("module", "output", 20), "batch seq width", "bad axes")
     with pytest.raises(SiteError, match="must produce the axes 'batch seq head d_head'"):
@@ -56,35 +56,50 @@ def query_component():
     """A plugin component: the query projection's output, viewed per head."""
     spec = register_component(
         SiteComponent(
-            "queries",
-            Hook("to_q", "output", 5),
+            "projected",
+            Hook("to_q", "output", 4),
             "batch seq head d_head",
             "output of the query projection, per head",
             view="batch seq (head d_head) -> batch seq head d_head",
         )
     )
     yield spec
-    unregister_component("queries")
+    unregister_component("projected")
 
 
 def test_a_registered_component_is_listed_validated_read_and_edited(tiny_sa, sa_request, query_component):
     catalog = tiny_sa.catalog
-    assert "cross.1.queries" in [s.name for s in catalog.sites()]
-    assert catalog.records(["queries"])[0]["module"] == "transformer_blocks.0.attn1.to_q"
+    assert "cross.1.projected" in [s.name for s in catalog.sites()]
+    assert catalog.records(["projected"])[0]["module"] == "transformer_blocks.0.attn1.to_q"
     to_q = tiny_sa.denoiser.transformer_blocks[1].attn2.to_q
     with recorded(to_q, "output") as plain:
         tiny_sa.generate(sa_request)
-    result = run(tiny_sa, sa_request, reads=[Read("cross.1.queries"), Read("cross.1.heads")])
+    result = run(tiny_sa, sa_request, reads=[Read("cross.1.projected"), Read("cross.1.heads")])
     for step in range(4):
-        assert torch.equal(result.reads["cross.1.queries"][step], plain[step].view(4, -1, H, D))
+        assert torch.equal(result.reads["cross.1.projected"][step], plain[step].view(4, -1, H, D))
     # the new hook sits between the module's input and its output projection
     zeroed = run(
         tiny_sa,
         sa_request,
-        edits=[Edit("cross.1.queries", Zero(), steps=0)],
+        edits=[Edit("cross.1.projected", Zero(), steps=0)],
         reads=[Read("cross.1.heads", steps=0)],
     )
     assert not torch.equal(zeroed.reads["cross.1.heads"][0], result.reads["cross.1.heads"][0])
+
+
+def test_key_and_value_sites_are_per_key_value_head_and_equal_plain_hooks(tiny_sa, sa_request):
+    catalog = tiny_sa.catalog
+    assert [s.name for s in catalog.sites(["key"]) if s.layer == 1] == ["cross.1.key.0", "cross.1.key.1"]
+    assert catalog.records(["values"])[0]["module"] == "transformer_blocks.0.attn2.to_v"
+    attn = tiny_sa.denoiser.transformer_blocks[1].attn2
+    with recorded(attn.to_k, "output") as keys, recorded(attn.to_v, "output") as values:
+        tiny_sa.generate(sa_request)
+    result = run(tiny_sa, sa_request, reads=[Read("cross.1.key.1", branch="cond"), Read("cross.1.values")])
+    for step in range(4):
+        assert torch.equal(result.reads["cross.1.key.1"][step], keys[step][2:].view(2, -1, 2, D)[:, :, 1])
+        assert torch.equal(result.reads["cross.1.values"][step], values[step].view(4, -1, 2, D))
+    with pytest.raises(SiteError, match="Only cross-attention has a key"):
+        Site.parse("self.0.key.0")
 
 
 def test_module_sites_round_trip_and_only_edits_and_reads_take_them():

@@ -25,7 +25,8 @@ def test_site_strings_round_trip(text):
         ("cross.7.out.2", "takes no head index"),
         ("self.3.text", "Only cross-attention has a text input"),
         ("mlp.3.out", "Unknown attention kind"),
-        ("cross.3.keys", "Unknown site component"),
+        ("cross.3.keyz", "Unknown site component"),
+        ("self.3.keys", "Only cross-attention has a keys output"),
         ("cross.x.out", "Malformed"),
     ],
 )
