@@ -88,8 +88,8 @@ class Cost:
         return Cost([_repeat(c, times) for c in self.calls if times > 0])
 
     def labelled(self, label: str) -> "Cost":
-        """The same calls under one label."""
-        return Cost([_relabel(c, label) for c in self.calls])
+        """The same calls, their labels prefixed with ``label`` (``heads/baseline``)."""
+        return Cost([_relabel(c, f"{label}/{c.label}") for c in self.calls])
 
     def merged(self) -> "Cost":
         """Calls of the same label and shape added up, in first-seen order."""

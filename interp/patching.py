@@ -256,7 +256,7 @@ def sweep_cost(
     units = n_pairs * n_seeds
     pair = PromptPair("clean", "corrupted", "concept")
     cost = Cost.of(_baseline_request(base, pair, 0, start), count=units, label="baseline")
-    for chunk in variant_chunks([Variant((), ())] * n_variants, batch_size):
+    for chunk in variant_chunks([Variant("planned", ())] * n_variants, batch_size):
         n = len(chunk) + 1
         latents = torch.empty(n, 0) if start else None
         cost = cost + Cost.of(_variants_request(base, "x", 0, n, start, latents), units, "variants")

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from interp.experiments import run
 from interp.experiments import model as models
+from interp.experiments import run
 from interp.experiments.planning import plan
 
 ROOT = Path(__file__).resolve().parents[2]
