@@ -303,8 +303,8 @@ def attribute_cost(base: GenerationRequest, n_pairs: int, n_seeds: int, metric: 
     base = replace(base, decode=False, prompts=("x",), seeds=(0,))
     units = n_pairs * n_seeds
     corrupted = replace(base, keep_graph=metric is not None)
-    gradients = Cost([replace(c, gradients=True) for c in Cost.of(corrupted, units, "attribution").calls])
-    return (Cost.of(base, units, "attribution") + gradients).merged()
+    gradients = Cost([replace(c, gradients=True) for c in Cost.of(corrupted, units, "corrupted").calls])
+    return Cost.of(base, units, "clean") + gradients
 
 
 def gradient_metric(adapter: ModelAdapter, metric: Metric, mode: GradientMode = "auto") -> Metric | None:

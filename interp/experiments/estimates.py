@@ -84,6 +84,33 @@ class Rates:
         return parameter_bytes + max(activations, decoding)
 
 
+@dataclass(frozen=True)
+class Framework:
+    """The run's own costs besides generating (result files, WAVs, metrics, plots, the
+    report), which matter for small models.
+
+    Attributes:
+        unit_s: Seconds per unit.
+        step_s: Seconds per step (its summary and plots; the report, once per run, is
+            shared out over the steps).
+        source: Where the numbers come from.
+    """
+
+    unit_s: float = 0.0
+    step_s: float = 0.0
+    source: str = ""
+
+    def seconds(self, units: int, steps: int) -> float:
+        """The framework's time for ``units`` units in ``steps`` steps."""
+        return units * self.unit_s + steps * self.step_s
+
+
+def framework(path: Path = TABLE) -> Framework:
+    """The table's framework costs (none when it has no entry)."""
+    entry = json.loads(path.read_text(encoding="utf-8")).get("framework")
+    return Framework(**entry) if entry else Framework()
+
+
 def device_class(device: str) -> str:
     """``cuda``, ``mps`` or ``cpu``: the key of a device in the rates table."""
     for kind in ("cuda", "mps"):
@@ -198,7 +225,7 @@ def calibrate(
         generate(1, 1, True)  # the decoder's first call may compile or load: discarded
         start = _memory(device)
         decode_s = max(0.0, generate(1, 1, True) - generate(1, 1, False))
-        decode_bytes = max(0, _memory(device, peak=True) - start)
+        decode_bytes = float(max(0, _memory(device, peak=True) - start))
     rates = Rates(
         row_step_s=slope,
         forward_s=intercept,

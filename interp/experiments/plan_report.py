@@ -13,9 +13,9 @@ from typing import Any
 
 from interp.cost import Cost
 from interp.errors import TadaError
-from interp.experiments.estimates import Rates
+from interp.experiments.estimates import Rates, framework
 from interp.experiments.loading import LoadedSpec
-from interp.experiments.planning import Plan, plan
+from interp.experiments.planning import Plan, plan, spec_steps
 
 UNKNOWN = "unknown, run --calibrate"
 
@@ -33,7 +33,7 @@ def duration(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m" if hours < 48 else f"{hours / 24:.1f} days"
 
 
-def size(n: float | None) -> str:
+def size(n: int | float | None) -> str:
     """Bytes as ``12.3 MB`` / ``4.5 GB``; :data:`UNKNOWN` for ``None``."""
     if n is None:
         return UNKNOWN
@@ -56,25 +56,33 @@ def _cells(name: str, method: str, units: str, cost: Cost, seconds: float | None
             duration(seconds)]  # fmt: skip
 
 
+def plan_seconds(rates: Rates | None, cost: Cost, units: int, steps: int) -> float | None:
+    """Estimated wall time of ``cost`` run as ``units`` units in ``steps`` steps: the
+    model's rates plus the framework's own costs (``None`` when the rates are unknown)."""
+    model = rates.seconds(cost) if rates is not None else None
+    return None if model is None else model + framework().seconds(units, steps)
+
+
 def plan_text(planned: Plan, rates: Rates | None, batch_note: str = "") -> str:
     """The plan as a table, the counting of every step, time and memory."""
     m = planned.model
     lines = [
         f"plan of {planned.name!r}: model {m['name']} on {m['device']} ({m['dtype']}), "
-        f"{planned.parameters / 1e6:,.1f}M parameters ({size(planned.parameter_bytes)})",
+        f"{planned.parameters / 1e6:,.1f}M parameters ({size(planned.parameter_bytes)}"
+        f"{', the denoiser alone: built without weights' if planned.parameters_of == 'denoiser' else ''})",
         f"rates: {rates.source if rates is not None else UNKNOWN}",
         "",
     ]
     header = ["step", "method", "units", "generations", "samples", "forwards", "row-steps", "decodes",
               "batch rows", "est. time"]  # fmt: skip
-    seconds = (lambda cost: rates.seconds(cost)) if rates is not None else (lambda cost: None)
     table = [header]
     for step in planned.steps:
-        table.append(_cells(step.name, step.method, str(step.units), step.cost, seconds(step.cost)))
+        time = plan_seconds(rates, step.cost, step.units, 1)
+        table.append(_cells(step.name, step.method, str(step.units), step.cost, time))
     everything = planned.total
-    table.append(
-        _cells("total", "", str(sum(s.units for s in planned.steps)), everything, seconds(everything))
-    )
+    units = sum(s.units for s in planned.steps)
+    overall = plan_seconds(rates, everything, units, len(planned.steps))
+    table.append(_cells("total", "", str(units), everything, overall))
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     lines += [_row(r, widths) for r in table]
     lines += ["", "counted (calls x samples [denoiser rows] x denoising steps):"]
@@ -84,15 +92,18 @@ def plan_text(planned: Plan, rates: Rates | None, batch_note: str = "") -> str:
         for c in step.cost.calls:
             extra = (", decoded" if c.decode else "") + (", with gradients" if c.gradients else "")
             lines.append(
-                f"    {c.label:<12} {c.count:>7,} x {c.samples} [{c.rows}] x {c.steps}"
+                f"    {c.label:<22} {c.count:>7,} x {c.samples} [{c.rows}] x {c.steps}"
                 f" = {c.row_steps:,} row-steps{extra}"
             )
     peak = rates.peak_bytes(everything, planned.parameter_bytes) if rates is not None else None
+    fixed = framework()
     lines += [
         "",
-        f"estimated wall time: {duration(seconds(everything))}  (one process; a model of the "
-        f"measured rates, not a promise)",
-        f"estimated peak memory: {size(peak) if rates is None or peak is not None else 'not measured'}  (parameters {size(planned.parameter_bytes)} + "
+        f"estimated wall time: {duration(overall)}  (one process, the model loaded: the measured "
+        f"rates, plus {fixed.unit_s:g} s per unit and {fixed.step_s:g} s per step for the run's "
+        f"own files, metrics and plots)",
+        f"estimated peak memory: {size(peak) if rates is None or peak is not None else 'not measured'}"
+        f"  (parameters {size(planned.parameter_bytes)} + "
         f"activations of the largest batch, {everything.max_rows} rows, or the largest decode;"
         f" activations read for patching are not included)",
     ]
@@ -135,7 +146,7 @@ def power_text(loaded: LoadedSpec, planned: Plan, rates: Rates | None, pilot_dir
 
     power = inspect.signature(pairs_needed).parameters["power"].default  # as the run's rows
     rows = pilot_rows(pilot_dir)
-    steps = [s for s in loaded.spec.steps if s.method == "locate"]
+    steps: list[Any] = [s for s in spec_steps(loaded) if s.method == "locate"]
     if not steps:
         raise TadaError("--pilot sizes the pairs of `locate` steps, and this spec has none.")
     catalog = _structure(loaded).catalog
@@ -190,13 +201,14 @@ def _resized_lines(
         step["pairs"]["per_concept"] = pairs
         lines.append(f"  {step['name']}: {current} -> {pairs} pairs per concept")
     again = plan(load_spec(data, base_dir=loaded.base_dir))
-    seconds = (lambda c: rates.seconds(c)) if rates is not None else (lambda c: None)
     for before, after in zip(planned.steps, again.steps):
         factor = after.cost.row_steps / before.cost.row_steps if before.cost.row_steps else math.nan
         lines.append(f"    {after.name}: {after.cost.row_steps:,} row-steps (x{factor:.2f}), "
-                     f"{after.cost.generations:,} generations, {duration(seconds(after.cost))}")  # fmt: skip
+                     f"{after.cost.generations:,} generations, {duration(plan_seconds(rates, after.cost, after.units, 1))}")  # fmt: skip
     total = again.total
-    lines.append(f"    total: {total.row_steps:,} row-steps, {duration(seconds(total))}")
+    units = sum(s.units for s in again.steps)
+    time = duration(plan_seconds(rates, total, units, len(again.steps)))
+    lines.append(f"    total: {total.row_steps:,} row-steps, {time}")
     return lines
 
 

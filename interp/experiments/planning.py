@@ -13,11 +13,12 @@ Time and memory come from :mod:`interp.experiments.estimates`.
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from interp.cost import Cost, total
 from interp.errors import TadaError
 from interp.experiments.loading import LoadedSpec, load_spec
+from interp.experiments.methods import MethodSpec
 
 
 @dataclass
@@ -49,6 +50,8 @@ class Plan:
         steps: One :class:`StepPlan` per step, in order.
         parameters: Parameters of the model's modules (denoiser, encoders, decoder).
         parameter_bytes: Their size at the spec's dtype.
+        parameters_of: ``"pipeline"``, or ``"denoiser"`` when the model was built
+            without its other components (a structure-only build).
     """
 
     name: str
@@ -56,6 +59,7 @@ class Plan:
     steps: list[StepPlan] = field(default_factory=list)
     parameters: int = 0
     parameter_bytes: int = 0
+    parameters_of: str = "pipeline"
 
     @property
     def total(self) -> Cost:
@@ -79,7 +83,7 @@ def plan(spec: "str | Path | dict[str, Any] | LoadedSpec") -> Plan:
     loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
     m = loaded.spec.model
     result = Plan(loaded.spec.name, {"name": m.name, "device": m.device, "dtype": m.dtype or "float32"})
-    for step in loaded.spec.steps:
+    for step in spec_steps(loaded):
         ctx = step_context(loaded, step, Path("."), {})
         units = step.plan(ctx)
         try:
@@ -89,7 +93,13 @@ def plan(spec: "str | Path | dict[str, Any] | LoadedSpec") -> Plan:
         result.steps.append(StepPlan(step.name, step.method, len(units), cost, step.cost_note()))
     structure = ctx_model(loaded)
     result.parameters, result.parameter_bytes = parameter_size(structure, m.dtype)
+    result.parameters_of = "pipeline" if getattr(structure, "pipeline", None) is not None else "denoiser"
     return result
+
+
+def spec_steps(loaded: LoadedSpec) -> list[MethodSpec]:
+    """The spec's steps, typed as the methods they are."""
+    return cast(list[MethodSpec], list(loaded.spec.steps))
 
 
 def ctx_model(loaded: LoadedSpec) -> Any:

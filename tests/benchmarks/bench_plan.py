@@ -20,7 +20,7 @@ from pathlib import Path
 
 from interp.experiments import load_spec, run
 from interp.experiments.estimates import lookup, rates_entry
-from interp.experiments.plan_report import duration, plan_rates
+from interp.experiments.plan_report import duration, plan_rates, plan_seconds
 from interp.experiments.planning import plan
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,8 +40,9 @@ def measure(name: str, spec: "dict | Path", table: bool) -> tuple[float, float |
     calibrated, raw = plan_rates(loaded, planned, calibrate=True)
     stored = lookup(loaded.spec.model.name, loaded.spec.model.device, loaded.spec.model.dtype)
     assert calibrated is not None
-    estimate = calibrated.seconds(planned.total)
-    from_table = stored.seconds(planned.total) if stored is not None else None
+    units, steps = sum(s.units for s in planned.steps), len(planned.steps)
+    estimate = plan_seconds(calibrated, planned.total, units, steps)
+    from_table = plan_seconds(stored, planned.total, units, steps)
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         run(spec, out=Path(out) / "run", progress=False)
@@ -62,12 +63,15 @@ def measure(name: str, spec: "dict | Path", table: bool) -> tuple[float, float |
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a reduced default experiment (smoke run)")
     parser.add_argument("--table", action="store_true", help="print the calibrated rates as table entries")
     args = parser.parse_args()
     default = reduced_default() if args.quick else ROOT / "experiments" / "default.yaml"
-    specs = {"default" + (" (reduced)" if args.quick else ""): default, "tiny": ROOT / "experiments" / "tiny.yaml"}
+    specs = {
+        "default" + (" (reduced)" if args.quick else ""): default,
+        "tiny": ROOT / "experiments" / "tiny.yaml",
+    }
     for name, spec in specs.items():
         measure(name, spec if isinstance(spec, dict) else Path(spec), args.table)
 
