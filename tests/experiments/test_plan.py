@@ -74,3 +74,20 @@ def reduced_default() -> dict:
 def test_default_experiment_plan_equals_run(tmp_path):
     counts = check_plan_matches_run(reduced_default(), "synthmusic-dit", tmp_path / "default")
     assert len(counts["shapes"]) > 2  # baselines, chunks, steering: several batch shapes
+
+
+@pytest.mark.slow
+def test_sae_steps_plan_equals_run(tmp_path):
+    spec = {
+        "name": "sae-plan",
+        "model": {"name": "synthmusic-dit"},
+        "generation": {"num_steps": 3, "guidance_scale": 4.0, "seeds": [0]},
+        "steps": [
+            {"name": "saes", "method": "sae-train", "sites": ["cross.0.out"], "training_steps": 5,
+             "pairs": {"source": "synthmusic", "concepts": ["tempo"], "per_concept": 3}, "batch_size": 64},
+            {"name": "steer", "method": "sae-steer", "concept": "tempo", "target": "fast",
+             "sae": {"from": "saes", "key": "saes"}, "site": "cross.0.out", "eval_prompts": 2,
+             "pairs": {"source": "synthmusic", "per_concept": 8, "seed": 1}, "alphas": [-2, 2]},
+        ],
+    }  # fmt: skip
+    check_plan_matches_run(spec, "synthmusic-dit", tmp_path / "sae")

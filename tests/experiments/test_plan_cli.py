@@ -3,6 +3,7 @@
 
 import csv
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ def test_plan_prints_counts_and_totals(capsys):
     # 3 generations of 2 seeds per prompt (the edited step runs its reference), 4 prompts,
     # 4 steps, CFG doubles the 2 samples to 4 rows: 48 forwards, 192 row-steps, 24 decodes
     assert total.split()[1:7] == ["8", "12", "24", "48", "192", "24"]
-    assert "reference          4 x 2 [4] x 4 = 64 row-steps, decoded" in out
+    assert re.search(r"reference\s+4 x 2 \[4\] x 4 = 64 row-steps, decoded", out)
 
 
 def test_missing_spec_is_one_error(capsys):
