@@ -89,7 +89,7 @@ def feature_activations(
 
     chunks = []
     expect(len(units))
-    for batch in prompt_batches(request, units, batch_size):
+    for batch in prompt_batches(request, units, batch_size, decode=False):  # only the reads are used
         result = run(adapter, batch, reads=[Read(name, steps=selection, branch=branch, reduce=encode)])
         chunks.append(result.reads[name])
     return torch.cat(chunks, dim=1), selection.resolve(request.num_steps)
@@ -186,7 +186,9 @@ def concept_features_cost(
 ) -> Cost:
     """What :func:`concept_features` runs: :func:`feature_activations` of both prompt sets."""
     sizes = (n_positive, n_negative)
-    return prompt_sets_cost(request, sizes, seeds=seeds, batch_size=batch_size, label="features")
+    return prompt_sets_cost(
+        request, sizes, seeds=seeds, batch_size=batch_size, label="features", decode=False
+    )
 
 
 @beartype

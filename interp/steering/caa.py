@@ -176,7 +176,8 @@ def activation_means(
     sums: dict[str, Tensor] = {}
     expect(len(units))
     reads = tuple(Read(n, steps=selection, branch=branch, reduce=_position_mean_sum) for n in names)
-    tasks = [GenerationTask(batch, reads=reads) for batch in prompt_batches(request, units, batch_size)]
+    batches = prompt_batches(request, units, batch_size, decode=False)  # only the reads are used
+    tasks = [GenerationTask(batch, reads=reads) for batch in batches]
     for result in run_tasks(adapter, tasks):  # batches in order: the same sums on any executor
         for name in names:
             total = result.reads[name]
@@ -195,7 +196,7 @@ def caa_cost(
 ) -> Cost:
     """What :func:`compute_caa` runs: :func:`activation_means` of both prompt sets."""
     return prompt_sets_cost(
-        request, (n_positive, n_negative), seeds=seeds, batch_size=batch_size, label="vectors"
+        request, (n_positive, n_negative), seeds=seeds, batch_size=batch_size, label="vectors", decode=False
     )
 
 
