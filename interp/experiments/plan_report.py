@@ -178,9 +178,9 @@ def power_text(loaded: LoadedSpec, planned: Plan, rates: Rates | None, pilot_dir
 
 
 def _structure(loaded: LoadedSpec) -> Any:
-    from interp.experiments.planning import ctx_model
+    from interp.experiments.planning import model_structure
 
-    return ctx_model(loaded)
+    return model_structure(loaded)
 
 
 def _resized_lines(

@@ -91,7 +91,7 @@ def plan(spec: "str | Path | dict[str, Any] | LoadedSpec") -> Plan:
         except NotImplementedError as error:
             raise TadaError(f"Step {step.name!r}: {error}") from None
         result.steps.append(StepPlan(step.name, step.method, len(units), cost, step.cost_note()))
-    structure = ctx_model(loaded)
+    structure = model_structure(loaded)
     result.parameters, result.parameter_bytes = parameter_size(structure, m.dtype)
     result.parameters_of = "pipeline" if getattr(structure, "pipeline", None) is not None else "denoiser"
     return result
@@ -102,7 +102,7 @@ def spec_steps(loaded: LoadedSpec) -> list[MethodSpec]:
     return cast(list[MethodSpec], list(loaded.spec.steps))
 
 
-def ctx_model(loaded: LoadedSpec) -> Any:
+def model_structure(loaded: LoadedSpec) -> Any:
     """The spec's model without weights."""
     from interp.experiments import model as models
 
