@@ -31,6 +31,7 @@ from torch import Tensor
 
 from interp.adapter import GenerationRequest, ModelAdapter
 from interp.components import indexed_part
+from interp.cost import Cost
 from interp.edits import Apply, Edit, Read
 from interp.errors import TadaError
 from interp.metrics import Metric, MetricContext, needs_audio
@@ -295,6 +296,16 @@ def _trajectory_unit(
 
 
 GradientMode = Literal["auto", "final", "local"]
+
+
+def attribute_cost(base: GenerationRequest, n_pairs: int, n_seeds: int, metric: Metric | None) -> Cost:
+    """What :func:`attribute` runs: per (pair, seed), a clean run and a corrupted run with
+    gradients (through the whole sampler with a ``metric``, else one backward per step)."""
+    base = replace(base, decode=False, prompts=("x",), seeds=(0,))
+    units = n_pairs * n_seeds
+    corrupted = replace(base, keep_graph=metric is not None)
+    gradients = Cost([replace(c, gradients=True) for c in Cost.of(corrupted, units, "corrupted").calls])
+    return Cost.of(base, units, "clean") + gradients
 
 
 def gradient_metric(adapter: ModelAdapter, metric: Metric, mode: GradientMode = "auto") -> Metric | None:

@@ -72,6 +72,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from interp.experiments import load_spec
+    from interp.experiments.plan_report import pilot_rows, plan_rates, plan_text, power_text
+    from interp.experiments.planning import plan
+
+    if args.pilot is not None:
+        pilot_rows(args.pilot)  # a bad pilot directory fails before any planning
+    loaded = load_spec(args.file)
+    planned = plan(loaded)
+    rates, calibration = plan_rates(loaded, planned, args.calibrate)
+    print(plan_text(planned, rates, calibration))
+    if args.pilot is not None:
+        print()
+        print(power_text(loaded, planned, rates, args.pilot))
+    return 0
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
     from interp.experiments import Results
 
@@ -186,6 +203,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="Ray workers, one model each (default: as many as the cluster hosts)",
     )
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "plan",
+        help="count a spec's work and estimate its time and memory, before running it",
+        description="Plan a spec without running it: per step, the pipeline calls, samples, "
+        "denoiser forwards and row-steps, decodes and batch shapes, counted by the code that "
+        "schedules them; the estimated wall time and peak memory from measured rates (the "
+        "shipped table, or --calibrate on the spec's model and device); with --pilot, the "
+        "pairs each concept needs and the cost resized to them. Docs: docs/plan.md.",
+        epilog="examples:\n  tada plan experiments/default.yaml\n"
+        "  tada plan experiments/paper/stable_audio_open.yaml\n"
+        "  tada plan experiments/tiny.yaml --calibrate\n"
+        "  tada plan experiments/significance.yaml --pilot runs/significance",
+        formatter_class=_Formatter,
+    )
+    p.add_argument("file", metavar="FILE", help="YAML experiment spec")
+    p.add_argument("--calibrate", action="store_true",
+                   help="load the model (spec's device and dtype) and time its denoiser")  # fmt: skip
+    p.add_argument("--pilot", metavar="RUN_DIR",
+                   help="a finished run with a locate step: pairs needed for the spec's power_effect")  # fmt: skip
+    p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser(
         "show",

@@ -26,10 +26,11 @@ from typing import Literal, TypedDict
 import numpy as np
 
 from interp.adapter import GenerationRequest, ModelAdapter
-from interp.attribution import attribute, gradient_metric
+from interp.attribution import attribute, attribute_cost, gradient_metric
+from interp.cost import Cost, total
 from interp.errors import TadaError
 from interp.metrics import Metric
-from interp.patching import Variant, single_site_variants, sweep
+from interp.patching import Variant, single_site_variants, sweep, sweep_cost
 from interp.prompts import PromptPair
 from interp.selection import Branch, StepsLike
 from interp.significance import Significance, head_significance
@@ -218,6 +219,53 @@ def locate(
     return result
 
 
+def locate_cost(
+    adapter: ModelAdapter,
+    base: GenerationRequest,
+    n_pairs: int,
+    n_seeds: int,
+    metric: Metric,
+    *,
+    n_candidates: int,
+    ranking: Literal["patching", "attribution"] = "patching",
+    max_heads: int = 16,
+    steps: StepsLike = None,
+    layers: bool = True,
+    batch_size: int = 8,
+    selection: Selection = "greedy",
+) -> Cost:
+    """What :func:`locate` runs for these sizes, from the sweeps' own counting.
+
+    Everything is fixed by the sizes except the check of the significant heads
+    (``selection`` other than ``greedy``), which runs only when some head is
+    significant: it is counted, as an upper bound, under the label ``significant``.
+    """
+    sizes = (n_pairs, n_seeds)
+    if ranking == "patching":
+        cost = sweep_cost(
+            adapter, base, *sizes, n_candidates, metric, steps=steps, batch_size=batch_size
+        ).labelled("heads")
+    else:
+        cost = attribute_cost(base, *sizes, gradient_metric(adapter, metric)).labelled("attribution")
+    if selection != "greedy":
+        check = sweep_cost(adapter, base, *sizes, 1, metric, steps=steps, batch_size=batch_size) * 2
+        cost = cost + check.labelled("significant")
+    if selection != "significant":
+        prefixes = max(1, min(max_heads, n_candidates))
+        cost = cost + sweep_cost(
+            adapter, base, *sizes, prefixes, metric, steps=steps, batch_size=batch_size
+        ).labelled("prefixes")
+        cost = cost + sweep_cost(
+            adapter, base, *sizes, 1, metric, steps=steps, batch_size=batch_size
+        ).labelled("necessity")
+    if layers:
+        texts = len(adapter.catalog.where(attention="cross", component="text"))
+        cost = cost + sweep_cost(
+            adapter, base, *sizes, texts, metric, steps=steps, batch_size=batch_size
+        ).labelled("layers")
+    return cost.merged()
+
+
 def _greedy(
     adapter: ModelAdapter,
     base: GenerationRequest,
@@ -382,3 +430,13 @@ def split_stability(
     first = locate(adapter, base, list(pairs[0::2]), seeds, metric, **settings)
     second = locate(adapter, base, list(pairs[1::2]), seeds, metric, **settings)
     return Stability(first, second)
+
+
+def split_stability_cost(
+    adapter: ModelAdapter, base: GenerationRequest, n_pairs: int, n_seeds: int, metric: Metric, **settings
+) -> Cost:
+    """What :func:`split_stability` runs: :func:`locate_cost` on each half, without layers."""
+    settings = {**settings, "layers": False}
+    halves = (n_pairs - n_pairs // 2, n_pairs // 2)  # pairs[0::2], pairs[1::2]
+    cost = total(locate_cost(adapter, base, n, n_seeds, metric, **settings) for n in halves)
+    return cost.labelled("stability").merged()

@@ -46,6 +46,7 @@ def duration_s(output: GenerationOutput, context: MetricContext) -> list[float]:
     "generate); option normalize divides by the reference norm.",
     options={"normalize": bool},
     needs_audio=False,
+    uses_reference=True,
 )
 def latent_distance(output: GenerationOutput, context: MetricContext) -> Float[Tensor, " batch"]:
     """``-||latents - reference latents||`` (0 = identical, more negative = further)."""
@@ -59,6 +60,7 @@ def latent_distance(output: GenerationOutput, context: MetricContext) -> Float[T
     description="Minus the L2 distance of the decoded audio to the reference run's; option "
     "normalize divides by the reference norm.",
     options={"normalize": bool},
+    uses_reference=True,
 )
 def audio_distance(output: GenerationOutput, context: MetricContext) -> Float[Tensor, " batch"]:
     """``-||audio - reference audio||``."""

@@ -127,6 +127,7 @@ class RegisteredMetric:
     audio: bool | Callable[[Any], bool] = True
     bound: tuple[tuple[str, Any], ...] = ()
     adapter: Any = None
+    reference: bool = False
 
     def __getstate__(self) -> dict[str, Any]:
         # A metric sent to another process (a Ray worker) leaves the driver's model behind:
@@ -192,6 +193,7 @@ def register_metric(
     description: str,
     options: Sequence[str] | Mapping[str, type] = (),
     needs_audio: bool | Callable[[Any], bool] = True,
+    uses_reference: bool = False,
 ) -> Callable[[MetricFn], MetricFn]:
     """Decorator registering ``fn(output, context) -> one number per sample`` as ``name``.
 
@@ -203,6 +205,8 @@ def register_metric(
             must match.
         needs_audio: Whether the metric reads decoded audio (``False`` lets patching and
             attribution skip the decoder), or a function of the model that says so.
+        uses_reference: Whether the metric calls ``context.reference()`` (a ``generate``
+            step with edits then runs the unedited generation too; ``tada plan`` counts it).
 
     Raises:
         TadaError: If the name is taken.
@@ -216,7 +220,9 @@ def register_metric(
                 f"Registered: {sorted(_METRICS)}."
             )
         types = dict(options) if isinstance(options, Mapping) else {}
-        _METRICS[name] = RegisteredMetric(name, fn, description, tuple(options), types, needs_audio)
+        _METRICS[name] = RegisteredMetric(
+            name, fn, description, tuple(options), types, needs_audio, reference=uses_reference
+        )
         return fn
 
     return decorate

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
+from interp.cost import Cost
 from interp.distributed.executor import run_tasks
 from interp.distributed.tasks import GenerationTask
 from interp.edits import Edit, Read, Replace, ReplaceTokens, Zero
@@ -193,7 +194,7 @@ def sweep(
         raise TadaError("Mean ablation needs mean_activations (see interp.patching.mean_activations).")
     needed = tuple(sorted({stage_site(s).name for v in variants for s in v.sites}))
     rows_per_sample = 2 if (branch is Branch.BOTH and base.guided) else 1
-    start = min(resolved) if reuse_latents and adapter.can_resume else 0
+    start = _resume_step(adapter, resolved, reuse_latents)
     plan = _SweepPlan(
         base,
         metric,
@@ -207,7 +208,7 @@ def sweep(
         start,
         resolved,
     )
-    chunks = [tuple(variants[i : i + batch_size]) for i in range(0, len(variants), batch_size)]
+    chunks = variant_chunks(variants, batch_size)
     tasks = [
         _ChunkTask(plan, pair_index, pair, seed, chunk)
         for pair_index, pair in enumerate(pairs)
@@ -227,6 +228,60 @@ def sweep(
             if on_unit is not None:
                 on_unit(row)
     return result
+
+
+def variant_chunks(variants: Sequence[Variant], batch_size: int) -> list[tuple[Variant, ...]]:
+    """The variants of one sweep, ``batch_size`` per batched generation."""
+    return [tuple(variants[i : i + batch_size]) for i in range(0, len(variants), batch_size)]
+
+
+def _resume_step(adapter: ModelAdapter, resolved: tuple[int, ...], reuse_latents: bool) -> int:
+    """The step the patched rows start at (0: from the noise)."""
+    return min(resolved) if reuse_latents and adapter.can_resume else 0
+
+
+def _baseline_request(base: GenerationRequest, pair: PromptPair, seed: int, start: int) -> GenerationRequest:
+    """The clean and corrupted runs of one (pair, seed) unit, in one batch."""
+    both = replace(base, prompts=(pair.clean, pair.corrupted), seeds=(seed, seed))
+    return replace(both, keep_latents_at=(start,) if start else ())
+
+
+def _variants_request(
+    base: GenerationRequest, prompt: str, seed: int, n: int, start: int, start_latents: Tensor | None
+) -> GenerationRequest:
+    """One chunk: an unpatched control row and ``n - 1`` variants, resumed at ``start``."""
+    request = replace(base, prompts=(prompt,) * n, seeds=(seed,) * n)
+    if start and start_latents is not None:
+        request = replace(request, start_step=start, start_latents=start_latents)
+    return request
+
+
+def sweep_cost(
+    adapter: ModelAdapter,
+    base: GenerationRequest,
+    n_pairs: int,
+    n_seeds: int,
+    n_variants: int,
+    metric: Metric,
+    *,
+    steps: StepsLike = None,
+    batch_size: int = 8,
+    reuse_latents: bool = True,
+) -> Cost:
+    """What :func:`sweep` runs for these sizes, counted with its own batching and requests
+    (``adapter`` may be a structure-only build: only ``can_resume`` is used)."""
+    if n_pairs * n_seeds * n_variants == 0:
+        return Cost()
+    base = replace(base, decode=needs_audio(metric))
+    start = _resume_step(adapter, Steps.parse(steps).resolve(base.num_steps), reuse_latents)
+    units = n_pairs * n_seeds
+    pair = PromptPair("clean", "corrupted", "concept")
+    cost = Cost.of(_baseline_request(base, pair, 0, start), count=units, label="baseline")
+    for chunk in variant_chunks([Variant("planned", ())] * n_variants, batch_size):
+        n = len(chunk) + 1
+        latents = torch.empty(n, 0) if start else None
+        cost = cost + Cost.of(_variants_request(base, "x", 0, n, start, latents), units, "variants")
+    return cost.merged()
 
 
 @dataclass(frozen=True)
@@ -309,10 +364,9 @@ class _ChunkTask:
         if key in _BASELINES:
             _BASELINES.move_to_end(key)
             return _BASELINES[key]
-        both = replace(plan.base, prompts=(pair.clean, pair.corrupted), seeds=(seed, seed))
         baseline = run(
             adapter,
-            replace(both, keep_latents_at=(plan.start,) if plan.start else ()),
+            _baseline_request(plan.base, pair, seed, plan.start),
             reads=[Read(name, steps=plan.steps, branch=plan.branch) for name in plan.needed],
         )
         ref = MetricContext.for_pair(
@@ -354,14 +408,11 @@ class _ChunkTask:
                     )
                 edits.append(Edit(site, op, steps=plan.steps, branch=plan.branch, samples=(i,)))
         n = len(self.chunk) + 1
-        request = replace(plan.base, prompts=(target_prompt,) * n, seeds=(seed,) * n)
+        latents = None
         if plan.start:
             resume_from = baseline.output.step_latents[plan.start][target : target + 1]
-            request = replace(
-                request,
-                start_step=plan.start,
-                start_latents=resume_from.expand(n, *resume_from.shape[1:]).clone(),
-            )
+            latents = resume_from.expand(n, *resume_from.shape[1:]).clone()
+        request = _variants_request(plan.base, target_prompt, seed, n, plan.start, latents)
         output = run(adapter, request, edits=edits).output
         with torch.no_grad():
             values = plan.metric(output, ref)
@@ -470,7 +521,7 @@ def patched_generations(
     chunks = [variants[i : i + batch_size] for i in range(0, len(variants), batch_size)]
     expect(2 + sum(len(chunk) for chunk in chunks))  # clean and corrupted, then the variants
     needed = sorted({stage_site(s).name for v in variants for s in v.sites})
-    both = replace(base, prompts=(pair.clean, pair.corrupted), seeds=(seed, seed))
+    both = _baseline_request(base, pair, seed, 0)
     reads = tuple(Read(n, steps=step_sel, branch=branch) for n in needed)
     baseline = run_tasks(adapter, [GenerationTask(both, reads=reads)])[0]
     resolved = step_sel.resolve(base.num_steps)
@@ -490,10 +541,23 @@ def patched_generations(
             for row, variant in enumerate(chunk)
             for s in variant.sites
         ]
-        request = replace(base, prompts=(target,) * len(chunk), seeds=(seed,) * len(chunk))
+        request = _variants_request(base, target, seed, len(chunk), 0, None)
         tasks.append(GenerationTask(request, tuple(edits)))
     patched: dict[str, GenerationOutput] = {}
     for chunk, result in zip(chunks, run_tasks(adapter, tasks) if tasks else []):
         for row, variant in enumerate(chunk):
             patched[variant.label] = _select(result.output, row)
     return Listening(_select(baseline.output, 0), _select(baseline.output, 1), patched)
+
+
+def patched_generations_cost(base: GenerationRequest, n_variants: int, batch_size: int = 8) -> Cost:
+    """What :func:`patched_generations` runs: the clean and corrupted runs in one batch,
+    then ``n_variants`` patched rows, ``batch_size`` to a forward pass."""
+    pair = PromptPair("clean", "corrupted", "concept")
+    cost = Cost.of(_baseline_request(base, pair, 0, 0), label="audio")
+    full, rest = divmod(n_variants, batch_size)
+    if full:
+        cost = cost + Cost.of(_variants_request(base, "x", 0, batch_size, 0, None), count=full, label="audio")
+    if rest:
+        cost = cost + Cost.of(_variants_request(base, "x", 0, rest, 0, None), label="audio")
+    return cost

@@ -18,7 +18,6 @@ one shard at a time (:meth:`ActivationCache.batches`).
 import json
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from interp.adapter import GenerationRequest, ModelAdapter
+from interp.cost import Cost, prompt_batches, prompt_sets_cost
 from interp.distributed.executor import current, run_tasks
 from interp.distributed.tasks import GenerationTask
 from interp.edits import Read
@@ -97,6 +97,15 @@ def _labels(rows: list[int], batch: int, guided: bool, offset: int, seq: int, st
 
 
 @beartype
+def cache_cost(
+    request: GenerationRequest, n_prompts: int, *, seeds: Sequence[int] | None = None, batch_size: int = 8
+) -> Cost:
+    """What :func:`cache_activations` runs: ``n_prompts x seeds`` samples, batched."""
+    return prompt_sets_cost(
+        request, (n_prompts,), seeds=seeds, batch_size=batch_size, label="cache", decode=False
+    )
+
+
 def cache_activations(
     adapter: ModelAdapter,
     request: GenerationRequest,
@@ -157,20 +166,9 @@ def cache_activations(
         )
         for n in names
     )
-    batches = []
-    for offset in range(0, len(units), batch_size):
-        chunk = units[offset : offset + batch_size]
-        batches.append(
-            (
-                offset,
-                replace(
-                    request,
-                    prompts=tuple(p for p, _ in chunk),
-                    seeds=tuple(s for _, s in chunk),
-                    decode=False,
-                ),
-            )
-        )
+    batches = list(
+        zip(range(0, len(units), batch_size), prompt_batches(request, units, batch_size, decode=False))
+    )
     # one batch per worker at a time (the local executor: one), written in batch order
     window = current().workers
     for first in range(0, len(batches), window):

@@ -11,7 +11,7 @@ deviations), and a score per feature:
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
 
 import torch
@@ -20,6 +20,7 @@ from jaxtyping import Float, Int, jaxtyped
 from torch import Tensor, nn
 
 from interp.adapter import GenerationRequest, ModelAdapter
+from interp.cost import Cost, prompt_batches, prompt_sets_cost
 from interp.edits import Read
 from interp.errors import TadaError
 from interp.progress import expect
@@ -89,9 +90,7 @@ def feature_activations(
 
     chunks = []
     expect(len(units))
-    for start in range(0, len(units), batch_size):
-        chunk = units[start : start + batch_size]
-        batch = replace(request, prompts=tuple(p for p, _ in chunk), seeds=tuple(s for _, s in chunk))
+    for batch in prompt_batches(request, units, batch_size, decode=False):  # only the reads are used
         result = run(adapter, batch, reads=[Read(name, steps=selection, branch=branch, reduce=encode)])
         chunks.append(result.reads[name])
     return torch.cat(chunks, dim=1), selection.resolve(request.num_steps)
@@ -176,6 +175,21 @@ def select_features(
         raise TadaError(f"{scores.shape[0]} score rows for {len(steps)} steps.")
     top = scores.topk(k, dim=1)
     return FeatureSelection(site, method, tuple(steps), top.indices, top.values, concept)
+
+
+def concept_features_cost(
+    request: GenerationRequest,
+    n_positive: int,
+    n_negative: int,
+    *,
+    seeds: Sequence[int] | None = None,
+    batch_size: int = 8,
+) -> Cost:
+    """What :func:`concept_features` runs: :func:`feature_activations` of both prompt sets."""
+    sizes = (n_positive, n_negative)
+    return prompt_sets_cost(
+        request, sizes, seeds=seeds, batch_size=batch_size, label="features", decode=False
+    )
 
 
 class _RunSettings(TypedDict):

@@ -67,16 +67,28 @@ class SAETrain(MethodSpec):
     def plan(self, ctx: StepContext) -> list[Unit]:
         return [Unit("train", {})]
 
+    def _cache_work(self, ctx: StepContext) -> tuple[list[str], list[int], Any]:
+        """The texts to cache, their seeds and the request."""
+        texts = _texts(self.pairs, ctx)
+        seeds = [ctx.generation.seeds[i % len(ctx.generation.seeds)] for i in range(len(texts))]
+        return texts, seeds, ctx.request(texts, seeds)
+
+    def unit_cost(self, unit: Unit, ctx: StepContext) -> Any:
+        """The cached generations (training runs no denoiser)."""
+        from saes.cache import cache_cost
+
+        texts, seeds, request = self._cache_work(ctx)
+        return cache_cost(request, len(texts), seeds=seeds)
+
     def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
         from saes.cache import cache_activations
         from saes.train import SAESettings, train_saes
 
-        texts = _texts(self.pairs, ctx)
-        seeds = [ctx.generation.seeds[i % len(ctx.generation.seeds)] for i in range(len(texts))]
+        texts, seeds, request = self._cache_work(ctx)
         root = ctx.out_dir / "saes" / ctx.name
         cache = cache_activations(
             ctx.adapter,
-            ctx.request(texts, seeds),
+            request,
             texts,
             self.sites,
             root / "cache",
@@ -141,17 +153,10 @@ class SAESteer(SteeringSettings, MethodSpec):
     def plan(self, ctx: StepContext) -> list[Unit]:
         return [Unit("steer", {})]
 
-    def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
-        from saes.workflow import SAESteeringSettings, run_sae_steering
+    def _settings(self) -> Any:
+        from saes.workflow import SAESteeringSettings
 
-        path = self.sae
-        if isinstance(path, dict):
-            if self.site is None or self.site not in path:
-                raise TadaError(f"sae maps sites {sorted(path)}; choose one with site: <name>")
-            path = path[self.site]
-        positive, negative, request, scorer = self.steering_inputs(ctx)
-        out_dir = ctx.out_dir / "steering" / ctx.name
-        settings = SAESteeringSettings(
+        return SAESteeringSettings(
             k=self.k,
             score=self.score,
             mode=self.mode,
@@ -160,6 +165,27 @@ class SAESteer(SteeringSettings, MethodSpec):
             budget=self.budget,
             distance=self.distance,
         )
+
+    def unit_cost(self, unit: Unit, ctx: StepContext) -> Any:
+        """Feature selection over both prompt sets, then one generation per alpha."""
+        from saes.workflow import sae_steering_cost
+
+        positive, negative, request = self.steering_work(ctx)
+        return sae_steering_cost(
+            request, len(positive), len(negative), sorted(set(self.alphas)), self._settings()
+        )
+
+    def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
+        from saes.workflow import run_sae_steering
+
+        path = self.sae
+        if isinstance(path, dict):
+            if self.site is None or self.site not in path:
+                raise TadaError(f"sae maps sites {sorted(path)}; choose one with site: <name>")
+            path = path[self.site]
+        positive, negative, request, scorer = self.steering_inputs(ctx)
+        out_dir = ctx.out_dir / "steering" / ctx.name
+        settings = self._settings()
         result = run_sae_steering(
             ctx.adapter,
             request,

@@ -15,11 +15,12 @@ from beartype import beartype
 from torch import nn
 
 from interp.adapter import GenerationRequest, ModelAdapter
+from interp.cost import Cost
 from interp.errors import TadaError
 from interp.metrics import ConceptScorer
 from interp.selection import Steps, StepsLike
-from interp.steering.evaluation import Distance, SteeringEvaluation, evaluate_steering
-from saes.features import concept_features
+from interp.steering.evaluation import Distance, SteeringEvaluation, evaluate_steering, evaluate_steering_cost
+from saes.features import concept_features, concept_features_cost
 from saes.layout import site_shape
 from saes.steer import SAEClampSteerer, SAEFeatureSteerer
 from saes.train import load_sae
@@ -54,6 +55,20 @@ class SAESteeringSettings:
     batch_size: int = 8
     budget: float = 0.5
     distance: Distance = "audio"
+
+
+def sae_steering_cost(
+    request: GenerationRequest,
+    n_positive: int,
+    n_negative: int,
+    alphas: Sequence[float],
+    settings: SAESteeringSettings = SAESteeringSettings(),
+) -> Cost:
+    """What :func:`run_sae_steering` runs: feature selection, then one generation per alpha."""
+    select = concept_features_cost(
+        request, n_positive, n_negative, seeds=settings.seeds, batch_size=settings.batch_size
+    )
+    return select + evaluate_steering_cost(request, alphas)
 
 
 @beartype

@@ -17,7 +17,7 @@ def _main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str
     return code, out, err
 
 
-@pytest.mark.parametrize("command", [[], ["validate"], ["run"], ["show"], ["sites"]])
+@pytest.mark.parametrize("command", [[], ["validate"], ["plan"], ["run"], ["show"], ["sites"]])
 def test_help_has_examples(capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
     with pytest.raises(SystemExit) as done:
         cli.main([*command, "--help"])

@@ -91,6 +91,13 @@ class StepContext:
         return adapter
 
     @property
+    def structure(self) -> Any:
+        """The model without weights (meta device where possible): for planning."""
+        from interp.experiments import model as models
+
+        return models.load(self.spec.model.name, weights=False, base_dir=self.base_dir)
+
+    @property
     def catalog(self) -> Any:
         """The model's site catalog, from a structure-only build (no weights needed)."""
         from interp.experiments import model as models

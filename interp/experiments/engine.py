@@ -104,6 +104,21 @@ def _unit_seed(step: str, unit_id: str) -> int:
     return zlib.crc32(f"{step}/{unit_id}".encode())
 
 
+def step_context(
+    loaded: LoadedSpec, step: MethodSpec, out_dir: Path, summaries: dict[str, dict[str, Any]]
+) -> StepContext:
+    """The context a step runs (or is planned) in: its generation settings, prompts,
+    metrics and the summaries of the steps before it."""
+    spec = loaded.spec
+    name = step_prompt_set(spec, step)
+    metrics = step.metrics if step.metrics is not None else spec.metrics
+    return StepContext(
+        spec=spec, step=step, out_dir=out_dir, generation=spec.generation.merged(step.generation),
+        prompts=loaded.prompts[name] if name is not None else [], metrics=list(metrics),
+        previous=dict(summaries), base_dir=loaded.base_dir,
+    )  # fmt: skip
+
+
 def _run_step(
     loaded: LoadedSpec,
     index: int,
@@ -115,14 +130,8 @@ def _run_step(
 ) -> tuple[dict[str, Any], list[UnitResult]]:
     spec = loaded.spec
     step = _resolve_step(spec.steps[index], index, summaries, loaded)
-    generation = spec.generation.merged(step.generation)
-    name = step_prompt_set(spec, step)
-    prompts = loaded.prompts[name] if name is not None else []
-    metrics = step.metrics if step.metrics is not None else spec.metrics
-    ctx = StepContext(
-        spec=spec, step=step, out_dir=out_dir, generation=generation, prompts=prompts,
-        metrics=list(metrics), previous=dict(summaries), base_dir=loaded.base_dir,
-    )  # fmt: skip
+    ctx = step_context(loaded, step, out_dir, summaries)
+    generation = ctx.generation
     check = CheckContext(spec=spec, step=step, path=f"steps[{index}]", generation=generation,
                          catalog=ctx.catalog)  # fmt: skip
     check_marked(check)
@@ -137,8 +146,8 @@ def _run_step(
         step.model_dump(mode="json", by_alias=True),
         spec.model.model_dump(mode="json"),
         generation.model_dump(mode="json"),
-        [p.as_dict() for p in prompts],
-        [m.model_dump(mode="json") for m in metrics],
+        [p.as_dict() for p in ctx.prompts],
+        [m.model_dump(mode="json") for m in ctx.metrics],
     )
     prints = {u.id: fingerprint(base, u.id, u.params) for u in units}
     finished = {u.id: store.load(step.name, u.id, prints[u.id]) for u in units}

@@ -6,6 +6,8 @@ A method is a pydantic settings model (subclass of :class:`MethodSpec`) with a
 * ``plan(ctx) -> list[Unit]``: the step's work as units with stable ids (for resume);
 * ``run_unit(unit, ctx) -> list[Row]``: do one unit, return its measurements; save
   audio / arrays through ``ctx.save_audio`` / ``ctx.save_array``;
+* ``unit_cost(unit, ctx) -> Cost``: the generations one unit will run, counted by the
+  ``*_cost`` twins of the library functions it calls (``tada plan``; no model runs);
 * ``finalize(ctx) -> dict``: summarise all units (``ctx.results``), draw plots with
   ``ctx.save_plot``; the dict is the step's summary, which later steps can refer to
   with ``{from: <step name>, key: <summary key>}``.
@@ -39,6 +41,7 @@ from interp.experiments.units import Row, Unit
 from interp.plugins import load_entry_points
 
 if TYPE_CHECKING:
+    from interp.cost import Cost
     from interp.experiments.context import CheckContext, StepContext
 
 ENTRY_POINT_GROUP = "tada_interp.methods"
@@ -97,6 +100,22 @@ class MethodSpec(StrictModel):
     def run_unit(self, unit: Unit, ctx: "StepContext") -> list[Row]:
         """Run one unit and return its rows."""
         raise NotImplementedError(f"Method {self.method!r} does not implement run_unit().")
+
+    def unit_cost(self, unit: Unit, ctx: "StepContext") -> "Cost":
+        """The generations :meth:`run_unit` makes for ``unit``, for ``tada plan``.
+
+        Count them with the ``*_cost`` functions of the library code ``run_unit`` calls
+        (:func:`interp.patching.sweep_cost`, ...), so a plan cannot drift from a run.
+        ``ctx.structure`` is the model without weights; references to earlier steps'
+        summaries are unresolved here.
+        """
+        raise NotImplementedError(
+            f"Method {self.method!r} does not implement unit_cost(); tada plan cannot count it."
+        )
+
+    def cost_note(self) -> str:
+        """What :meth:`unit_cost` cannot know in advance (empty: the count is exact)."""
+        return ""
 
     def finalize(self, ctx: "StepContext") -> dict[str, Any]:
         """Summarise the finished units (``ctx.results``); the default counts rows."""

@@ -77,11 +77,27 @@ class Generate(MethodSpec):
         """One unit per prompt; its samples are the step's seeds."""
         return [Unit(f"p{index:04d}", {"prompt": index}) for index in range(len(ctx.prompts))]
 
+    def _request(self, unit: Unit, ctx: StepContext) -> Any:
+        prompt = ctx.prompts[unit.params["prompt"]]
+        seeds = list(ctx.generation.seeds)
+        return ctx.request([prompt.text] * len(seeds), seeds)
+
+    def unit_cost(self, unit: Unit, ctx: StepContext) -> Any:
+        """The generation, and the unedited reference when edits meet a metric that uses one."""
+        from interp.cost import Cost
+        from interp.metrics import get_metric
+
+        request = self._request(unit, ctx)
+        cost = Cost.of(request, label="generate")
+        if self.edits and any(get_metric(m.name).reference for m in ctx.metrics):
+            cost = cost + Cost.of(request, label="reference")
+        return cost
+
     def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
         """Generate one prompt for every seed, save WAVs, score."""
         prompt = ctx.prompts[unit.params["prompt"]]
         seeds = list(ctx.generation.seeds)
-        request = ctx.request([prompt.text] * len(seeds), seeds)
+        request = self._request(unit, ctx)
         edits = [e.build() for e in self.edits]
         output = ctx.generate(request, edits).output
         reference = (lambda: ctx.generate(request).output) if edits else (lambda: output)

@@ -42,6 +42,17 @@ class _LocateSettings(TypedDict):
     min_effect: float
 
 
+class _CostSettings(TypedDict):
+    """The keyword arguments of ``locate_cost`` (and ``split_stability_cost``) a step sets."""
+
+    n_candidates: int
+    ranking: Literal["patching", "attribution"]
+    max_heads: int
+    steps: "StepsLike"
+    batch_size: int
+    selection: "Selection"
+
+
 def _check_pairs(settings: Any, ctx: Any) -> None:
     layers = getattr(settings, "layers", None)
     if layers and ctx.catalog is not None:
@@ -80,18 +91,45 @@ class _PerConcept(PatchingSettings):
     def plan(self, ctx: StepContext) -> list[Unit]:
         return _units(self, ctx)
 
-    def _inputs(self, unit: Unit, ctx: StepContext) -> tuple[str, list, Any, list[int], Any]:
-        """The unit's concept, its pairs, the model, the seeds and the base request."""
+    def _work(self, unit: Unit, ctx: StepContext) -> tuple[str, list, list[int], Any]:
+        """The unit's concept, its pairs, the seeds and the base request."""
         concept = unit.params["concept"]
         pairs = by_concept(step_pairs(self, ctx))[concept]
-        return concept, pairs, ctx.adapter, list(ctx.generation.seeds), ctx.request(["-"], [0])
+        return concept, pairs, list(ctx.generation.seeds), ctx.request(["-"], [0])
+
+    def _inputs(self, unit: Unit, ctx: StepContext) -> tuple[str, list, Any, list[int], Any]:
+        """The unit's concept, its pairs, the model, the seeds and the base request."""
+        concept, pairs, seeds, base = self._work(unit, ctx)
+        return concept, pairs, ctx.adapter, seeds, base
+
+    def _planned(self, unit: Unit, ctx: StepContext) -> tuple[Any, Any, int, int, Any]:
+        """For :meth:`unit_cost`: the model without weights, the base request, the numbers
+        of pairs and seeds, and the metric."""
+        _, pairs, seeds, base = self._work(unit, ctx)
+        structure = ctx.structure
+        return (
+            structure,
+            base,
+            len(pairs),
+            len(seeds),
+            build_metric(self.metric, structure, self.scorer_model),
+        )
 
 
-def _candidates(settings: Any, ctx: StepContext, component: str = "head") -> list[Any]:
-    catalog = ctx.adapter.catalog
+def _candidates(settings: Any, ctx: StepContext, component: str = "head", catalog: Any = None) -> list[Any]:
+    catalog = catalog if catalog is not None else ctx.adapter.catalog
     if getattr(settings, "sites", None):
         return catalog.parse_many(settings.sites)
     return catalog.where(attention="cross", layer=settings.layers, component=component)
+
+
+def _check_sample(ranked: list[str], check_heads: int) -> list[str]:
+    """The heads an ``attribute`` step patches exactly: the top of the ranking plus an
+    even spread over the rest."""
+    half = check_heads // 2
+    rest = ranked[half:]
+    stride = max(1, len(rest) // max(1, check_heads - half))
+    return ranked[:half] + rest[::stride][: check_heads - half]
 
 
 def _effect_rows(metric: str, concept: str, effects: dict, settings: Any, **labels: Any) -> list[Row]:
@@ -128,6 +166,22 @@ class Patch(_PerConcept, MethodSpec):
     direction: Literal["denoising", "noising", "ablation"] = Field(
         default="denoising", description="Clean into corrupted, corrupted into clean, or zero."
     )
+
+    def unit_cost(self, unit: Unit, ctx: StepContext) -> Any:
+        from interp.patching import sweep_cost
+
+        structure, base, n_pairs, n_seeds, metric = self._planned(unit, ctx)
+        n_sites = len(_candidates(self, ctx, self.component, structure.catalog))
+        return sweep_cost(
+            structure,
+            base,
+            n_pairs,
+            n_seeds,
+            n_sites,
+            metric,
+            steps=self.patch_steps,
+            batch_size=self.batch_size,
+        ).labelled("sites")
 
     def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
         from interp.patching import single_site_variants, sweep
@@ -190,6 +244,22 @@ class Attribute(_PerConcept, MethodSpec):
         "(`local`: any model); `auto` takes `final` where the model allows it.",
     )
 
+    def unit_cost(self, unit: Unit, ctx: StepContext) -> Any:
+        from interp.attribution import attribute_cost, gradient_metric
+        from interp.patching import sweep_cost
+
+        structure, base, n_pairs, n_seeds, metric = self._planned(unit, ctx)
+        heads = _candidates(self, ctx, catalog=structure.catalog)
+        cost = attribute_cost(base, n_pairs, n_seeds, gradient_metric(structure, metric, self.gradient))
+        if self.check_heads >= 3:
+            checked = len(_check_sample([h.name for h in heads], self.check_heads))
+            sizes = (n_pairs, n_seeds, checked)
+            check = sweep_cost(
+                structure, base, *sizes, metric, steps=self.patch_steps, batch_size=self.batch_size
+            )
+            cost = cost + check.labelled("exact check")
+        return cost
+
     def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
         from interp.attribution import attribute, gradient_metric, rank_agreement
         from interp.patching import single_site_variants, sweep
@@ -212,12 +282,7 @@ class Attribute(_PerConcept, MethodSpec):
             for k, v in estimates.scores.items()
         ]
         if self.check_heads >= 3:
-            ranked = estimates.ranking()
-            half = self.check_heads // 2
-            # the top of the ranking plus an even spread over the rest
-            rest = ranked[half:]
-            stride = max(1, len(rest) // max(1, self.check_heads - half))
-            sample = ranked[:half] + rest[::stride][: self.check_heads - half]
+            sample = _check_sample(estimates.ranking(), self.check_heads)
             exact = sweep(
                 adapter,
                 base,
@@ -322,6 +387,33 @@ class Locate(_PerConcept, MethodSpec):
                 f"effect, which needs `ranking: patching` (got {self.ranking!r})",
                 self.selection,
             )
+
+    def cost_note(self) -> str:
+        if self.selection == "greedy":
+            return ""
+        return "upper bound: the significant heads' check runs only if some head is significant"
+
+    def unit_cost(self, unit: Unit, ctx: StepContext) -> Any:
+        """Counted exactly for ``selection: greedy``; the significant heads' check and the
+        audio of a ``significant`` subset run only when some head is significant, and are
+        counted as if one were (an upper bound)."""
+        from interp.localization import locate_cost, split_stability_cost
+        from interp.patching import patched_generations_cost
+
+        structure, base, n_pairs, n_seeds, metric = self._planned(unit, ctx)
+        n_candidates = len(_candidates(self, ctx, catalog=structure.catalog))
+        sizes = (structure, base, n_pairs, n_seeds, metric)
+        settings = _CostSettings(
+            n_candidates=n_candidates, ranking=self.ranking, max_heads=self.max_heads,
+            steps=self.patch_steps, batch_size=self.batch_size, selection=self.selection,
+        )  # fmt: skip
+        cost = locate_cost(*sizes, layers=self.layer_impact, **settings)
+        if self.audio:  # the located subset, then the heads of largest |effect|, one row each
+            shown = min(self.audio_heads, n_candidates) + 1
+            cost = cost + patched_generations_cost(base, shown, self.batch_size)
+        if self.stability:
+            cost = cost + split_stability_cost(*sizes, **settings)
+        return cost
 
     def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
         from interp.localization import locate

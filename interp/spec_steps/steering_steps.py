@@ -102,16 +102,21 @@ class SteeringSettings(StrictModel):
         if self.pairs.source not in sources():
             ctx.error("pairs.source", f"unknown pair source; valid: {sorted(sources())}", self.pairs.source)
 
-    def steering_inputs(self, ctx: StepContext) -> tuple[list[str], list[str], Any, Any]:
-        """(positive prompts, negative prompts, the evaluation request, the concept scorer).
+    def steering_work(self, ctx: StepContext) -> tuple[list[str], list[str], Any]:
+        """(positive prompts, negative prompts, the evaluation request): no model needed.
 
         The evaluation request holds the prompts to steer, one seed each (0, 1, ...).
         """
         positive, negative, evaluation = steering_prompts(
             self.pairs, self.concept, self.target, self.eval_prompts
         )
+        return positive, negative, ctx.request(evaluation, list(range(len(evaluation))))
+
+    def steering_inputs(self, ctx: StepContext) -> tuple[list[str], list[str], Any, Any]:
+        """(positive prompts, negative prompts, the evaluation request, the concept scorer)."""
+        positive, negative, request = self.steering_work(ctx)
         scorer = MetricScorer(build_metric(self.metric, ctx.adapter, self.scorer_model))
-        return positive, negative, ctx.request(evaluation, list(range(len(evaluation)))), scorer
+        return positive, negative, request, scorer
 
 
 @register_method
@@ -159,19 +164,31 @@ class CAA(SteeringSettings, MethodSpec):
             sites = sites[self.concept]
         return list(sites)
 
-    def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
-        from interp.steering.workflow import CAASettings, run_caa
+    def _settings(self) -> Any:
+        from interp.steering.workflow import CAASettings
 
-        label = unit.params["label"]
-        adapter = ctx.adapter
-        positive, negative, request, scorer = self.steering_inputs(ctx)
-        settings = CAASettings(
+        return CAASettings(
             steps=self.patch_steps,
             branch=self.branch,
             renormalize=self.renormalize,
             budget=self.budget,
             distance=self.distance,
         )
+
+    def unit_cost(self, unit: Unit, ctx: StepContext) -> Any:
+        """The vectors' prompt sets, then one generation per alpha (any number of sites)."""
+        from interp.steering.workflow import run_caa_cost
+
+        positive, negative, request = self.steering_work(ctx)
+        return run_caa_cost(request, len(positive), len(negative), sorted(set(self.alphas)), self._settings())
+
+    def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
+        from interp.steering.workflow import run_caa
+
+        label = unit.params["label"]
+        adapter = ctx.adapter
+        positive, negative, request, scorer = self.steering_inputs(ctx)
+        settings = self._settings()
         out_dir = ctx.out_dir / "steering" / ctx.name / label
         sites = self._sites(label, ctx)
         result = run_caa(

@@ -23,6 +23,7 @@ from beartype import beartype
 from torch import Tensor
 
 from interp.adapter import GenerationRequest, ModelAdapter
+from interp.cost import Cost, prompt_batches, prompt_sets_cost
 from interp.distributed.executor import run_tasks
 from interp.distributed.tasks import GenerationTask
 from interp.edits import Read
@@ -175,17 +176,28 @@ def activation_means(
     sums: dict[str, Tensor] = {}
     expect(len(units))
     reads = tuple(Read(n, steps=selection, branch=branch, reduce=_position_mean_sum) for n in names)
-    tasks = []
-    for start in range(0, len(units), batch_size):
-        chunk = units[start : start + batch_size]
-        batch = replace(request, prompts=tuple(p for p, _ in chunk), seeds=tuple(s for _, s in chunk))
-        tasks.append(GenerationTask(batch, reads=reads))
+    batches = prompt_batches(request, units, batch_size, decode=False)  # only the reads are used
+    tasks = [GenerationTask(batch, reads=reads) for batch in batches]
     for result in run_tasks(adapter, tasks):  # batches in order: the same sums on any executor
         for name in names:
             total = result.reads[name]
             sums[name] = total if name not in sums else sums[name] + total
     count = len(units) * per_sample
     return {n: (sums[n] / count).float() for n in names}, resolved
+
+
+def caa_cost(
+    request: GenerationRequest,
+    n_positive: int,
+    n_negative: int,
+    *,
+    seeds: Sequence[int] | None = None,
+    batch_size: int = 8,
+) -> Cost:
+    """What :func:`compute_caa` runs: :func:`activation_means` of both prompt sets."""
+    return prompt_sets_cost(
+        request, (n_positive, n_negative), seeds=seeds, batch_size=batch_size, label="vectors", decode=False
+    )
 
 
 class _RunSettings(TypedDict):

@@ -29,6 +29,7 @@ from beartype import beartype
 from torch import Tensor
 
 from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
+from interp.cost import Cost
 from interp.distributed.executor import run_tasks
 from interp.distributed.tasks import GenerationTask
 from interp.errors import TadaError
@@ -216,6 +217,16 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
+def steering_grid(alphas: Sequence[float]) -> list[float]:
+    """The alphas a steering evaluation runs: 0 first (the reference), then the rest."""
+    return sorted({0.0, *(float(a) for a in alphas)}, key=lambda a: (a != 0.0, a))
+
+
+def evaluate_steering_cost(request: GenerationRequest, alphas: Sequence[float]) -> Cost:
+    """What :func:`evaluate_steering` runs: one generation of the request per alpha."""
+    return Cost.of(request, count=len(steering_grid(alphas)), label="steered")
+
+
 @beartype
 def evaluate_steering(
     adapter: ModelAdapter,
@@ -261,7 +272,7 @@ def evaluate_steering(
     """
     from interp.steering.artifacts import write_wav
 
-    grid = sorted({0.0, *(float(a) for a in alphas)}, key=lambda a: (a != 0.0, a))
+    grid = steering_grid(alphas)
     method = {**steerer.describe(), **(extra or {})}
     evaluation = SteeringEvaluation(
         label or str(method.get("method", "steering")), concept, value, method, budget, distance

@@ -12,11 +12,12 @@ from pathlib import Path
 from beartype import beartype
 
 from interp.adapter import GenerationRequest, ModelAdapter
+from interp.cost import Cost
 from interp.metrics import ConceptScorer
 from interp.selection import Steps, StepsLike
 from interp.sites import Site
-from interp.steering.caa import compute_caa
-from interp.steering.evaluation import Distance, SteeringEvaluation, evaluate_steering
+from interp.steering.caa import caa_cost, compute_caa
+from interp.steering.evaluation import Distance, SteeringEvaluation, evaluate_steering, evaluate_steering_cost
 from interp.steering.steer import CAASteerer
 from interp.steering.vectors_io import save_vectors
 
@@ -46,6 +47,18 @@ class CAASettings:
     batch_size: int = 8
     budget: float = 0.5
     distance: Distance = "audio"
+
+
+def run_caa_cost(
+    request: GenerationRequest,
+    n_positive: int,
+    n_negative: int,
+    alphas: Sequence[float],
+    settings: CAASettings = CAASettings(),
+) -> Cost:
+    """What :func:`run_caa` runs: the vectors' prompt sets, then one generation per alpha."""
+    vectors = caa_cost(request, n_positive, n_negative, seeds=settings.seeds, batch_size=settings.batch_size)
+    return vectors + evaluate_steering_cost(request, alphas)
 
 
 @beartype

@@ -69,6 +69,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "interp.runner",
             "interp.execution_order",
             "interp.adapter",
+            "interp.cost",
             "interp.registry",
             "interp.distributed",
         ),

@@ -1,0 +1,133 @@
+"""The cost plan of a spec: what each step will run, counted before anything runs.
+
+:func:`plan` validates the spec (every problem at once, like ``tada validate``), builds
+each step's context the way a run does (:func:`interp.experiments.engine.step_context`),
+asks the step for its units (:meth:`~interp.experiments.methods.MethodSpec.plan`, the
+same units a run executes) and each unit for its cost
+(:meth:`~interp.experiments.methods.MethodSpec.unit_cost`, counted by the ``*_cost``
+twins of the library functions the unit calls). No weights are loaded: the model is
+built without them (on the meta device where the family allows).
+
+Time and memory come from :mod:`interp.experiments.estimates`.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+from interp.cost import Cost, total
+from interp.errors import TadaError
+from interp.experiments.loading import LoadedSpec, load_spec
+from interp.experiments.methods import MethodSpec
+
+
+@dataclass
+class StepPlan:
+    """One step's planned work.
+
+    Attributes:
+        name: The step's name.
+        method: Its method.
+        units: Its units (as a run plans them).
+        cost: The generations its units run.
+        note: What the count cannot know in advance (empty: exact).
+    """
+
+    name: str
+    method: str
+    units: int
+    cost: Cost
+    note: str = ""
+
+
+@dataclass
+class Plan:
+    """A spec's planned work, step by step.
+
+    Attributes:
+        name: The experiment's name.
+        model: Its model (name, device, dtype).
+        steps: One :class:`StepPlan` per step, in order.
+        parameters: Parameters of the model's modules (denoiser, encoders, decoder).
+        parameter_bytes: Their size at the spec's dtype.
+        parameters_of: ``"pipeline"``, or ``"denoiser"`` when the model was built
+            without its other components (a structure-only build).
+    """
+
+    name: str
+    model: dict[str, Any]
+    steps: list[StepPlan] = field(default_factory=list)
+    parameters: int = 0
+    parameter_bytes: int = 0
+    parameters_of: str = "pipeline"
+
+    @property
+    def total(self) -> Cost:
+        """Every step's calls together."""
+        return total(s.cost for s in self.steps)
+
+
+def plan(spec: "str | Path | dict[str, Any] | LoadedSpec") -> Plan:
+    """Plan a spec: per step, its units and the generations they run.
+
+    Args:
+        spec: A YAML path, a mapping, or a spec loaded with
+            :func:`~interp.experiments.load_spec`.
+
+    Raises:
+        SpecError: If the spec is invalid (every problem at once).
+        TadaError: If a step's method cannot count its work.
+    """
+    from interp.experiments.engine import step_context
+
+    loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
+    m = loaded.spec.model
+    result = Plan(loaded.spec.name, {"name": m.name, "device": m.device, "dtype": m.dtype or "float32"})
+    for step in spec_steps(loaded):
+        ctx = step_context(loaded, step, Path("."), {})
+        units = step.plan(ctx)
+        try:
+            cost = total(step.unit_cost(unit, ctx) for unit in units).merged()
+        except NotImplementedError as error:
+            raise TadaError(f"Step {step.name!r}: {error}") from None
+        result.steps.append(StepPlan(step.name, step.method, len(units), cost, step.cost_note()))
+    structure = model_structure(loaded)
+    result.parameters, result.parameter_bytes = parameter_size(structure, m.dtype)
+    result.parameters_of = "pipeline" if getattr(structure, "pipeline", None) is not None else "denoiser"
+    return result
+
+
+def spec_steps(loaded: LoadedSpec) -> list[MethodSpec]:
+    """The spec's steps, typed as the methods they are."""
+    return cast(list[MethodSpec], list(loaded.spec.steps))
+
+
+def model_structure(loaded: LoadedSpec) -> Any:
+    """The spec's model without weights."""
+    from interp.experiments import model as models
+
+    return models.load(loaded.spec.model.name, weights=False, base_dir=loaded.base_dir)
+
+
+def parameter_size(adapter: Any, dtype: str | None) -> tuple[int, int]:
+    """Parameters of every module of the model's pipeline (the denoiser alone when the
+    structure-only build has no pipeline), and their bytes at ``dtype`` (the parameters'
+    own dtype when ``None``)."""
+    import torch
+
+    modules = {id(adapter.denoiser): adapter.denoiser}
+    pipeline = getattr(adapter, "pipeline", None)
+    for value in getattr(pipeline, "components", {}).values() if pipeline is not None else ():
+        if isinstance(value, torch.nn.Module):
+            modules.setdefault(id(value), value)
+    count, size = 0, 0
+    itemsize = None if dtype is None else torch.empty(0, dtype=getattr(torch, dtype)).element_size()
+    seen: set[int] = set()
+    for module in modules.values():
+        for p in module.parameters():
+            if id(p) in seen:
+                continue
+            seen.add(id(p))
+            count += p.numel()
+            size += p.numel() * (itemsize or p.element_size())
+    return count, size

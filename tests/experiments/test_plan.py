@@ -1,0 +1,93 @@
+"""``tada plan`` counts what a run does: planned denoiser forwards and row-steps equal
+the ones a plain torch forward hook on the denoiser counts during the real run."""
+
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import yaml
+
+from interp.experiments import model as models
+from interp.experiments import run
+from interp.experiments.planning import plan
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextmanager
+def counted_forwards(model_name: str):
+    """Count the denoiser's forward calls and their batch rows (the run's own model: the
+    process cache hands the run the adapter loaded here)."""
+    adapter = models.load(model_name, weights=True, device="cpu", dtype=None, base_dir=ROOT / "experiments")
+    counts = {"forwards": 0, "row_steps": 0, "shapes": set()}
+
+    def hook(module, args, kwargs):
+        x = args[0] if args else next(v for v in kwargs.values() if hasattr(v, "shape"))
+        counts["forwards"] += 1
+        counts["row_steps"] += int(x.shape[0])
+        counts["shapes"].add(int(x.shape[0]))
+
+    handle = adapter.denoiser.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        yield counts
+    finally:
+        handle.remove()
+
+
+def check_plan_matches_run(spec, model_name: str, out: Path) -> dict:
+    planned = plan(spec)
+    with counted_forwards(model_name) as counts:
+        run(spec, out=out, progress=False)
+    total = planned.total
+    assert counts["forwards"] > 0
+    assert total.forwards == counts["forwards"]
+    assert total.row_steps == counts["row_steps"]
+    assert set(total.shapes()) == counts["shapes"]
+    return counts
+
+
+def test_tiny_spec_plan_equals_run(tmp_path):
+    spec = ROOT / "experiments" / "tiny.yaml"
+    counts = check_plan_matches_run(spec, "tiny-stable-audio", tmp_path / "tiny")
+    # by hand: 4 prompts x 4 steps, batch 2 seeds x CFG 2 = 4 rows; the edited step also
+    # runs its unedited reference (latent_distance): 3 generations per prompt
+    assert counts["forwards"] == 3 * 4 * 4
+    assert counts["row_steps"] == 3 * 4 * 4 * 4
+
+
+def reduced_default() -> dict:
+    """The default experiment, every step and method kept, at a size a test can run."""
+    spec = yaml.safe_load((ROOT / "experiments" / "default.yaml").read_text())
+    spec["generation"]["num_steps"] = 3
+    locate, steer = spec["steps"]
+    locate["pairs"] = {**locate["pairs"], "concepts": ["tempo", "drums"], "per_concept": 2}
+    locate["max_heads"] = 3
+    locate["batch_size"] = 7  # uneven chunks of the 24 heads
+    steer["pairs"]["per_concept"] = 8
+    steer["eval_prompts"] = 2
+    steer["alphas"] = [-2, 2]
+    spec["model"]["name"] = "synthmusic-dit"
+    return spec
+
+
+@pytest.mark.slow
+def test_default_experiment_plan_equals_run(tmp_path):
+    counts = check_plan_matches_run(reduced_default(), "synthmusic-dit", tmp_path / "default")
+    assert len(counts["shapes"]) > 2  # baselines, chunks, steering: several batch shapes
+
+
+@pytest.mark.slow
+def test_sae_steps_plan_equals_run(tmp_path):
+    spec = {
+        "name": "sae-plan",
+        "model": {"name": "synthmusic-dit"},
+        "generation": {"num_steps": 3, "guidance_scale": 4.0, "seeds": [0]},
+        "steps": [
+            {"name": "saes", "method": "sae-train", "sites": ["cross.0.out"], "training_steps": 5,
+             "pairs": {"source": "synthmusic", "concepts": ["tempo"], "per_concept": 3}, "batch_size": 64},
+            {"name": "steer", "method": "sae-steer", "concept": "tempo", "target": "fast",
+             "sae": {"from": "saes", "key": "saes"}, "site": "cross.0.out", "eval_prompts": 2,
+             "pairs": {"source": "synthmusic", "per_concept": 8, "seed": 1}, "alphas": [-2, 2]},
+        ],
+    }  # fmt: skip
+    check_plan_matches_run(spec, "synthmusic-dit", tmp_path / "sae")

@@ -1,0 +1,102 @@
+"""``tada plan`` on the command line: the table, bad input (one clear error, exit 2) and
+``--pilot`` power against the pilot run's own ``pairs_needed`` rows."""
+
+import csv
+import math
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from interp.cli import main
+from interp.experiments import run
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tada(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["plan", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_plan_prints_counts_and_totals(capsys):
+    code, out, err = tada(capsys, str(ROOT / "experiments" / "tiny.yaml"))
+    assert code == 0, err
+    total = next(line for line in out.splitlines() if line.startswith("total"))
+    # 3 generations of 2 seeds per prompt (the edited step runs its reference), 4 prompts,
+    # 4 steps, CFG doubles the 2 samples to 4 rows: 48 forwards, 192 row-steps, 24 decodes
+    assert total.split()[1:7] == ["8", "12", "24", "48", "192", "24"]
+    assert re.search(r"reference\s+4 x 2 \[4\] x 4 = 64 row-steps, decoded", out)
+
+
+def test_missing_spec_is_one_error(capsys):
+    code, out, err = tada(capsys, "no/such/spec.yaml")
+    assert code == 2 and out == ""
+    assert "does not exist" in err and "Traceback" not in err
+
+
+def test_invalid_spec_reports_every_problem(tmp_path, capsys):
+    spec = yaml.safe_load((ROOT / "experiments" / "tiny.yaml").read_text())
+    spec["generation"]["num_steps"] = 0
+    spec["steps"][0]["bogus"] = 1
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    code, out, err = tada(capsys, str(path))
+    assert code == 2 and out == ""
+    assert "num_steps" in err and "bogus" in err and "Traceback" not in err
+
+
+def test_calibrate_names_a_model_it_cannot_load(tmp_path, capsys):
+    spec = yaml.safe_load((ROOT / "experiments" / "paper" / "stable_audio_open.yaml").read_text())
+    spec["model"] = {"name": "stable-audio-open-1.0", "device": "cpu"}  # no weights here
+    path = tmp_path / "sao.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    code, out, err = tada(capsys, str(path), "--calibrate")
+    assert code == 2
+    assert "--calibrate loads the spec's model 'stable-audio-open-1.0'" in err
+    assert "Traceback" not in err
+
+
+def test_pilot_that_is_not_a_run(tmp_path, capsys):
+    code, out, err = tada(capsys, str(ROOT / "experiments" / "tiny.yaml"), "--pilot", str(tmp_path))
+    assert code == 2 and out == ""
+    assert "holds no finished run" in err
+
+
+def pilot_spec(per_concept: int, power_effect: float) -> dict:
+    return {
+        "name": "pilot",
+        "model": {"name": "synthmusic-dit"},
+        "generation": {"num_steps": 3, "guidance_scale": 4.0, "seeds": [0]},
+        "steps": [
+            {
+                "name": "locate", "method": "locate", "layers": [0],
+                "pairs": {"source": "synthmusic", "concepts": ["tempo", "drums"], "per_concept": per_concept},
+                "max_heads": 2, "layer_impact": False, "audio": False, "batch_size": 8,
+                "power_effect": power_effect,
+            }
+        ],
+    }  # fmt: skip
+
+
+@pytest.mark.slow
+def test_pilot_sizes_pairs_like_the_run_and_resizes_the_plan(tmp_path, capsys):
+    pilot = tmp_path / "pilot"
+    run(pilot_spec(3, 0.5), out=pilot, progress=False)
+    with (pilot / "results.csv").open() as handle:
+        needed = {
+            r["concept"]: float(r["value"]) for r in csv.DictReader(handle) if r["metric"] == "pairs_needed"
+        }
+    assert set(needed) == {"tempo", "drums"}
+    spec = tmp_path / "spec.yaml"  # same heads, alpha and effect as the pilot: same answer
+    spec.write_text(yaml.safe_dump(pilot_spec(3, 0.5)))
+    code, out, err = tada(capsys, str(spec), "--pilot", str(pilot))
+    assert code == 0, err
+    for concept, n in needed.items():
+        if math.isfinite(n):
+            assert f"    {concept}: {int(n)} pairs" in out
+    finite = [int(n) for n in needed.values() if math.isfinite(n)]
+    if finite:
+        assert f"locate: 3 -> {max(finite)} pairs per concept" in out
