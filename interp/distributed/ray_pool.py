@@ -21,6 +21,7 @@ import queue
 import socket
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -143,11 +144,15 @@ def _init_within(ray: Any, options: dict[str, Any], timeout: float) -> None:
 @dataclass(frozen=True)
 class _Outcome:
     """What an actor sends back for one item: its result, the progress events it made
-    (batches, denoising steps, totals, in order) and the actor's ``host:pid``."""
+    (batches, denoising steps, totals, in order), the actor's ``host:pid`` and the CPU
+    seconds the item took there."""
 
     result: Any
     events: tuple[ProgressEvent, ...]
     worker: str
+    cpu_s: float = 0.0
+    started: float = 0.0  # wall clock (time.time()) on the worker
+    ended: float = 0.0
 
 
 class _Worker:
@@ -156,17 +161,23 @@ class _Worker:
     def __init__(self, model: ModelSettings):
         self.adapter = model.load()
         self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.ready_cpu_s = time.process_time()  # the process's start-up: imports, model load
 
     def pid(self) -> int:
         return os.getpid()
 
+    def cpu(self) -> tuple[str, float, float]:
+        """``host:pid``, CPU seconds of this process until the model was loaded, and so far."""
+        return self.name, self.ready_cpu_s, time.process_time()
+
     def run(self, task: Task) -> _Outcome:
         from interp.distributed.tasks import to_cpu
 
+        start, started = time.thread_time(), time.time()
         events: list[ProgressEvent] = []  # this item's only: a retried item starts afresh
         with reporting(Progress(events.append)):
             result = to_cpu(task(self.adapter))
-        return _Outcome(result, tuple(events), self.name)
+        return _Outcome(result, tuple(events), self.name, time.thread_time() - start, started, time.time())
 
 
 def _capacity(ray: Any, resources: dict[str, int]) -> int:
@@ -213,6 +224,9 @@ class RayExecutor:
         remote = ray.remote(max_restarts=-1, max_task_retries=-1, **resources)(_Worker)
         self.actors = [remote.remote(model) for _ in range(granted)]
         self.workers = granted
+        self.model = model
+        #: host:pid -> [items, CPU s in items, wall s in items, first start, last end]
+        self._busy: dict[str, list[float]] = {}
         self._idle: queue.SimpleQueue = queue.SimpleQueue()
         for actor in self.actors:
             self._idle.put(actor)
@@ -220,6 +234,19 @@ class RayExecutor:
     def pids(self) -> list[int]:
         """Process ids of the actors (for tests and diagnostics)."""
         return self._ray.get([a.pid.remote() for a in self.actors])
+
+    def usage(self) -> list[dict[str, Any]]:
+        """Per actor: ``worker`` (host:pid), ``items`` run, ``item_cpu_s`` and
+        ``item_wall_s`` (CPU and wall seconds inside items), ``first``, ``last`` (wall
+        clock of its first item's start and last item's end), ``ready_cpu_s`` (process
+        CPU seconds until the model was loaded) and ``total_cpu_s`` (process CPU seconds
+        so far, Ray's own threads included). For benchmarks: where a run's time went."""
+        rows = []
+        for name, ready, total in self._ray.get([a.cpu.remote() for a in self.actors]):
+            items, cpu, wall, first, last = self._busy.get(name, [0, 0.0, 0.0, 0.0, 0.0])
+            rows.append(dict(worker=name, items=int(items), item_cpu_s=cpu, item_wall_s=wall, first=first,
+                             last=last, ready_cpu_s=ready, total_cpu_s=total))  # fmt: skip
+        return rows
 
     def map(self, adapter: Any, tasks: Sequence[Task], on_result: OnResult) -> list[Any]:
         """Hand items to idle actors (shared by every thread that calls ``map``, so units
@@ -250,6 +277,11 @@ class RayExecutor:
                     outcome = ray.get(ref)
                     if reporter is not None:
                         reporter.replay(outcome.events, outcome.worker)
+                    busy = self._busy.setdefault(outcome.worker, [0, 0.0, 0.0, outcome.started, 0.0])
+                    busy[0] += 1
+                    busy[1] += outcome.cpu_s
+                    busy[2] += outcome.ended - outcome.started
+                    busy[3], busy[4] = min(busy[3], outcome.started), max(busy[4], outcome.ended)
                     results[index] = outcome.result
                     on_result(index, results[index])
                 except BaseException:

@@ -24,7 +24,15 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from interp.distributed import ExecutorConfig, ModelSettings, WorkStore, current, make_executor, using
+from interp.distributed import (
+    Executor,
+    ExecutorConfig,
+    ModelSettings,
+    WorkStore,
+    current,
+    make_executor,
+    using,
+)
 from interp.distributed.concurrency import run_side_by_side
 from interp.distributed.executor import recording
 from interp.errors import TadaError
@@ -206,7 +214,7 @@ def run(
     *,
     progress: ProgressOption = True,
     force: bool = False,
-    executor: ExecutorConfig | str = "local",
+    executor: ExecutorConfig | str | Executor = "local",
 ) -> Results:
     """Run an experiment (or finish an interrupted one) and return its results.
 
@@ -219,8 +227,10 @@ def run(
         force: Use a non-empty ``out`` that is not a run directory (see
             :mod:`interp.experiments.rundir` for the rules of run directories).
         executor: Where work items run: ``"local"`` (this process), ``"ray"``, or an
-            :class:`~interp.distributed.ExecutorConfig` (Ray address, workers). The
-            results are the same with any executor (docs/distributed.md).
+            :class:`~interp.distributed.ExecutorConfig` (Ray address, workers), or an
+            executor you made (e.g. a :class:`~interp.distributed.RayExecutor` kept for
+            several runs: its actors start once; it is left open). The results are the
+            same with any executor (docs/distributed.md).
 
     Raises:
         SpecError: If the spec is invalid (nothing runs).
@@ -237,12 +247,19 @@ def run(
     out_dir = output_dir(loaded, out)
     m = loaded.spec.model  # workers start (or fail) before anything is written
     model = ModelSettings(source_of(m.name, loaded.base_dir), m.device, m.dtype, m.threads)
-    pool = make_executor(executor, model)
+    pool = executor if isinstance(executor, Executor) else make_executor(executor, model)
+    held = getattr(pool, "model", model)  # what a remote pool's workers loaded
+    if held != model:
+        raise TadaError(
+            f"The executor's workers hold {held}, but the spec needs {model}; "
+            f"make the executor with the spec's model settings."
+        )
     try:
         with rundir.claim(out_dir, force=force) as claimed, using(pool):
             return _execute(loaded, claimed, progress)
     finally:
-        pool.close()
+        if pool is not executor:
+            pool.close()
 
 
 def _execute(loaded: LoadedSpec, claimed: rundir.RunDir, progress: ProgressOption) -> Results:
