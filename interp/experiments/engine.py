@@ -188,9 +188,8 @@ def _run_unit(step: MethodSpec, unit: Any, ctx: StepContext, print_: str, store:
     ctx.unit = unit
     ctx._artifacts = []
     torch.manual_seed(_unit_seed(step.name, unit.id))
-    work = WorkStore(store.root / "work" / f"{step.name}.{unit.id}.{print_}")  # finished items
     try:
-        with watch.unit(step.name, unit.id, print_), recording(work):
+        with watch.unit(step.name, unit.id, print_):
             rows = step.run_unit(unit, ctx)
     except Exception as error:
         error.add_note(f"(while running unit {unit.id!r} of step {step.name!r}, method {step.method!r})")
@@ -204,7 +203,6 @@ def _run_unit(step: MethodSpec, unit: Any, ctx: StepContext, print_: str, store:
     result = UnitResult(unit.id, rows, list(ctx._artifacts), fingerprint=print_)
     watch.finished(step.name, unit.id, print_)
     store.save(step.name, result)
-    work.remove()
     return result
 
 
@@ -262,6 +260,17 @@ def run(
             pool.close()
 
 
+def work_store(loaded: LoadedSpec, store: UnitStore) -> WorkStore:
+    """The run's store of finished work items, ``units/work/``: content-addressed by the
+    item's key (everything that determines it: generation settings, pair, seed, sites,
+    edits, metric) salted with the model's identity, so a sweep chunk that two steps share
+    (``locate``'s layer impact and a ``patch`` of the text sites) runs once per run, and a
+    run killed mid-unit resumes with the items it had finished (docs/distributed.md)."""
+    m = loaded.spec.model
+    model = fingerprint(m.model_dump(mode="json"), source_of(m.name, loaded.base_dir))
+    return WorkStore(store.root / "work", salt=model)
+
+
 def _execute(loaded: LoadedSpec, claimed: rundir.RunDir, progress: ProgressOption) -> Results:
     out_dir = claimed.path
     store = UnitStore(out_dir)
@@ -271,12 +280,15 @@ def _execute(loaded: LoadedSpec, claimed: rundir.RunDir, progress: ProgressOptio
     outcomes: list[dict[str, Any]] = []
     unit_results: list[UnitResult] = []
     kept_units: list[Path] = []
-    for index, step in enumerate(loaded.spec.steps):
-        outcome, finished = _run_step(loaded, index, out_dir, store, summaries, progress, log)
-        summaries[step.name] = outcome["summary"]
-        outcomes.append(outcome)
-        unit_results.extend(finished)
-        kept_units.extend(store.path(step.name, r.id) for r in finished)
+    work = work_store(loaded, store)
+    with recording(work):
+        for index, step in enumerate(loaded.spec.steps):
+            outcome, finished = _run_step(loaded, index, out_dir, store, summaries, progress, log)
+            summaries[step.name] = outcome["summary"]
+            outcomes.append(outcome)
+            unit_results.extend(finished)
+            kept_units.extend(store.path(step.name, r.id) for r in finished)
+    work.remove()  # every unit is saved: the items have served
     rows = write_table(out_dir / "results.csv", [row for r in unit_results for row in r.rows])
     summary = {
         "experiment": loaded.spec.name,
