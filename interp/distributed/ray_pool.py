@@ -180,6 +180,13 @@ class _Worker:
         return _Outcome(result, tuple(events), self.name, time.thread_time() - start, started, time.time())
 
 
+def affinity(task: Task) -> str | None:
+    """What an item shares with others that run best on the same actor (a sweep chunk's
+    pair and seed, whose baseline run the actor keeps), or ``None``."""
+    method = getattr(task, "affinity", None)
+    return str(method()) if callable(method) else None
+
+
 def _capacity(ray: Any, resources: dict[str, int]) -> int:
     """How many actors with these resources the cluster can host (busy or not: Ray
     starts an actor once resources free up)."""
@@ -230,6 +237,10 @@ class RayExecutor:
         self._idle: queue.SimpleQueue = queue.SimpleQueue()
         for actor in self.actors:
             self._idle.put(actor)
+        self._loading = [actor.pid.remote() for actor in self.actors]  # ready once the model is loaded
+        self._last: dict[int, str | None] = {}  # id(actor) -> affinity of its latest item
+        self._lock = threading.Lock()
+        self._driver = f"{socket.gethostname()}:{os.getpid()}"
 
     def pids(self) -> list[int]:
         """Process ids of the actors (for tests and diagnostics)."""
@@ -252,12 +263,16 @@ class RayExecutor:
         """Hand items to idle actors (shared by every thread that calls ``map``, so units
         running side by side share the pool), collect results as they come.
 
-        The progress events of each item are replayed, as one block when its result
-        arrives, into the reporter active in the calling thread (the unit's)."""
+        An actor gets, in this order of preference, the next item of the (pair, seed) it
+        ran last (:func:`affinity`: it holds that baseline), one that no other actor
+        holds, the next item. While no actor has loaded its model yet, the driver runs
+        items itself on its own copy (:meth:`_run_here`). The progress events of each
+        item are replayed, as one block when its result arrives, into the reporter
+        active in the calling thread (the unit's)."""
         ray = self._ray
         reporter = active()
         results: list[Any] = [None] * len(tasks)
-        pending = list(range(len(tasks)))[::-1]
+        pending = list(range(len(tasks)))
         running: dict[Any, tuple[int, Any]] = {}
         while pending or running:
             while pending:
@@ -265,8 +280,17 @@ class RayExecutor:
                     actor = self._idle.get(block=not running, timeout=None if running else 1.0)
                 except queue.Empty:
                     break
-                index = pending.pop()
+                index = self._pick(pending, tasks, actor)
                 running[actor.run.remote(tasks[index])] = (index, actor)
+            if pending and not self._started():
+                index = pending.pop(len(pending) - 1)  # the actors take the head of the queue
+                try:
+                    results[index] = self._run_here(adapter, tasks[index], reporter)
+                    on_result(index, results[index])
+                except BaseException:
+                    self._drain(running)
+                    raise
+                continue
             if not running:
                 continue
             ready, _ = ray.wait(list(running), num_returns=1, timeout=0.05 if pending else None)
@@ -288,6 +312,45 @@ class RayExecutor:
                     self._drain(running)
                     raise
         return results
+
+    def _pick(self, pending: list[int], tasks: Sequence[Task], actor: Any) -> int:
+        """Take from ``pending`` the item ``actor`` should run next (see :meth:`map`)."""
+        with self._lock:
+            own = self._last.get(id(actor))
+            others = {v for k, v in self._last.items() if k != id(actor)}
+            keys = [affinity(tasks[i]) for i in pending]
+            position = next((p for p, k in enumerate(keys) if k is not None and k == own), None)
+            if position is None:
+                position = next((p for p, k in enumerate(keys) if k not in others), 0)
+            index = pending.pop(position)
+            self._last[id(actor)] = keys[position]
+            return index
+
+    def _started(self) -> bool:
+        """Whether an actor has loaded its model (checked without waiting)."""
+        with self._lock:
+            if self._loading:
+                done, _ = self._ray.wait(self._loading, num_returns=len(self._loading), timeout=0)
+                if done:
+                    self._loading = []
+            return not self._loading
+
+    def _run_here(self, adapter: Any, task: Task, reporter: Any) -> Any:
+        """Run an item on the driver's model (while the actors start): one item at a time,
+        and never beside another unit's driver code, which may use the same model."""
+        from interp.distributed.concurrency import driving
+
+        start, started = time.thread_time(), time.time()
+        with driving():
+            result = task(adapter)
+        if reporter is not None:
+            reporter.workers.add(self._driver)
+        busy = self._busy.setdefault(self._driver, [0, 0.0, 0.0, started, 0.0])
+        busy[0] += 1
+        busy[1] += time.thread_time() - start
+        busy[2] += time.time() - started
+        busy[4] = time.time()
+        return result
 
     def _drain(self, running: dict[Any, tuple[int, Any]]) -> None:
         """After a failed item: let the others end and give their actors back."""

@@ -153,6 +153,11 @@ def paper_bounds() -> None:
             concepts * sweep_items(pairs, seeds, 1, batch),  # noising of the subset
             concepts * sweep_items(pairs, seeds, 24, batch),  # layer impact
         ],
+        "SAO spec, layers then heads (layer impact reused)": [
+            concepts * sweep_items(pairs, seeds, 24, batch),  # layers
+            concepts * sweep_items(pairs, seeds, 24, batch),  # heads: prefixes
+            concepts * sweep_items(pairs, seeds, 1, batch),  # noising; layer impact from the store
+        ],
         "SAO heads, patching ranking of 576 heads": [
             concepts * sweep_items(pairs, seeds, 576, batch),
             concepts * sweep_items(pairs, seeds, 24, batch),
@@ -174,7 +179,7 @@ def paper_bounds() -> None:
         "AudioLDM2 layers (64 attn2 text sites)": [concepts * sweep_items(pairs, seeds, 64, batch)],
     }
     print("\nchunk-count bound on the speedup (items / sum of ceil(items / workers) per phase)")
-    print(f"  {'case':52s} {'items':>7s} {'8':>7s} {'64':>7s} {'512':>7s}")
+    print(f"  {'case':52s} {'items':>7s} {'8':>7s} {'64':>7s} {'512':>7s}")  # items computed
     for name, phases in cases.items():
         cells = " ".join(f"{bound(phases, w):7.1f}" for w in (8, 64, 512))
         print(f"  {name:52s} {sum(phases):7d} {cells}")
