@@ -170,6 +170,10 @@ class _Worker:
         """``host:pid``, CPU seconds of this process until the model was loaded, and so far."""
         return self.name, self.ready_cpu_s, time.process_time()
 
+    def call(self, fn: Any) -> Any:
+        """``fn(model)`` on this actor (diagnostics, benchmarks)."""
+        return fn(self.adapter)
+
     def run(self, task: Task) -> _Outcome:
         from interp.distributed.tasks import to_cpu
 
@@ -245,6 +249,11 @@ class RayExecutor:
     def pids(self) -> list[int]:
         """Process ids of the actors (for tests and diagnostics)."""
         return self._ray.get([a.pid.remote() for a in self.actors])
+
+    def on_every_worker(self, fn: Any) -> list[Any]:
+        """``fn(model)`` on every actor's model, results in actor order (diagnostics,
+        benchmarks: e.g. install a counting hook, then read it)."""
+        return self._ray.get([a.call.remote(fn) for a in self.actors])
 
     def usage(self) -> list[dict[str, Any]]:
         """Per actor: ``worker`` (host:pid), ``items`` run, ``item_cpu_s`` and

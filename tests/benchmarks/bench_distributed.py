@@ -51,6 +51,25 @@ def timed_run(spec: dict, out: Path, executor: Any) -> tuple[float, bytes]:
     return time.perf_counter() - start, (out / "results.csv").read_bytes()
 
 
+def count_rows(adapter: Any) -> None:
+    """Count the denoiser's forward calls and batch rows on ``adapter`` (a torch hook)."""
+    counts = adapter.bench_rows = [0, 0]
+
+    def hook(module: Any, args: Any, kwargs: Any) -> None:
+        import torch
+
+        first = next(v for v in (*args, *kwargs.values()) if isinstance(v, torch.Tensor))
+        counts[0] += 1
+        counts[1] += int(first.shape[0])
+
+    adapter.denoiser.register_forward_pre_hook(hook, with_kwargs=True)
+
+
+def counted_rows(adapter: Any) -> tuple[int, int]:
+    counts = adapter.bench_rows
+    return counts[0], counts[1]
+
+
 def profile(quick: bool) -> None:
     """CPU seconds per phase and per worker, and the speedup bound they give."""
     import ray
@@ -60,7 +79,8 @@ def profile(quick: bool) -> None:
 
     spec = locate_spec(quick)
     tmp = Path(tempfile.mkdtemp(prefix="bench-distributed-"))
-    models.load(spec["model"]["name"])
+    driver_model = models.load(spec["model"]["name"])
+    count_rows(driver_model)
     local = LocalExecutor()
     start = time.process_time()
     timed_run(spec, tmp / "local", local)
@@ -68,11 +88,14 @@ def profile(quick: bool) -> None:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     pool = RayExecutor(ModelSettings(spec["model"]["name"], threads=1), workers=2)
     try:
+        local_rows = counted_rows(driver_model)
+        pool.on_every_worker(count_rows)
         before = {u["worker"]: u for u in pool.usage()}  # waits for both actors
         start, began = time.process_time(), time.time()
         wall, table = timed_run(spec, tmp / "ray", pool)
         driver_cpu = time.process_time() - start
         after = pool.usage()
+        rows = pool.on_every_worker(counted_rows)
     finally:
         pool.close()
         ray.shutdown()
@@ -90,6 +113,10 @@ def profile(quick: bool) -> None:
               f"{began + wall - u['last']:4.1f} s before the end")  # fmt: skip
     workers = sum(u["total_cpu_s"] - before[u["worker"]]["total_cpu_s"] for u in after)
     print(f"  driver during the Ray run: {driver_cpu:5.1f}")
+    print(
+        f"  denoiser work (calls, batch rows): local {local_rows}, workers {[tuple(r) for r in rows]}, "
+        f"driver during the Ray run {tuple(a - b for a, b in zip(counted_rows(driver_model), local_rows))}"
+    )
     warm = local_cpu / max(busiest + driver_cpu, (workers + driver_cpu) / 2)
     cold = local_cpu / max(busiest + startup + driver_cpu, (workers + 2 * startup + driver_cpu) / 2)
     print(f"  speedup bound, actors warm:         {warm:5.2f}x")
