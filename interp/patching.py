@@ -358,6 +358,11 @@ class _ChunkTask:
             ],
         )
 
+    def affinity(self) -> str:
+        """Chunks of the same sweep, pair and seed share a baseline run: executors with
+        several workers send them to the same one (see :data:`_BASELINES`)."""
+        return f"{self.plan.key}/{self.pair_index}/{self.seed}"
+
     def _baseline(self, adapter: ModelAdapter) -> tuple:
         plan, pair, seed = self.plan, self.pair, self.seed
         key = (id(adapter), plan.key, repr(pair), seed)

@@ -34,6 +34,14 @@ def waiting() -> Iterator[None]:
             _HOLDING.held = True
 
 
+@contextmanager
+def driving() -> Iterator[None]:
+    """Run driver code from inside :func:`waiting` (an executor running an item on the
+    driver's model): one thread at a time, as units' driver code is."""
+    with _DRIVER:
+        yield
+
+
 def _exclusive(call: Callable[[], Any]) -> Any:
     with _DRIVER:
         _HOLDING.held = True

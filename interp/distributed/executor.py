@@ -9,12 +9,18 @@ finished in. Chunk boundaries come from the spec (``batch_size``), never from th
 of workers, so the results are the same with any executor.
 
 Items with a :meth:`Task.key` are persisted as they finish in the current
-:class:`WorkStore` (the engine opens one per unit), so a driver killed mid-unit resumes
-and computes only the items that are missing.
+:class:`WorkStore`, content-addressed by that key. The engine opens one per run, so an
+item is computed once per run: a driver killed mid-run resumes and computes only the
+items that are missing, and a step that needs an item another step already computed
+(the same sweep chunk: sites, pair, seed, generation settings, edits and metric) takes
+its stored result instead of running it again.
 """
 
+import copy
+import hashlib
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -67,10 +73,18 @@ class LocalExecutor:
     workers = 1
     name = "local"
 
+    def __init__(self) -> None:
+        #: Items run and the CPU seconds spent in them (for benchmarks).
+        self.items = 0
+        self.item_cpu_s = 0.0
+
     def map(self, adapter: Any, tasks: Sequence[Task], on_result: OnResult) -> list[Any]:
         results = []
         for index, task in enumerate(tasks):
+            start = time.thread_time()
             result = task(adapter)
+            self.items += 1
+            self.item_cpu_s += time.thread_time() - start
             on_result(index, result)
             results.append(result)
         return results
@@ -80,17 +94,27 @@ class LocalExecutor:
 
 
 class WorkStore:
-    """Finished work items of one unit, one JSON file each, written atomically.
+    """Finished work items of a run, content-addressed: one JSON file per item key,
+    written atomically (``<root>/<2 hex>/<address>.json``).
 
-    Only JSON-ready results are stored (sweep rows). The engine removes the folder
-    once the unit itself is saved.
+    The address hashes the item's :meth:`Task.key` with ``salt`` (the engine's: the
+    model's identity, which item keys leave out), with SHA-256, never Python's
+    ``hash()``: the same item has the same address in every process and every run. Only
+    JSON-ready results are stored (sweep rows). The engine removes the folder once the
+    run is finished.
     """
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, salt: str = ""):
         self.root = Path(root)
+        self.salt = salt
+
+    def address(self, key: str) -> str:
+        """The stable hash of ``key`` (and the store's salt) naming the item's file."""
+        return hashlib.sha256(f"{self.salt}\n{key}".encode()).hexdigest()[:32]
 
     def path(self, key: str) -> Path:
-        return self.root / f"{key}.json"
+        address = self.address(key)
+        return self.root / address[:2] / f"{address}.json"
 
     def load(self, key: str) -> Any:
         """The stored result, or ``None`` (missing or unreadable)."""
@@ -106,17 +130,13 @@ class WorkStore:
 
     def count(self) -> int:
         """How many items are stored."""
-        return len(list(self.root.glob("*.json"))) if self.root.is_dir() else 0
+        return len(list(self.root.glob("*/*.json"))) if self.root.is_dir() else 0
 
     def remove(self) -> None:
-        """Delete the folder (after its unit is saved)."""
+        """Delete the folder (once its run is finished)."""
         import shutil
 
         shutil.rmtree(self.root, ignore_errors=True)
-        try:
-            self.root.parent.rmdir()  # the shared work/ folder, once no unit uses it
-        except OSError:
-            pass
 
 
 _EXECUTOR: ContextVar[Executor | None] = ContextVar("tada_executor", default=None)
@@ -124,8 +144,9 @@ _STORE: ContextVar[WorkStore | None] = ContextVar("tada_work_store", default=Non
 _LOCAL = LocalExecutor()
 _COUNT_LOCK = threading.Lock()
 
-#: Work items computed (not taken from a store) by :func:`run_tasks` in this process.
-computed = {"items": 0}
+#: Work items computed (not taken from a store) by :func:`run_tasks` in this process, and
+#: items whose result was another item's (stored, or the same key in the same call).
+computed = {"items": 0, "reused": 0}
 
 
 def current() -> Executor:
@@ -155,7 +176,8 @@ def recording(store: WorkStore | None) -> Iterator[WorkStore | None]:
 
 def run_tasks(adapter: Any, tasks: Sequence[Task], on_result: OnResult | None = None) -> list[Any]:
     """Results of ``tasks`` in order: stored ones from the current :class:`WorkStore`,
-    the others from the current executor (and stored as they finish).
+    the others from the current executor (and stored as they finish). Items with the
+    same key run once.
 
     Args:
         adapter: The driver's model.
@@ -166,22 +188,28 @@ def run_tasks(adapter: Any, tasks: Sequence[Task], on_result: OnResult | None = 
     store = _STORE.get()
     keys = [task.key() if store is not None else None for task in tasks]
     results: list[Any] = [None] * len(tasks)
-    missing = []
+    missing: list[int] = []
+    first: dict[str, int] = {}  # key -> the index that computes it
+    copies: list[tuple[int, int]] = []  # (index, index whose result it takes)
     for index, key in enumerate(keys):
         stored = store.load(key) if store is not None and key is not None else None
-        if stored is None:
-            missing.append(index)
-        else:
+        if stored is not None:
             results[index] = stored
+            _count("reused")
             if on_result is not None:
                 on_result(index, stored)
+        elif key is not None and key in first:
+            copies.append((index, first[key]))
+        else:
+            if key is not None:
+                first[key] = index
+            missing.append(index)
 
     def finished(position: int, result: Any) -> None:
         index = missing[position]
         if keys[index] is not None:
             store.save(keys[index], result)  # type: ignore[union-attr]
-        with _COUNT_LOCK:
-            computed["items"] += 1
+        _count("items")
         if on_result is not None:
             on_result(index, result)
 
@@ -194,4 +222,14 @@ def run_tasks(adapter: Any, tasks: Sequence[Task], on_result: OnResult | None = 
             raise TadaError(f"The executor returned {len(done)} results for {len(missing)} work items.")
         for index, result in zip(missing, done):
             results[index] = result
+    for index, source in copies:
+        results[index] = copy.deepcopy(results[source])
+        _count("reused")
+        if on_result is not None:
+            on_result(index, results[index])
     return results
+
+
+def _count(what: str) -> None:
+    with _COUNT_LOCK:
+        computed[what] += 1

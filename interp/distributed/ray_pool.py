@@ -21,6 +21,7 @@ import queue
 import socket
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -143,11 +144,15 @@ def _init_within(ray: Any, options: dict[str, Any], timeout: float) -> None:
 @dataclass(frozen=True)
 class _Outcome:
     """What an actor sends back for one item: its result, the progress events it made
-    (batches, denoising steps, totals, in order) and the actor's ``host:pid``."""
+    (batches, denoising steps, totals, in order), the actor's ``host:pid`` and the CPU
+    seconds the item took there."""
 
     result: Any
     events: tuple[ProgressEvent, ...]
     worker: str
+    cpu_s: float = 0.0
+    started: float = 0.0  # wall clock (time.time()) on the worker
+    ended: float = 0.0
 
 
 class _Worker:
@@ -156,17 +161,34 @@ class _Worker:
     def __init__(self, model: ModelSettings):
         self.adapter = model.load()
         self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.ready_cpu_s = time.process_time()  # the process's start-up: imports, model load
 
     def pid(self) -> int:
         return os.getpid()
 
+    def cpu(self) -> tuple[str, float, float]:
+        """``host:pid``, CPU seconds of this process until the model was loaded, and so far."""
+        return self.name, self.ready_cpu_s, time.process_time()
+
+    def call(self, fn: Any) -> Any:
+        """``fn(model)`` on this actor (diagnostics, benchmarks)."""
+        return fn(self.adapter)
+
     def run(self, task: Task) -> _Outcome:
         from interp.distributed.tasks import to_cpu
 
+        start, started = time.thread_time(), time.time()
         events: list[ProgressEvent] = []  # this item's only: a retried item starts afresh
         with reporting(Progress(events.append)):
             result = to_cpu(task(self.adapter))
-        return _Outcome(result, tuple(events), self.name)
+        return _Outcome(result, tuple(events), self.name, time.thread_time() - start, started, time.time())
+
+
+def affinity(task: Task) -> str | None:
+    """What an item shares with others that run best on the same actor (a sweep chunk's
+    pair and seed, whose baseline run the actor keeps), or ``None``."""
+    method = getattr(task, "affinity", None)
+    return str(method()) if callable(method) else None
 
 
 def _capacity(ray: Any, resources: dict[str, int]) -> int:
@@ -213,24 +235,53 @@ class RayExecutor:
         remote = ray.remote(max_restarts=-1, max_task_retries=-1, **resources)(_Worker)
         self.actors = [remote.remote(model) for _ in range(granted)]
         self.workers = granted
+        self.model = model
+        #: host:pid -> [items, CPU s in items, wall s in items, first start, last end]
+        self._busy: dict[str, list[float]] = {}
         self._idle: queue.SimpleQueue = queue.SimpleQueue()
         for actor in self.actors:
             self._idle.put(actor)
+        self._loading = [actor.pid.remote() for actor in self.actors]  # ready once the model is loaded
+        self._last: dict[int, str | None] = {}  # id(actor) -> affinity of its latest item
+        self._lock = threading.Lock()
+        self._driver = f"{socket.gethostname()}:{os.getpid()}"
 
     def pids(self) -> list[int]:
         """Process ids of the actors (for tests and diagnostics)."""
         return self._ray.get([a.pid.remote() for a in self.actors])
 
+    def on_every_worker(self, fn: Any) -> list[Any]:
+        """``fn(model)`` on every actor's model, results in actor order (diagnostics,
+        benchmarks: e.g. install a counting hook, then read it)."""
+        return self._ray.get([a.call.remote(fn) for a in self.actors])
+
+    def usage(self) -> list[dict[str, Any]]:
+        """Per actor: ``worker`` (host:pid), ``items`` run, ``item_cpu_s`` and
+        ``item_wall_s`` (CPU and wall seconds inside items), ``first``, ``last`` (wall
+        clock of its first item's start and last item's end), ``ready_cpu_s`` (process
+        CPU seconds until the model was loaded) and ``total_cpu_s`` (process CPU seconds
+        so far, Ray's own threads included). For benchmarks: where a run's time went."""
+        rows = []
+        for name, ready, total in self._ray.get([a.cpu.remote() for a in self.actors]):
+            items, cpu, wall, first, last = self._busy.get(name, [0, 0.0, 0.0, 0.0, 0.0])
+            rows.append(dict(worker=name, items=int(items), item_cpu_s=cpu, item_wall_s=wall, first=first,
+                             last=last, ready_cpu_s=ready, total_cpu_s=total))  # fmt: skip
+        return rows
+
     def map(self, adapter: Any, tasks: Sequence[Task], on_result: OnResult) -> list[Any]:
         """Hand items to idle actors (shared by every thread that calls ``map``, so units
         running side by side share the pool), collect results as they come.
 
-        The progress events of each item are replayed, as one block when its result
-        arrives, into the reporter active in the calling thread (the unit's)."""
+        An actor gets, in this order of preference, the next item of the (pair, seed) it
+        ran last (:func:`affinity`: it holds that baseline), one that no other actor
+        holds, the next item. While no actor has loaded its model yet, the driver runs
+        items itself on its own copy (:meth:`_run_here`). The progress events of each
+        item are replayed, as one block when its result arrives, into the reporter
+        active in the calling thread (the unit's)."""
         ray = self._ray
         reporter = active()
         results: list[Any] = [None] * len(tasks)
-        pending = list(range(len(tasks)))[::-1]
+        pending = list(range(len(tasks)))
         running: dict[Any, tuple[int, Any]] = {}
         while pending or running:
             while pending:
@@ -238,8 +289,17 @@ class RayExecutor:
                     actor = self._idle.get(block=not running, timeout=None if running else 1.0)
                 except queue.Empty:
                     break
-                index = pending.pop()
+                index = self._pick(pending, tasks, actor)
                 running[actor.run.remote(tasks[index])] = (index, actor)
+            if pending and not self._started():
+                index = pending.pop(len(pending) - 1)  # the actors take the head of the queue
+                try:
+                    results[index] = self._run_here(adapter, tasks[index], reporter)
+                    on_result(index, results[index])
+                except BaseException:
+                    self._drain(running)
+                    raise
+                continue
             if not running:
                 continue
             ready, _ = ray.wait(list(running), num_returns=1, timeout=0.05 if pending else None)
@@ -250,12 +310,56 @@ class RayExecutor:
                     outcome = ray.get(ref)
                     if reporter is not None:
                         reporter.replay(outcome.events, outcome.worker)
+                    busy = self._busy.setdefault(outcome.worker, [0, 0.0, 0.0, outcome.started, 0.0])
+                    busy[0] += 1
+                    busy[1] += outcome.cpu_s
+                    busy[2] += outcome.ended - outcome.started
+                    busy[3], busy[4] = min(busy[3], outcome.started), max(busy[4], outcome.ended)
                     results[index] = outcome.result
                     on_result(index, results[index])
                 except BaseException:
                     self._drain(running)
                     raise
         return results
+
+    def _pick(self, pending: list[int], tasks: Sequence[Task], actor: Any) -> int:
+        """Take from ``pending`` the item ``actor`` should run next (see :meth:`map`)."""
+        with self._lock:
+            own = self._last.get(id(actor))
+            others = {v for k, v in self._last.items() if k != id(actor)}
+            keys = [affinity(tasks[i]) for i in pending]
+            position = next((p for p, k in enumerate(keys) if k is not None and k == own), None)
+            if position is None:
+                position = next((p for p, k in enumerate(keys) if k not in others), 0)
+            index = pending.pop(position)
+            self._last[id(actor)] = keys[position]
+            return index
+
+    def _started(self) -> bool:
+        """Whether an actor has loaded its model (checked without waiting)."""
+        with self._lock:
+            if self._loading:
+                done, _ = self._ray.wait(self._loading, num_returns=len(self._loading), timeout=0)
+                if done:
+                    self._loading = []
+            return not self._loading
+
+    def _run_here(self, adapter: Any, task: Task, reporter: Any) -> Any:
+        """Run an item on the driver's model (while the actors start): one item at a time,
+        and never beside another unit's driver code, which may use the same model."""
+        from interp.distributed.concurrency import driving
+
+        start, started = time.thread_time(), time.time()
+        with driving():
+            result = task(adapter)
+        if reporter is not None:
+            reporter.workers.add(self._driver)
+        busy = self._busy.setdefault(self._driver, [0, 0.0, 0.0, started, 0.0])
+        busy[0] += 1
+        busy[1] += time.thread_time() - start
+        busy[2] += time.time() - started
+        busy[4] = time.time()
+        return result
 
     def _drain(self, running: dict[Any, tuple[int, Any]]) -> None:
         """After a failed item: let the others end and give their actors back."""

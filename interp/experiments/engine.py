@@ -24,7 +24,15 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from interp.distributed import ExecutorConfig, ModelSettings, WorkStore, current, make_executor, using
+from interp.distributed import (
+    Executor,
+    ExecutorConfig,
+    ModelSettings,
+    WorkStore,
+    current,
+    make_executor,
+    using,
+)
 from interp.distributed.concurrency import run_side_by_side
 from interp.distributed.executor import recording
 from interp.errors import TadaError
@@ -189,9 +197,8 @@ def _run_unit(step: MethodSpec, unit: Any, ctx: StepContext, print_: str, store:
     ctx.unit = unit
     ctx._artifacts = []
     torch.manual_seed(_unit_seed(step.name, unit.id))
-    work = WorkStore(store.root / "work" / f"{step.name}.{unit.id}.{print_}")  # finished items
     try:
-        with watch.unit(step.name, unit.id, print_), recording(work):
+        with watch.unit(step.name, unit.id, print_):
             rows = step.run_unit(unit, ctx)
     except Exception as error:
         error.add_note(f"(while running unit {unit.id!r} of step {step.name!r}, method {step.method!r})")
@@ -205,7 +212,6 @@ def _run_unit(step: MethodSpec, unit: Any, ctx: StepContext, print_: str, store:
     result = UnitResult(unit.id, rows, list(ctx._artifacts), fingerprint=print_)
     watch.finished(step.name, unit.id, print_)
     store.save(step.name, result)
-    work.remove()
     return result
 
 
@@ -215,7 +221,7 @@ def run(
     *,
     progress: ProgressOption = True,
     force: bool = False,
-    executor: ExecutorConfig | str = "local",
+    executor: ExecutorConfig | str | Executor = "local",
 ) -> Results:
     """Run an experiment (or finish an interrupted one) and return its results.
 
@@ -228,8 +234,10 @@ def run(
         force: Use a non-empty ``out`` that is not a run directory (see
             :mod:`interp.experiments.rundir` for the rules of run directories).
         executor: Where work items run: ``"local"`` (this process), ``"ray"``, or an
-            :class:`~interp.distributed.ExecutorConfig` (Ray address, workers). The
-            results are the same with any executor (docs/distributed.md).
+            :class:`~interp.distributed.ExecutorConfig` (Ray address, workers), or an
+            executor you made (e.g. a :class:`~interp.distributed.RayExecutor` kept for
+            several runs: its actors start once; it is left open). The results are the
+            same with any executor (docs/distributed.md).
 
     Raises:
         SpecError: If the spec is invalid (nothing runs).
@@ -246,12 +254,30 @@ def run(
     out_dir = output_dir(loaded, out)
     m = loaded.spec.model  # workers start (or fail) before anything is written
     model = ModelSettings(source_of(m.name, loaded.base_dir), m.device, m.dtype, m.threads)
-    pool = make_executor(executor, model)
+    pool = executor if isinstance(executor, Executor) else make_executor(executor, model)
+    held = getattr(pool, "model", model)  # what a remote pool's workers loaded
+    if held != model:
+        raise TadaError(
+            f"The executor's workers hold {held}, but the spec needs {model}; "
+            f"make the executor with the spec's model settings."
+        )
     try:
         with rundir.claim(out_dir, force=force) as claimed, using(pool):
             return _execute(loaded, claimed, progress)
     finally:
-        pool.close()
+        if pool is not executor:
+            pool.close()
+
+
+def work_store(loaded: LoadedSpec, store: UnitStore) -> WorkStore:
+    """The run's store of finished work items, ``units/work/``: content-addressed by the
+    item's key (everything that determines it: generation settings, pair, seed, sites,
+    edits, metric) salted with the model's identity, so a sweep chunk that two steps share
+    (``locate``'s layer impact and a ``patch`` of the text sites) runs once per run, and a
+    run killed mid-unit resumes with the items it had finished (docs/distributed.md)."""
+    m = loaded.spec.model
+    model = fingerprint(m.model_dump(mode="json"), source_of(m.name, loaded.base_dir))
+    return WorkStore(store.root / "work", salt=model)
 
 
 def _execute(loaded: LoadedSpec, claimed: rundir.RunDir, progress: ProgressOption) -> Results:
@@ -263,12 +289,15 @@ def _execute(loaded: LoadedSpec, claimed: rundir.RunDir, progress: ProgressOptio
     outcomes: list[dict[str, Any]] = []
     unit_results: list[UnitResult] = []
     kept_units: list[Path] = []
-    for index, step in enumerate(loaded.spec.steps):
-        outcome, finished = _run_step(loaded, index, out_dir, store, summaries, progress, log)
-        summaries[step.name] = outcome["summary"]
-        outcomes.append(outcome)
-        unit_results.extend(finished)
-        kept_units.extend(store.path(step.name, r.id) for r in finished)
+    work = work_store(loaded, store)
+    with recording(work):
+        for index, step in enumerate(loaded.spec.steps):
+            outcome, finished = _run_step(loaded, index, out_dir, store, summaries, progress, log)
+            summaries[step.name] = outcome["summary"]
+            outcomes.append(outcome)
+            unit_results.extend(finished)
+            kept_units.extend(store.path(step.name, r.id) for r in finished)
+    work.remove()  # every unit is saved: the items have served
     rows = write_table(out_dir / "results.csv", [row for r in unit_results for row in r.rows])
     summary = {
         "experiment": loaded.spec.name,

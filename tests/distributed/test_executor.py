@@ -36,7 +36,7 @@ class Square:
 
 
 def test_stored_items_are_reused_and_only_missing_ones_run(tmp_path):
-    store = WorkStore(tmp_path / "work" / "unit")
+    store = WorkStore(tmp_path / "work")
     CALLS.clear()
     with recording(store):
         assert run_tasks(None, [Square(i) for i in range(4)]) == [0, 1, 4, 9]
@@ -51,6 +51,20 @@ def test_stored_items_are_reused_and_only_missing_ones_run(tmp_path):
     assert sorted(seen) == [0, 1, 2, 3]
     store.remove()
     assert not (tmp_path / "work").exists()
+
+
+def test_items_with_the_same_key_run_once_per_call_and_store(tmp_path):
+    """Within one call, an item whose key repeats runs once; under another salt (another
+    model) nothing stored is taken."""
+    CALLS.clear()
+    with recording(WorkStore(tmp_path / "work", salt="a")):
+        seen = []
+        assert run_tasks(None, [Square(2), Square(3), Square(2)], lambda i, r: seen.append(i)) == [4, 9, 4]
+        assert CALLS == [2, 3] and sorted(seen) == [0, 1, 2]
+        assert run_tasks(None, [Square(3)]) == [9] and CALLS == [2, 3]
+    with recording(WorkStore(tmp_path / "work", salt="b")):
+        assert run_tasks(None, [Square(3)]) == [9] and CALLS == [2, 3, 3]
+    assert WorkStore(tmp_path, "a").path("k") != WorkStore(tmp_path, "b").path("k")
 
 
 def test_without_a_store_nothing_is_written(tmp_path):

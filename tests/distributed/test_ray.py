@@ -151,6 +151,7 @@ def test_ray_workers_report_steps_to_the_driver_per_unit_in_order(cluster, tmp_p
         batches = len(counted) // steps
         assert [e.step for e in received if e.kind == "step"] == [*range(1, steps + 1)] * batches
     log = read_log(tmp_path / "ray")
+    ran_on: set[int] = set()
     for name, per_unit in generations.items():
         entries = [e for e in log if e["step"] == name]
         starts = [e["unit"] for e in entries if e["event"] == "start"]
@@ -160,7 +161,10 @@ def test_ray_workers_report_steps_to_the_driver_per_unit_in_order(cluster, tmp_p
         for entry in ends.values():
             assert entry["generations"] == per_unit * seeds and entry["denoising_steps"] == per_unit * steps
             workers = {int(w.rsplit(":", 1)[1]) for w in entry["worker"].split(",")}
-            assert workers and workers <= actors and os.getpid() not in workers, (entry, actors)
+            # the driver runs items itself only while no actor has loaded the model yet
+            assert workers and workers <= actors | {os.getpid()}, (entry, actors)
+            ran_on |= workers
+    assert ran_on & actors, "no item ran on an actor"
     order = [(e["event"], e["step"], e["unit"]) for e in log]
     overlapped = [order[i] for i in range(1, len(order))
                   if order[i][0] == "start" and order[i - 1][0] == "start"]  # fmt: skip
@@ -227,7 +231,7 @@ def test_a_killed_driver_resumes_and_computes_only_what_is_missing(cluster, refe
     assert stored >= 3 and redone <= total - stored
     if not units:  # no unit had finished: exactly the items not stored ran again
         assert redone == total - stored
-    assert not list((out / "units" / "work").glob("*/*.json"))  # cleaned up per unit
+    assert not (out / "units" / "work").exists()  # removed once the run is finished
 
 
 def test_zero_workers_is_refused(tmp_path):
