@@ -15,6 +15,10 @@ When the intervention starts at a later step ``k`` and the adapter can resume a
 generation (:attr:`~interp.adapter.ModelAdapter.can_resume`), the patched rows start at
 step ``k`` from the target run's latents, which the baseline run recorded: the steps
 before ``k`` are identical to the unpatched target run and are not recomputed.
+
+A variant may carry its own steps (a window of the denoising trajectory, see
+:mod:`interp.time_patching`): variants are then batched with others that start at the
+same step, and all of them share one baseline run per unit.
 """
 
 import hashlib
@@ -45,15 +49,23 @@ Direction = Literal["denoising", "noising", "ablation"]
 
 @dataclass(frozen=True)
 class Variant:
-    """A set of sites intervened on together, with a label for tables and plots."""
+    """A set of sites intervened on together, with a label for tables and plots.
+
+    ``steps`` are the denoising steps this variant is patched at: ``None`` takes the
+    sweep's ``steps``; an empty tuple patches nothing (the row is the unpatched target
+    run, e.g. a window of zero steps).
+    """
 
     label: str
     sites: tuple[Site, ...]
+    steps: tuple[int, ...] | None = None
 
     @classmethod
-    def of(cls, sites: Sequence[Site | str], label: str | None = None) -> "Variant":
+    def of(
+        cls, sites: Sequence[Site | str], label: str | None = None, steps: Sequence[int] | None = None
+    ) -> "Variant":
         parsed = tuple(as_site(s) for s in sites)
-        return cls(label or "+".join(s.name for s in parsed), parsed)
+        return cls(label or "+".join(s.name for s in parsed), parsed, None if steps is None else tuple(steps))
 
 
 def single_site_variants(sites: Sequence[Site | str]) -> list[Variant]:
@@ -164,15 +176,33 @@ def sweep(
         raise TadaError("Nothing to sweep: give at least one variant (site set).")
     step_sel = Steps.parse(steps)
     branch = Branch.parse(branch)
-    resolved = step_sel.resolve(base.num_steps)
+    own = [_variant_steps(v, step_sel, base.num_steps) for v in variants]
+    resolved = tuple(sorted({s for steps_of in own for s in steps_of}))  # what the baseline reads
     base = replace(base, decode=needs_audio(metric))  # skip the decoder when only latents count
     for v in variants:
         adapter.catalog.parse_many(v.sites)
     if direction == "ablation" and ablation == "mean" and mean_activations is None:
         raise TadaError("Mean ablation needs mean_activations (see interp.patching.mean_activations).")
+    if direction == "ablation" and ablation == "mean" and any(v.steps is not None for v in variants):
+        raise TadaError(
+            "Mean ablation replaces at the sweep's steps (those of mean_activations); give the "
+            "variants no steps of their own, and the sweep steps=."
+        )
     needed = tuple(sorted({stage_site(s).name for v in variants for s in v.sites}))
     rows_per_sample = 2 if (branch is Branch.BOTH and base.guided) else 1
-    start = min(resolved) if reuse_latents and adapter.can_resume else 0
+    resume = reuse_latents and adapter.can_resume
+    # variants that start at the same step share batches; a variant patched at no step
+    # (the target run itself) joins the batches that start latest, the cheapest ones
+    firsts = [steps_of[0] for steps_of in own if steps_of]
+    latest = max(firsts) if resume and firsts else 0
+    groups: dict[int, list[Variant]] = defaultdict(list)
+    for v, steps_of in zip(variants, own):
+        groups[(steps_of[0] if steps_of else latest) if resume else 0].append(v)
+    chunks = [
+        (start, tuple(group[i : i + batch_size]))
+        for start, group in sorted(groups.items())
+        for i in range(0, len(group), batch_size)
+    ]
     plan = _SweepPlan(
         base,
         metric,
@@ -183,19 +213,18 @@ def sweep(
         mean_activations,
         needed,
         rows_per_sample,
-        start,
+        tuple(sorted({start for start, _ in chunks} - {0})),
         resolved,
     )
-    chunks = [tuple(variants[i : i + batch_size]) for i in range(0, len(variants), batch_size)]
     tasks = [
-        _ChunkTask(plan, pair_index, pair, seed, chunk)
+        _ChunkTask(plan, pair_index, pair, seed, chunk, start)
         for pair_index, pair in enumerate(pairs)
         for seed in seeds
-        for chunk in chunks
+        for start, chunk in chunks
     ]
     result = SweepResult(direction, metric.name)
     with shown(progress, f"{direction} x{len(variants)} variants"):
-        expect(len(pairs) * len(seeds) * (2 + sum(len(chunk) + 1 for chunk in chunks)))
+        expect(len(pairs) * len(seeds) * (2 + sum(len(chunk) + 1 for _, chunk in chunks)))
         try:
             done = run_tasks(adapter, tasks)
         finally:
@@ -206,6 +235,15 @@ def sweep(
             if on_unit is not None:
                 on_unit(row)
     return result
+
+
+def _variant_steps(variant: Variant, default: Steps, num_steps: int) -> tuple[int, ...]:
+    """The steps ``variant`` is patched at, checked against the schedule."""
+    if variant.steps is None:
+        return default.resolve(num_steps)
+    if not variant.steps:
+        return ()
+    return Steps.of(variant.steps).resolve(num_steps)
 
 
 @dataclass(frozen=True)
@@ -221,8 +259,8 @@ class _SweepPlan:
     mean_activations: dict[str, Tensor] | None
     needed: tuple[str, ...]
     rows_per_sample: int
-    start: int
-    resolved: tuple[int, ...]
+    starts: tuple[int, ...]  # the steps (> 0) where some chunk resumes from the target run
+    resolved: tuple[int, ...]  # every step some variant is patched at
 
     @cached_property
     def key(self) -> str:
@@ -247,7 +285,8 @@ class _SweepPlan:
             self.ablation,
             means,
             self.needed,
-            self.start,
+            self.starts,
+            self.resolved,
         )
 
 
@@ -266,6 +305,7 @@ class _ChunkTask:
     pair: PromptPair
     seed: int
     chunk: tuple[Variant, ...]
+    start: int = 0  # the step the chunk's rows resume at (0: from the noise)
 
     def key(self) -> str:
         from interp.experiments.units import fingerprint
@@ -275,7 +315,8 @@ class _ChunkTask:
             self.pair_index,
             repr(self.pair),
             self.seed,
-            [(v.label, [s.name for s in v.sites]) for v in self.chunk],
+            [(v.label, [s.name for s in v.sites], v.steps) for v in self.chunk],
+            self.start,
         )
 
     def _baseline(self, adapter: ModelAdapter) -> tuple:
@@ -285,10 +326,9 @@ class _ChunkTask:
             _BASELINES.move_to_end(key)
             return _BASELINES[key]
         both = replace(plan.base, prompts=(pair.clean, pair.corrupted), seeds=(seed, seed))
+        reads = [Read(name, steps=plan.resolved, branch=plan.branch) for name in plan.needed]
         baseline = run(
-            adapter,
-            replace(both, keep_latents_at=(plan.start,) if plan.start else ()),
-            reads=[Read(name, steps=plan.steps, branch=plan.branch) for name in plan.needed],
+            adapter, replace(both, keep_latents_at=plan.starts), reads=reads if plan.resolved else []
         )
         ref = MetricContext.for_pair(
             _select(baseline.output, 0), _select(baseline.output, 1), pair, adapter=adapter
@@ -316,6 +356,9 @@ class _ChunkTask:
         # shape as its variants, so a site without effect reads exactly zero.
         edits = []
         for i, variant in enumerate(self.chunk, start=1):
+            steps = plan.steps if variant.steps is None else variant.steps
+            if variant.steps == ():
+                continue  # patched at no step: the row is the target run
             for site in variant.sites:
                 if direction == "ablation":
                     op = (
@@ -327,14 +370,14 @@ class _ChunkTask:
                     )
                 else:
                     op = Replace(_cached_value(baseline.reads, resolved, site, source, rows_per_sample, 2))
-                edits.append(Edit(site, op, steps=plan.steps, branch=plan.branch, samples=(i,)))
+                edits.append(Edit(site, op, steps=steps, branch=plan.branch, samples=(i,)))
         n = len(self.chunk) + 1
         request = replace(plan.base, prompts=(target_prompt,) * n, seeds=(seed,) * n)
-        if plan.start:
-            resume_from = baseline.output.step_latents[plan.start][target : target + 1]
+        if self.start:
+            resume_from = baseline.output.step_latents[self.start][target : target + 1]
             request = replace(
                 request,
-                start_step=plan.start,
+                start_step=self.start,
                 start_latents=resume_from.expand(n, *resume_from.shape[1:]).clone(),
             )
         output = run(adapter, request, edits=edits).output
