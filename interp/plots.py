@@ -151,8 +151,8 @@ def plot_time_map(result: TimeMap, fraction: float = 0.9, min_effect: float = 0.
     bound = max(float(np.nanmax(np.abs(g))) if np.isfinite(g).any() else 0.0 for g in grids) or 1.0
     n_sites = len(result.sites)
     width = 1.6 + len(panels) * max(2.2, 0.42 * n_sites + 0.9)
-    height = 1.9 + 0.24 * max(len(w) for _, w in panels) + 0.06 * max(len(s) for s in result.sites)
-    fig, axes = plt.subplots(1, len(panels), figsize=(width, height), squeeze=False)
+    height = 1.6 + 0.3 * max(len(w) for _, w in panels) + 0.07 * max(len(s) for s in result.sites)
+    fig, axes = plt.subplots(1, len(panels), figsize=(width, height), squeeze=False, layout="constrained")
     image = None
     for ax, (title, windows), grid in zip(axes[0], panels, grids, strict=True):
         image = ax.imshow(grid, cmap="RdBu_r", vmin=-bound, vmax=bound, aspect="auto")

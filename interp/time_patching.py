@@ -71,11 +71,17 @@ class Decision:
                 f"{concept}: no effect to fix at {self.site} (patching every step restores "
                 f"{self.full:.2f} of the gap)"
             )
+        head = (
+            f"{concept}: {self.fraction:.0%} of the effect is fixed by step {self.step} of {self.num_steps}"
+        )
+        if self.step == self.num_steps:
+            return (
+                f"{head} ({self.site}: only the whole trajectory restores it, the full patch {self.full:.2f})"
+            )
         return (
-            f"{concept}: {self.fraction:.0%} of the effect is fixed by step {self.step} of "
-            f"{self.num_steps} ({self.site}: the first {self.step} steps alone restore "
-            f"{self.reached:.0%} of the full patch's {self.full:.2f}; steps {self.step}-"
-            f"{self.num_steps - 1} alone {self.late:.0%})"
+            f"{head} ({self.site}: the first {self.step} steps alone restore {self.reached:.0%} "
+            f"of the full patch's {self.full:.2f}; steps {self.step}-{self.num_steps - 1} alone "
+            f"{self.late:.0%})"
         )
 
     def as_dict(self) -> dict:
