@@ -42,12 +42,13 @@ class Window:
         try:
             if not sep or not str(value).isascii():
                 raise ValueError(value)
-            return cls(int(start), int(stop))
+            bounds = int(start), int(stop)
         except ValueError:
             raise SelectionError(
                 f"Cannot read the window {value!r}: write 'start:stop', a half-open range of "
                 f"denoising steps such as '0:5' (steps 0-4) or '20:25'."
             ) from None
+        return cls(*bounds)
 
     @property
     def steps(self) -> tuple[int, ...]:

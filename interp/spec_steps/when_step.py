@@ -55,7 +55,11 @@ class When(PairSettings, MethodSpec):
         description="Time every layer's text input together: the whole prompt, whose full patch "
         "is the clean run on the patched branch.",
     )
-    window: int = Field(default=5, ge=1, description="Fixed windows of this many denoising steps.")
+    window: int = Field(
+        default=5,
+        ge=1,
+        description="Fixed windows of this many denoising steps (the default is capped at the schedule's length).",
+    )
     windows: list[str] | None = Field(
         default=None,
         description="Explicit fixed windows 'start:stop' (half-open: '0:5' is steps 0-4), instead of `window`.",
@@ -78,7 +82,7 @@ class When(PairSettings, MethodSpec):
     def check(self, ctx: Any) -> None:
         check_pairs(self, ctx)
         n = ctx.generation.num_steps if ctx.generation is not None else None
-        if n is not None and self.window > n and self.windows is None:
+        if n is not None and self.window > n and self.windows is None and "window" in self.model_fields_set:
             ctx.error(
                 "window",
                 f"a window of {self.window} steps is longer than the {n} denoising steps",
@@ -161,8 +165,9 @@ class When(PairSettings, MethodSpec):
         concept = unit.params["concept"]
         pairs = by_concept(step_pairs(self, ctx))[concept]
         n = ctx.generation.num_steps
-        fixed = self.windows if self.windows is not None else even_windows(n, self.window)
-        every = self.every or self.window
+        size = min(self.window, n)  # the default window (5) on a shorter schedule: one window
+        fixed = self.windows if self.windows is not None else even_windows(n, size)
+        every = self.every or size
         plan = WindowPlan(n, fixed, range(0, n + 1, every))
         result = time_resolved_patching(
             ctx.adapter,
