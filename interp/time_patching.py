@@ -54,6 +54,10 @@ class Decision:
         full: Effect ``F`` of patching every step.
         reached: ``U(k) / F``: the share the first ``k`` steps restore alone.
         late: ``R(k) / F``: the share the steps from ``k`` on restore alone (0 at ``k = N``).
+        settable_from: The latest boundary ``j`` such that the steps from ``j'`` on, for
+            every boundary ``j' <= j``, still set ``fraction`` of the effect alone
+            (``R(j') >= fraction * F``): how late the text can still decide the concept.
+        settable: ``R(j) / F`` at that boundary.
     """
 
     site: str
@@ -63,6 +67,8 @@ class Decision:
     full: float
     reached: float = math.nan
     late: float = math.nan
+    settable_from: int | None = None
+    settable: float = math.nan
 
     def line(self, concept: str) -> str:
         """One line for reports, e.g. ``tempo: 90% of the effect is fixed by step 6 of 25 ...``."""
@@ -71,18 +77,13 @@ class Decision:
                 f"{concept}: no effect to fix at {self.site} (patching every step restores "
                 f"{self.full:.2f} of the gap)"
             )
-        head = (
-            f"{concept}: {self.fraction:.0%} of the effect is fixed by step {self.step} of {self.num_steps}"
-        )
-        if self.step == self.num_steps:
-            return (
-                f"{head} ({self.site}: only the whole trajectory restores it, the full patch {self.full:.2f})"
-            )
-        return (
-            f"{head} ({self.site}: the first {self.step} steps alone restore {self.reached:.0%} "
-            f"of the full patch's {self.full:.2f}; steps {self.step}-{self.num_steps - 1} alone "
-            f"{self.late:.0%})"
-        )
+        n = self.num_steps
+        line = f"{concept}: {self.fraction:.0%} of the effect is fixed by step {self.step} of {n}"
+        if self.step < n:
+            line += f" (the first {self.step} steps alone restore {self.reached:.0%})"
+        if self.settable_from:
+            line += f", and steps {self.settable_from}-{n - 1} alone still set {self.settable:.0%} of it"
+        return f"{line} [{self.site}, full patch {self.full:.2f}]"
 
     def as_dict(self) -> dict:
         return {
@@ -93,6 +94,8 @@ class Decision:
             "full_effect": self.full,
             "reached": self.reached,
             "late": self.late,
+            "settable_from": self.settable_from,
+            "settable": self.settable,
         }
 
 
@@ -146,7 +149,15 @@ class TimeMap:
                 break
             step = k
         late = 0.0 if step == n else self.effect(Window(step, n), site).mean / full
-        return Decision(site, fraction, step, n, full, shares[step], late)
+        tails = {k: self.effect(Window(k, n), site).mean / full for k in self.plan.boundaries if k < n}
+        settable_from = 0
+        for k in sorted(tails):
+            if not tails[k] >= fraction:
+                break
+            settable_from = k
+        return Decision(
+            site, fraction, step, n, full, shares[step], late, settable_from, tails[settable_from]
+        )
 
     def summary(self, fraction: float = 0.9, min_effect: float = 0.05) -> dict:
         """A JSON-ready summary: the decision per site and the effect map."""

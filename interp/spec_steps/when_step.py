@@ -212,6 +212,8 @@ class When(PairSettings, MethodSpec):
                         "full_effect": decision.full,
                         "reached": decision.reached,
                         "late": decision.late,
+                        "settable_from": decision.settable_from,
+                        "settable": decision.settable,
                         "headline": site == headline,
                         "line": decision.line(concept),
                     },
@@ -228,14 +230,8 @@ class When(PairSettings, MethodSpec):
             step = None if math.isnan(row.value) else int(row.value)
             fixed_by.setdefault(row.concept, {})[row.site] = step
             if row.labels.get("headline"):
-                decided[row.concept] = {
-                    "site": row.site,
-                    "fixed_by": step,
-                    **{
-                        k: row.labels[k]
-                        for k in ("num_steps", "fraction", "full_effect", "reached", "late", "line")
-                    },
-                }
+                labels = {k: v for k, v in row.labels.items() if k != "headline"}
+                decided[row.concept] = {"site": row.site, "fixed_by": step, **labels}
         return {
             "decided": decided,
             "lines": {c: d["line"] for c, d in decided.items()},

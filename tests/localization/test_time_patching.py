@@ -151,6 +151,11 @@ def test_fixed_by_is_the_first_boundary_from_which_the_share_stays_reached():
     assert result.decided("s", fraction=1.0).step == 10
     line = decision.line("tempo")
     assert line.startswith("tempo: 90% of the effect is fixed by step 8 of 10")
+    # R(k)/F = 1, 0.625, 0.375, 0.05, 0: the steps from 2 on still set 62% alone
+    assert decision.settable_from == 0
+    assert result.decided("s", fraction=0.6).settable_from == 2
+    assert "steps 2-9 alone still set 62% of it" in result.decided("s", fraction=0.6).line("tempo")
+    assert result.decided("s", fraction=0.3).settable_from == 4
 
 
 def test_fixed_by_needs_an_effect_to_fix():
