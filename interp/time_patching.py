@@ -19,7 +19,9 @@ only the first ``k`` steps (the window ``0:k``). The concept is *x% fixed by ste
 ``k' >= k``: from step ``k`` on, the text the model sees no longer changes more than
 ``1 - x`` of the outcome that patching can change. ``U(N) = F`` by definition, so ``k``
 always exists when ``F`` is not negligible (``|F| >= min_effect``); it is only resolved
-at the plan's boundaries.
+at the plan's boundaries. The mirror question uses the windows "from step j on": the
+effect is *still settable from step j* when ``j`` is the latest boundary such that the
+window ``j':N`` alone restores ``x * F`` for every boundary ``j' <= j``.
 """
 
 import math
