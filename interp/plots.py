@@ -165,16 +165,22 @@ def plot_time_map(result: TimeMap, fraction: float = 0.9, min_effect: float = 0.
                     dark = abs(value) > 0.6 * bound
                     ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6,
                             color="white" if dark else "black")  # fmt: skip
-        if title == "up to step k":
-            for j, site in enumerate(result.sites):
-                step = result.decided(site, fraction, min_effect).step
-                if step is not None:
-                    i = [w.stop for w in windows].index(step)
-                    ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", lw=2))
+        for j, site in enumerate(result.sites):
+            decision = result.decided(site, fraction, min_effect)
+            if title == "up to step k" and decision.step is not None:
+                i = [w.stop for w in windows].index(decision.step)
+                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", lw=2))
+            if title == "from step k on" and decision.settable_from:  # 0: only the full patch
+                i = [w.start for w in windows].index(decision.settable_from)
+                ax.add_patch(
+                    plt.Rectangle(
+                        (j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", lw=2, linestyle="--"
+                    )
+                )
     axes[0][0].set_ylabel("denoising steps (start:stop)")
     fig.suptitle(
         f"{result.concept}: {result.direction} effect per step window "
-        f"(boxed: {fraction:.0%} fixed by step k)",
+        f"(boxed: {fraction:.0%} fixed by step k; dashed: still settable from step k)",
         fontsize=10,
     )
     if image is not None:
