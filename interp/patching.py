@@ -15,6 +15,10 @@ When the intervention starts at a later step ``k`` and the adapter can resume a
 generation (:attr:`~interp.adapter.ModelAdapter.can_resume`), the patched rows start at
 step ``k`` from the target run's latents, which the baseline run recorded: the steps
 before ``k`` are identical to the unpatched target run and are not recomputed.
+
+A variant may carry its own steps (a window of the denoising trajectory, see
+:mod:`interp.time_patching`): variants are then batched with others that start at the
+same step, and all of them share one baseline run per unit.
 """
 
 import hashlib
@@ -54,19 +58,30 @@ class Variant:
         tokens: Patch only these positions of the axis after the rows (the context
             tokens of ``text``, ``keys``/``key``, ``values``/``value`` sites:
             :class:`~interp.edits.ReplaceTokens`); ``None``: every position.
+        steps: The denoising steps this variant is patched at: ``None`` takes the sweep's
+            ``steps``; an empty tuple patches nothing (the row is the unpatched target
+            run, e.g. a window of zero steps).
     """
 
     label: str
     sites: tuple[Site, ...]
     tokens: tuple[int, ...] | None = None
+    steps: tuple[int, ...] | None = None
 
     @classmethod
     def of(
-        cls, sites: Sequence[Site | str], label: str | None = None, tokens: Sequence[int] | None = None
+        cls,
+        sites: Sequence[Site | str],
+        label: str | None = None,
+        tokens: Sequence[int] | None = None,
+        steps: Sequence[int] | None = None,
     ) -> "Variant":
         parsed = tuple(as_site(s) for s in sites)
         return cls(
-            label or "+".join(s.name for s in parsed), parsed, None if tokens is None else tuple(tokens)
+            label or "+".join(s.name for s in parsed),
+            parsed,
+            None if tokens is None else tuple(tokens),
+            None if steps is None else tuple(steps),
         )
 
     def replace(self, value: dict[int, Tensor]) -> Replace | ReplaceTokens:
@@ -182,7 +197,8 @@ def sweep(
         raise TadaError("Nothing to sweep: give at least one variant (site set).")
     step_sel = Steps.parse(steps)
     branch = Branch.parse(branch)
-    resolved = step_sel.resolve(base.num_steps)
+    own = [_variant_steps(v, step_sel, base.num_steps) for v in variants]
+    resolved = tuple(sorted({s for steps_of in own for s in steps_of}))  # what the baseline reads
     base = replace(base, decode=needs_audio(metric))  # skip the decoder when only latents count
     for v in variants:
         adapter.catalog.parse_many(v.sites)
@@ -192,9 +208,14 @@ def sweep(
         )
     if direction == "ablation" and ablation == "mean" and mean_activations is None:
         raise TadaError("Mean ablation needs mean_activations (see interp.patching.mean_activations).")
+    if direction == "ablation" and ablation == "mean" and any(v.steps is not None for v in variants):
+        raise TadaError(
+            "Mean ablation replaces at the sweep's steps (those of mean_activations); give the "
+            "variants no steps of their own, and the sweep steps=."
+        )
     needed = tuple(sorted({stage_site(s).name for v in variants for s in v.sites}))
     rows_per_sample = 2 if (branch is Branch.BOTH and base.guided) else 1
-    start = _resume_step(adapter, resolved, reuse_latents)
+    chunks = variant_chunks(variants, own, batch_size, reuse_latents and adapter.can_resume)
     plan = _SweepPlan(
         base,
         metric,
@@ -205,19 +226,18 @@ def sweep(
         mean_activations,
         needed,
         rows_per_sample,
-        start,
+        tuple(sorted({start for start, _ in chunks} - {0})),
         resolved,
     )
-    chunks = variant_chunks(variants, batch_size)
     tasks = [
-        _ChunkTask(plan, pair_index, pair, seed, chunk)
+        _ChunkTask(plan, pair_index, pair, seed, chunk, start)
         for pair_index, pair in enumerate(pairs)
         for seed in seeds
-        for chunk in chunks
+        for start, chunk in chunks
     ]
     result = SweepResult(direction, metric.name)
     with shown(progress, f"{direction} x{len(variants)} variants"):
-        expect(len(pairs) * len(seeds) * (2 + sum(len(chunk) + 1 for chunk in chunks)))
+        expect(len(pairs) * len(seeds) * (2 + sum(len(chunk) + 1 for _, chunk in chunks)))
         try:
             done = run_tasks(adapter, tasks)
         finally:
@@ -230,20 +250,41 @@ def sweep(
     return result
 
 
-def variant_chunks(variants: Sequence[Variant], batch_size: int) -> list[tuple[Variant, ...]]:
-    """The variants of one sweep, ``batch_size`` per batched generation."""
-    return [tuple(variants[i : i + batch_size]) for i in range(0, len(variants), batch_size)]
+def variant_chunks(
+    variants: Sequence[Variant], own: Sequence[tuple[int, ...]], batch_size: int, resume: bool
+) -> list[tuple[int, tuple[Variant, ...]]]:
+    """The variants of one sweep as ``(start step, chunk)``, ``batch_size`` per batched
+    generation. With ``resume``, variants that start at the same step share batches and
+    start there from the target run's latents; a variant patched at no step (the target
+    run itself) joins the batches that start latest, the cheapest ones."""
+    firsts = [steps_of[0] for steps_of in own if steps_of]
+    latest = max(firsts) if resume and firsts else 0
+    groups: dict[int, list[Variant]] = defaultdict(list)
+    for v, steps_of in zip(variants, own):
+        groups[(steps_of[0] if steps_of else latest) if resume else 0].append(v)
+    return [
+        (start, tuple(group[i : i + batch_size]))
+        for start, group in sorted(groups.items())
+        for i in range(0, len(group), batch_size)
+    ]
 
 
-def _resume_step(adapter: ModelAdapter, resolved: tuple[int, ...], reuse_latents: bool) -> int:
-    """The step the patched rows start at (0: from the noise)."""
-    return min(resolved) if reuse_latents and adapter.can_resume else 0
+def _variant_steps(variant: Variant, default: Steps, num_steps: int) -> tuple[int, ...]:
+    """The steps ``variant`` is patched at, checked against the schedule."""
+    if variant.steps is None:
+        return default.resolve(num_steps)
+    if not variant.steps:
+        return ()
+    return Steps.of(variant.steps).resolve(num_steps)
 
 
-def _baseline_request(base: GenerationRequest, pair: PromptPair, seed: int, start: int) -> GenerationRequest:
-    """The clean and corrupted runs of one (pair, seed) unit, in one batch."""
+def _baseline_request(
+    base: GenerationRequest, pair: PromptPair, seed: int, starts: tuple[int, ...]
+) -> GenerationRequest:
+    """The clean and corrupted runs of one (pair, seed) unit, in one batch, keeping the
+    latents at the steps where patched chunks resume."""
     both = replace(base, prompts=(pair.clean, pair.corrupted), seeds=(seed, seed))
-    return replace(both, keep_latents_at=(start,) if start else ())
+    return replace(both, keep_latents_at=starts)
 
 
 def _variants_request(
@@ -273,11 +314,15 @@ def sweep_cost(
     if n_pairs * n_seeds * n_variants == 0:
         return Cost()
     base = replace(base, decode=needs_audio(metric))
-    start = _resume_step(adapter, Steps.parse(steps).resolve(base.num_steps), reuse_latents)
+    own = [Steps.parse(steps).resolve(base.num_steps)] * n_variants
+    chunks = variant_chunks(
+        [Variant("planned", ())] * n_variants, own, batch_size, reuse_latents and adapter.can_resume
+    )
+    starts = tuple(sorted({start for start, _ in chunks} - {0}))
     units = n_pairs * n_seeds
     pair = PromptPair("clean", "corrupted", "concept")
-    cost = Cost.of(_baseline_request(base, pair, 0, start), count=units, label="baseline")
-    for chunk in variant_chunks([Variant("planned", ())] * n_variants, batch_size):
+    cost = Cost.of(_baseline_request(base, pair, 0, starts), count=units, label="baseline")
+    for start, chunk in chunks:
         n = len(chunk) + 1
         latents = torch.empty(n, 0) if start else None
         cost = cost + Cost.of(_variants_request(base, "x", 0, n, start, latents), units, "variants")
@@ -297,8 +342,8 @@ class _SweepPlan:
     mean_activations: dict[str, Tensor] | None
     needed: tuple[str, ...]
     rows_per_sample: int
-    start: int
-    resolved: tuple[int, ...]
+    starts: tuple[int, ...]  # the steps (> 0) where some chunk resumes from the target run
+    resolved: tuple[int, ...]  # every step some variant is patched at
 
     @cached_property
     def key(self) -> str:
@@ -323,7 +368,8 @@ class _SweepPlan:
             self.ablation,
             means,
             self.needed,
-            self.start,
+            self.starts,
+            self.resolved,
         )
 
 
@@ -342,6 +388,7 @@ class _ChunkTask:
     pair: PromptPair
     seed: int
     chunk: tuple[Variant, ...]
+    start: int = 0  # the step the chunk's rows resume at (0: from the noise)
 
     def key(self) -> str:
         from interp.experiments.units import fingerprint
@@ -351,11 +398,17 @@ class _ChunkTask:
             self.pair_index,
             repr(self.pair),
             self.seed,
-            # token selections only when given: whole-site variants keep their fingerprints
+            # token selections and own steps only when given: plain variants keep short keys
             [
-                (v.label, [s.name for s in v.sites], *(() if v.tokens is None else (v.tokens,)))
+                (
+                    v.label,
+                    [s.name for s in v.sites],
+                    *(() if v.tokens is None else (v.tokens,)),
+                    *(() if v.steps is None else (("steps", v.steps),)),
+                )
                 for v in self.chunk
             ],
+            self.start,
         )
 
     def affinity(self) -> str:
@@ -369,10 +422,11 @@ class _ChunkTask:
         if key in _BASELINES:
             _BASELINES.move_to_end(key)
             return _BASELINES[key]
+        reads = [Read(name, steps=plan.resolved, branch=plan.branch) for name in plan.needed]
         baseline = run(
             adapter,
-            _baseline_request(plan.base, pair, seed, plan.start),
-            reads=[Read(name, steps=plan.steps, branch=plan.branch) for name in plan.needed],
+            _baseline_request(plan.base, pair, seed, plan.starts),
+            reads=reads if plan.resolved else [],
         )
         ref = MetricContext.for_pair(
             _select(baseline.output, 0), _select(baseline.output, 1), pair, adapter=adapter
@@ -401,6 +455,9 @@ class _ChunkTask:
         # shape as its variants, so a site without effect reads exactly zero.
         edits = []
         for i, variant in enumerate(self.chunk, start=1):
+            steps = plan.steps if variant.steps is None else variant.steps
+            if variant.steps == ():
+                continue  # patched at no step: the row is the target run
             for site in variant.sites:
                 if direction == "ablation" and plan.ablation == "zero":
                     op = Zero()
@@ -411,13 +468,13 @@ class _ChunkTask:
                     op = variant.replace(
                         _cached_value(baseline.reads, resolved, site, source, rows_per_sample, 2)
                     )
-                edits.append(Edit(site, op, steps=plan.steps, branch=plan.branch, samples=(i,)))
+                edits.append(Edit(site, op, steps=steps, branch=plan.branch, samples=(i,)))
         n = len(self.chunk) + 1
         latents = None
-        if plan.start:
-            resume_from = baseline.output.step_latents[plan.start][target : target + 1]
+        if self.start:
+            resume_from = baseline.output.step_latents[self.start][target : target + 1]
             latents = resume_from.expand(n, *resume_from.shape[1:]).clone()
-        request = _variants_request(plan.base, target_prompt, seed, n, plan.start, latents)
+        request = _variants_request(plan.base, target_prompt, seed, n, self.start, latents)
         output = run(adapter, request, edits=edits).output
         with torch.no_grad():
             values = plan.metric(output, ref)
@@ -526,7 +583,7 @@ def patched_generations(
     chunks = [variants[i : i + batch_size] for i in range(0, len(variants), batch_size)]
     expect(2 + sum(len(chunk) for chunk in chunks))  # clean and corrupted, then the variants
     needed = sorted({stage_site(s).name for v in variants for s in v.sites})
-    both = _baseline_request(base, pair, seed, 0)
+    both = _baseline_request(base, pair, seed, ())
     reads = tuple(Read(n, steps=step_sel, branch=branch) for n in needed)
     baseline = run_tasks(adapter, [GenerationTask(both, reads=reads)])[0]
     resolved = step_sel.resolve(base.num_steps)
@@ -559,7 +616,7 @@ def patched_generations_cost(base: GenerationRequest, n_variants: int, batch_siz
     """What :func:`patched_generations` runs: the clean and corrupted runs in one batch,
     then ``n_variants`` patched rows, ``batch_size`` to a forward pass."""
     pair = PromptPair("clean", "corrupted", "concept")
-    cost = Cost.of(_baseline_request(base, pair, 0, 0), label="audio")
+    cost = Cost.of(_baseline_request(base, pair, 0, ()), label="audio")
     full, rest = divmod(n_variants, batch_size)
     if full:
         cost = cost + Cost.of(_variants_request(base, "x", 0, batch_size, 0, None), count=full, label="audio")

@@ -1,5 +1,5 @@
 """The core's figures: localization heatmaps, layer impact, overlaps and prefix curves,
-steering curves, and bar plots of step metrics.
+time-resolved (step window x site) maps, steering curves, and bar plots of step metrics.
 
 Each ``plot_*`` function returns a matplotlib figure (:func:`plot_curves` writes its PNG);
 :func:`save_figure` writes one as PNG. Models draw their own in their package.
@@ -16,6 +16,7 @@ from matplotlib.patches import Rectangle
 from interp.errors import TadaError
 from interp.localization import Localization
 from interp.sites import Site
+from interp.time_patching import TimeMap
 
 if TYPE_CHECKING:  # pragma: no cover
     from interp.steering.evaluation import SteeringEvaluation
@@ -146,6 +147,52 @@ def plot_prefix_curve(result: Localization, fraction: float = 0.8):
     ax.set_title(result.concept)
     ax.legend(fontsize="small")
     fig.tight_layout()
+    return fig
+
+
+def plot_time_map(result: TimeMap, fraction: float = 0.9, min_effect: float = 0.05):  # a Figure
+    """Step window x site heatmaps of one concept: the fixed windows, the windows "up to
+    step k" and "from step k on"; a box marks, per site, the step by which ``fraction`` of
+    its effect is fixed (:meth:`~interp.time_patching.TimeMap.decided`)."""
+    plan = result.plan
+    panels = [("windows", plan.fixed), ("up to step k", plan.up_to()), ("from step k on", plan.from_())]
+    panels = [(title, windows) for title, windows in panels if windows]
+    grids = [result.grid(windows) for _, windows in panels]
+    bound = max(float(np.nanmax(np.abs(g))) if np.isfinite(g).any() else 0.0 for g in grids) or 1.0
+    n_sites = len(result.sites)
+    width = 1.6 + len(panels) * max(2.2, 0.42 * n_sites + 0.9)
+    height = 1.6 + 0.3 * max(len(w) for _, w in panels) + 0.07 * max(len(s) for s in result.sites)
+    fig, axes = plt.subplots(1, len(panels), figsize=(width, height), squeeze=False, layout="constrained")
+    image = None
+    for ax, (title, windows), grid in zip(axes[0], panels, grids, strict=True):
+        image = ax.imshow(grid, cmap="RdBu_r", vmin=-bound, vmax=bound, aspect="auto")
+        ax.set_xticks(range(n_sites), result.sites, rotation=60, ha="right", fontsize=7)
+        ax.set_yticks(range(len(windows)), [f"{w.label}" for w in windows], fontsize=7)
+        ax.set_title(title, fontsize=9)
+        if grid.size <= 240:
+            for (i, j), value in np.ndenumerate(grid):
+                if np.isfinite(value):
+                    dark = abs(value) > 0.6 * bound
+                    ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6,
+                            color="white" if dark else "black")  # fmt: skip
+        for j, site in enumerate(result.sites):
+            decision = result.decided(site, fraction, min_effect)
+            if title == "up to step k" and decision.step is not None:
+                i = [w.stop for w in windows].index(decision.step)
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", lw=2))
+            if title == "from step k on" and decision.settable_from:  # 0: only the full patch
+                i = [w.start for w in windows].index(decision.settable_from)
+                ax.add_patch(
+                    Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", lw=2, linestyle="--")
+                )
+    axes[0][0].set_ylabel("denoising steps (start:stop)")
+    fig.suptitle(
+        f"{result.concept}: {result.direction} effect per step window "
+        f"(boxed: {fraction:.0%} fixed by step k; dashed: still settable from step k)",
+        fontsize=10,
+    )
+    if image is not None:
+        fig.colorbar(image, ax=list(axes[0]), label="normalized effect", shrink=0.8)
     return fig
 
 

@@ -33,8 +33,8 @@ class PairsSpec(StrictModel):
     seed: int = Field(default=0, description="Seed of the pair sampling.")
 
 
-class PatchingSettings(StrictModel):
-    """Fields every localization method has (mixed into each method)."""
+class PairSettings(StrictModel):
+    """Fields of every method that patches prompt pairs (mixed into each method)."""
 
     #: their layers are checked against the model before anything runs
     needs_catalog: ClassVar[bool] = True
@@ -49,9 +49,39 @@ class PatchingSettings(StrictModel):
     scorer_model: str | None = Field(
         default=None, description="Checkpoint (hub id or directory) of the 'clap' scorer."
     )
-    patch_steps: StepWindow = Field(default="all", description="Denoising steps to intervene on.")
     branch: BranchName = Field(default="cond", description="CFG branch to intervene on.")
     batch_size: int = Field(default=8, ge=1, description="Variants per batched forward pass.")
+
+
+class PatchingSettings(PairSettings):
+    """Fields every localization method has: the pairs' fields and the steps to patch."""
+
+    patch_steps: StepWindow = Field(default="all", description="Denoising steps to intervene on.")
+
+
+def check_pairs(settings: Any, ctx: Any) -> None:
+    """Check a step's ``layers`` against the model and that it has pairs to patch."""
+    layers = getattr(settings, "layers", None)
+    if layers and ctx.catalog is not None:
+        n = ctx.catalog.count("cross")
+        bad = [layer for layer in layers if not 0 <= layer < n]
+        if bad:
+            ctx.error(
+                "layers", f"no cross-attention layer(s) {bad}; the model has cross layers 0..{n - 1}", layers
+            )
+    if settings.pairs is None and ctx.prompts == []:
+        ctx.error(
+            "pairs",
+            "this step needs (clean, corrupted) pairs: give `pairs: {source: "
+            "tada}` (or 'synthmusic'), or a prompt set whose prompts have a 'corrupted' field",
+        )
+    if settings.pairs is not None:
+        from interp.pairsources import sources
+
+        if settings.pairs.source not in sources():
+            ctx.error(
+                "pairs.source", f"unknown pair source; valid: {sorted(sources())}", settings.pairs.source
+            )
 
 
 def step_pairs(settings: Any, ctx: Any) -> list[PromptPair]:

@@ -18,7 +18,7 @@ from interp.experiments.context import StepContext
 from interp.experiments.fields import SiteStr
 from interp.experiments.methods import MethodSpec, register_method
 from interp.experiments.units import Row, Unit
-from interp.spec_steps.common import PatchingSettings, build_metric, by_concept, step_pairs
+from interp.spec_steps.common import PatchingSettings, build_metric, by_concept, check_pairs, step_pairs
 from interp.spec_steps.significance_rows import significance_rows
 
 if TYPE_CHECKING:
@@ -53,30 +53,6 @@ class _CostSettings(TypedDict):
     selection: "Selection"
 
 
-def _check_pairs(settings: Any, ctx: Any) -> None:
-    layers = getattr(settings, "layers", None)
-    if layers and ctx.catalog is not None:
-        n = ctx.catalog.count("cross")
-        bad = [layer for layer in layers if not 0 <= layer < n]
-        if bad:
-            ctx.error(
-                "layers", f"no cross-attention layer(s) {bad}; the model has cross layers 0..{n - 1}", layers
-            )
-    if settings.pairs is None and ctx.prompts == []:
-        ctx.error(
-            "pairs",
-            "this step needs (clean, corrupted) pairs: give `pairs: {source: "
-            "tada}` (or 'synthmusic'), or a prompt set whose prompts have a 'corrupted' field",
-        )
-    if settings.pairs is not None:
-        from interp.pairsources import sources
-
-        if settings.pairs.source not in sources():
-            ctx.error(
-                "pairs.source", f"unknown pair source; valid: {sorted(sources())}", settings.pairs.source
-            )
-
-
 def _units(settings: Any, ctx: StepContext) -> list[Unit]:
     groups = by_concept(step_pairs(settings, ctx))
     return [Unit(f"c-{concept}", {"concept": concept}) for concept in groups]
@@ -86,7 +62,7 @@ class _PerConcept(PatchingSettings):
     """One unit per concept of the step's pairs; pairs and layers checked up front."""
 
     def check(self, ctx: Any) -> None:
-        _check_pairs(self, ctx)
+        check_pairs(self, ctx)
 
     def plan(self, ctx: StepContext) -> list[Unit]:
         return _units(self, ctx)
