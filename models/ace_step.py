@@ -40,11 +40,18 @@ from torch import nn
 
 from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
 from interp.catalog import AttentionModule, SiteCatalog
+from interp.context_tokens import ContextToken, words_of_offsets
 from interp.errors import TadaError
 from interp.progress import denoising_step
 from models.attention import attention_catalog, attention_scores
+from models.context import labelled
 from models.hub import load_pipeline, on_meta
 from models.offline import structure_config
+
+#: The audio duration :meth:`AceStepAdapter.context_tokens` writes into the caption's
+#: metadata lines (``default_request``'s 30 s). Only the length of the text section's
+#: tail after the caption depends on it.
+LABELLED_DURATION_S = 30.0
 
 #: Keyword arguments of ``AceStepTransformer1DModel.forward`` batched over CFG rows.
 BATCHED_INPUTS = ("hidden_states", "timestep", "timestep_r", "encoder_hidden_states", "context_latents")
@@ -141,6 +148,59 @@ class AceStepAdapter(ModelAdapter):
     @property
     def sample_rate(self) -> int:
         return int(self.pipeline.sample_rate)
+
+    def context_tokens(self, module: AttentionModule, prompt: str) -> tuple[ContextToken, ...]:
+        """Lyric tokens, one timbre position, then the text tokens, as the condition
+        encoder packs them for a batch of this prompt alone.
+
+        The pipeline tokenizes the lyric block (``# Languages``, ``# Lyric``, the lyrics)
+        and the SFT text template (``# Instruction``, ``# Caption`` = the prompt,
+        ``# Metas``), each padded to the batch's longest, and the condition encoder packs
+        ``[lyrics, timbre, text]`` per sample with valid positions stably moved to the
+        front (``_pack_sequences``): lyric tokens, the one pooled timbre embedding, text
+        tokens, then the lyric padding and the text padding. Lyric positions are labelled
+        ``<lyric>`` + piece, the timbre position ``<timbre>``; of the text section only
+        the caption's tokens carry a prompt word (template tokens carry ``None``).
+
+        The labels hold for the settings the adapter generates with by default: no
+        lyrics, ``vocal_language='en'``, the ``text2music`` instruction, no
+        bpm/key/time signature, ``LABELLED_DURATION_S`` in the metas, no reference
+        audio (one timbre position either way). Other lyrics shift every text position;
+        another duration may change the number of metas tokens after the caption (word
+        positions stay right). In a batch whose prompts tokenize to different lengths,
+        shorter prompts get padding at the end (``<pad>``, from
+        :func:`interp.word_reading.context_of`).
+
+        Raises:
+            TadaError: If the adapter has no pipeline (structure only).
+        """
+        self.require_weights("label context positions")
+        pipe = self.pipeline
+        tokenizer = pipe.tokenizer
+        text, lyric_block = pipe._format_prompt(  # pyright: ignore[reportPrivateUsage]  # the pipeline's own template
+            prompt=prompt,
+            lyrics="",
+            audio_duration=LABELLED_DURATION_S,
+            instruction=pipe._get_task_instruction(),  # pyright: ignore[reportPrivateUsage]
+        )
+        lyric_ids = tokenizer(lyric_block, truncation=True, max_length=2048)["input_ids"]
+        lyrics = [f"<lyric>{piece}" for piece in tokenizer.convert_ids_to_tokens(lyric_ids)]
+        encoded = tokenizer(text, truncation=True, max_length=256, return_offsets_mapping=True)
+        start = text.index("# Caption\n") + len("# Caption\n")
+        end = start + len(prompt)
+        offsets = [
+            (max(s, start) - start, min(e, end) - start) if s < end and e > start else (0, 0)
+            for s, e in encoded["offset_mapping"]
+        ]
+        words = words_of_offsets(prompt, offsets)
+        first = len(lyrics) + 1
+        captioned = [
+            ContextToken(first + i, piece, word, index)
+            for i, (piece, (word, index)) in enumerate(
+                zip(tokenizer.convert_ids_to_tokens(encoded["input_ids"]), words)
+            )
+        ]
+        return (*labelled(lyrics, 0), *labelled(["<timbre>"], len(lyrics)), *captioned)
 
     def attention_scores(
         self, module: AttentionModule, queries: torch.Tensor, keys: torch.Tensor
