@@ -181,7 +181,11 @@ def test_a_worker_killed_mid_run_is_replaced_and_its_item_redone(cluster, refere
     replacements: list[int] = []
 
     def kill_one_worker() -> None:
-        _wait_for(lambda: _stored_items(out) >= 2)  # mid-run: items finished, more to come
+        # mid-run: both actors are up and taking items (the driver computes the first
+        # items itself while the actors start, so stored items alone prove nothing)
+        _wait_for(lambda: len(_worker_pids()) >= 2)
+        started = _stored_items(out)
+        _wait_for(lambda: _stored_items(out) >= started + 1)
         before = set(_worker_pids())
         pid = min(before)
         os.kill(pid, signal.SIGKILL)
