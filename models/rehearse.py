@@ -26,8 +26,15 @@ from torch import nn
 from interp.errors import ModelNotFoundError
 from models.hub import CONFIG_DIR
 
-#: Models a rehearsal can build, by the name :func:`interp.load_model` knows them.
-REHEARSABLE = tuple(sorted(p.parent.name for p in CONFIG_DIR.glob("*/rehearsal.json")))
+#: Every shipped recipe: the pipelines below and scorers (``larger-clap-music``).
+RECIPES = tuple(sorted(p.parent.name for p in CONFIG_DIR.glob("*/rehearsal.json")))
+
+#: Models a rehearsal can build, by the name :func:`interp.load_model` knows them: the
+#: recipes of a diffusers pipeline (a ``"pipeline"`` class; the others are flat
+#: ``transformers`` checkpoints such as the CLAP scorer's).
+REHEARSABLE = tuple(
+    name for name in RECIPES if "pipeline" in json.loads((CONFIG_DIR / name / "rehearsal.json").read_text())
+)
 
 
 @dataclass(frozen=True)
@@ -49,7 +56,7 @@ def recipe(model: str) -> dict[str, Any]:
     path = CONFIG_DIR / model / "rehearsal.json"
     if not path.is_file():
         raise ModelNotFoundError(
-            f"No rehearsal recipe for {model!r}; rehearsable models: {', '.join(REHEARSABLE)}. "
+            f"No rehearsal recipe for {model!r}; rehearsable models: {', '.join(RECIPES)}. "
             f"Pass one of these names (the short names of `tada sites`)."
         )
     return json.loads(path.read_text())
@@ -77,19 +84,26 @@ def rehearse(
 ) -> list[RehearsedComponent]:
     """Write a complete, loadable ``save_pretrained`` directory of ``model`` at full size.
 
+    A pipeline's components go to one subdirectory each, named in ``model_index.json``;
+    a recipe without a ``"pipeline"`` (a flat ``transformers`` checkpoint, such as the
+    CLAP scorer's model, tokenizer and feature extractor) saves them all in ``directory``.
+
     Returns:
         One :class:`RehearsedComponent` per component, in the order built.
     """
     spec = recipe(model)
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    index: dict[str, Any] = {"_class_name": spec["pipeline"], "_diffusers_version": _diffusers_version()}
+    flat = "pipeline" not in spec
+    index: dict[str, Any] = (
+        {} if flat else {"_class_name": spec["pipeline"], "_diffusers_version": _diffusers_version()}
+    )
     built: list[RehearsedComponent] = []
     start = time.perf_counter()
     for name, component in rehearsal_components(model, "cpu", seed, dtype):
         if isinstance(component, nn.Module):
             component.eval()
-        component.save_pretrained(out / name)  # pyright: ignore[reportCallIssue]  # models, tokenizers and schedulers all have it
+        component.save_pretrained(out if flat else out / name)  # pyright: ignore[reportCallIssue]  # models, tokenizers and schedulers all have it
         index[name] = [_library_of(type(component)), type(component).__name__]
         parameters = sum(p.numel() for p in component.parameters()) if isinstance(component, nn.Module) else 0
         built.append(
@@ -97,7 +111,8 @@ def rehearse(
         )
         start = time.perf_counter()
         del component
-    (out / "model_index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    if not flat:
+        (out / "model_index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
     return built
 
 

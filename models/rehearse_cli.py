@@ -18,7 +18,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from models.rehearse import recipe, rehearse
 
-    recipe(args.model)  # unknown names fail before anything is written
+    pipeline = "pipeline" in recipe(args.model)  # unknown names fail before anything is written
     out = Path(args.dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         if not args.force:
@@ -31,10 +31,15 @@ def _run(args: argparse.Namespace) -> int:
     for c in built:
         print(f"{c.name:18s} {c.class_name:34s} {c.parameters / 1e6:9.1f}M params  {c.seconds:6.1f}s")
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    use = (
+        f"load it with interp.load_model({str(out)!r}) or `model: {{name: {out}}}` in a spec"
+        if pipeline
+        else f"score with it: `metric: {{name: clap, options: {{scorer_model: {out}}}}}` in a spec, "
+        f"or models.clap.ClapScorer.load({str(out)!r})"
+    )
     print(
         f"wrote {args.model} ({sum(c.parameters for c in built) / 1e9:.3f}B parameters, random weights, "
-        f"{size / 1e9:.2f} GB) to {out}; load it with interp.load_model({str(out)!r}) or "
-        f"`model: {{name: {out}}}` in a spec."
+        f"{size / 1e9:.2f} GB) to {out}; {use}."
     )
     return 0
 
@@ -54,7 +59,8 @@ def add_commands(subparsers) -> None:
         "configs the project ships. Load it like a downloaded checkpoint to rehearse a spec "
         "(memory, time, errors) before the weights are at hand. Several GB on disk.",
         epilog="examples:\n  tada rehearse stable-audio-open-1.0 /tmp/sao\n"
-        "  tada rehearse audioldm2-large /tmp/a2l --dtype float16",
+        "  tada rehearse audioldm2-large /tmp/a2l --dtype float16\n"
+        "  tada rehearse larger-clap-music /tmp/clap      # the paper's CLAP scorer",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", metavar="MODEL", choices=rehearsable, help=f"one of: {', '.join(rehearsable)}")

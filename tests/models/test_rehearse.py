@@ -8,6 +8,7 @@ import functools
 import json
 
 import pytest
+import torch
 
 import models.rehearse as rehearse_module
 from interp.registry import load_model
@@ -137,3 +138,82 @@ def test_cli_refuses_a_directory_with_files(tmp_path, capsys):
     (tmp_path / "keep.txt").write_text("mine")
     assert main(["rehearse", "stable-audio-open-1.0", str(tmp_path)]) == 2
     assert "--force" in capsys.readouterr().err and (tmp_path / "keep.txt").exists()
+
+
+def test_the_clap_scorer_recipe_is_the_larger_music_checkpoints_size():
+    # HTSAT-base audio tower + RoBERTa-base text tower; laion/larger_clap_music's weights are 0.78 GB in float32
+    assert "larger-clap-music" not in REHEARSABLE  # a scorer, not a model interp.load_model knows
+    sizes = _millions("larger-clap-music")
+    assert sizes["model"] == pytest.approx(193.9, abs=0.1)
+
+
+TINY_CLAP = {
+    "text_config": {
+        "vocab_size": 256,  # the offline word tokenizer's 191 tokens fit
+        "hidden_size": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "intermediate_size": 37,
+        "projection_dim": 16,
+        "max_position_embeddings": 64,
+    },
+    "audio_config": {
+        "spec_size": 256,  # the real one: 10 s windows of 64 mel bins must fit
+        "window_size": 8,
+        "num_mel_bins": 64,
+        "patch_embeds_hidden_size": 16,
+        "hidden_size": 32,
+        "depths": [1, 1],
+        "num_attention_heads": [2, 2],
+        "enable_fusion": False,
+        "projection_dim": 16,
+    },
+    "projection_dim": 16,
+}
+
+
+def test_a_small_clap_recipe_writes_a_flat_directory_the_scorer_loads(tmp_path, monkeypatch):
+    from interp.adapter import GenerationOutput
+    from models.clap import ClapScorer
+
+    shipped = rehearse_module.CONFIG_DIR / "larger-clap-music"
+    configs = tmp_path / "configs" / "larger-clap-music"
+    configs.mkdir(parents=True)
+    for name in ("rehearsal.json", "feature_extractor.json"):  # the real recipe and feature extractor
+        (configs / name).write_text((shipped / name).read_text())
+    (configs / "model.json").write_text(json.dumps(TINY_CLAP))
+    monkeypatch.setattr(rehearse_module, "CONFIG_DIR", tmp_path / "configs")
+    rehearse("larger-clap-music", tmp_path / "clap", seed=3)
+    assert not (tmp_path / "clap" / "model_index.json").exists()
+
+    loaded = ClapScorer.load(str(tmp_path / "clap"))
+    components = dict(rehearse_module.rehearsal_components("larger-clap-music", "cpu", seed=3))
+    assert loaded.processor.feature_extractor.truncation == "rand_trunc"
+    audio = torch.randn(2, 2, 8000, generator=torch.Generator().manual_seed(0)) * 0.1
+    out = GenerationOutput(torch.zeros(2, 4), audio, 16000)
+    scores = loaded.score(out, "fast", "fast")
+    # ground truth: the in-memory model (same seed) embeds the same features and text
+    model = components["model"].eval()
+    extractor = components["feature_extractor"]
+    features = extractor(_resampled(out), sampling_rate=48000, return_tensors="pt")
+    tokens = components["tokenizer"](["This is a music of fast"], return_tensors="pt")
+    with torch.no_grad():
+        a = torch.nn.functional.normalize(_tensor(model.get_audio_features(**features)), dim=-1)
+        t = torch.nn.functional.normalize(_tensor(model.get_text_features(**tokens)), dim=-1)[0]
+    assert scores.shape == (2,) and not torch.equal(scores[0], scores[1])
+    torch.testing.assert_close(scores, a @ t, rtol=0, atol=1e-6)
+
+
+def _tensor(features):
+    return features if isinstance(features, torch.Tensor) else features.pooler_output
+
+
+def _resampled(out):  # what ClapScorer does: mono, resampled to the extractor's 48 kHz
+    import librosa
+    import numpy as np
+
+    mono = out.audio.float().numpy().mean(axis=1)
+    return [
+        librosa.resample(np.asarray(x, dtype=np.float32), orig_sr=out.sample_rate, target_sr=48000)
+        for x in mono
+    ]
