@@ -95,6 +95,13 @@ class When(PairSettings, MethodSpec):
                 self.every,
             )
         self._check_windows(ctx, n)
+        if n is not None and self.window >= 1 and (self.every is None or self.every >= 1):
+            from interp.errors import SelectionError
+
+            try:
+                self.window_plan(n)
+            except SelectionError as error:
+                ctx.error("window", str(error).rstrip("."), self.window)
         if isinstance(self.sites, list) and not self.sites:
             ctx.error(
                 "sites",
@@ -121,6 +128,14 @@ class When(PairSettings, MethodSpec):
                     window.check(n)
             except SelectionError as error:
                 ctx.error(f"windows[{i}]", str(error).rstrip("."), text)
+
+    def window_plan(self, num_steps: int) -> Any:
+        """The step's :class:`~interp.windows.WindowPlan` for a schedule of ``num_steps``."""
+        from interp.windows import WindowPlan, even_windows
+
+        size = min(self.window, num_steps)  # the default window (5) on a shorter schedule: one window
+        fixed = self.windows if self.windows is not None else even_windows(num_steps, size)
+        return WindowPlan(num_steps, fixed, range(0, num_steps + 1, self.every or size))
 
     def plan(self, ctx: StepContext) -> list[Unit]:
         groups = by_concept(step_pairs(self, ctx))
@@ -160,15 +175,11 @@ class When(PairSettings, MethodSpec):
     def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
         from interp.plots import plot_time_map
         from interp.time_patching import time_resolved_patching
-        from interp.windows import WindowPlan, even_windows
 
         concept = unit.params["concept"]
         pairs = by_concept(step_pairs(self, ctx))[concept]
         n = ctx.generation.num_steps
-        size = min(self.window, n)  # the default window (5) on a shorter schedule: one window
-        fixed = self.windows if self.windows is not None else even_windows(n, size)
-        every = self.every or size
-        plan = WindowPlan(n, fixed, range(0, n + 1, every))
+        plan = self.window_plan(n)
         result = time_resolved_patching(
             ctx.adapter,
             ctx.request(["-"], [0]),
