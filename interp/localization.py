@@ -27,6 +27,7 @@ import numpy as np
 
 from interp.adapter import GenerationRequest, ModelAdapter
 from interp.attribution import attribute, gradient_metric
+from interp.batching import BatchSize
 from interp.errors import TadaError
 from interp.metrics import Metric
 from interp.patching import Variant, single_site_variants, sweep
@@ -114,7 +115,7 @@ def locate(
     steps: StepsLike = None,
     branch: Branch | str = Branch.COND,
     layers: bool = True,
-    batch_size: int = 8,
+    batch_size: BatchSize = "auto",
     progress: bool = True,
     selection: Selection = "greedy",
     alpha: float = 0.05,
@@ -135,7 +136,7 @@ def locate(
         steps: Denoising steps to patch (default all).
         branch: CFG branch to patch (default conditional).
         layers: Also measure the per-layer text-input impact (TADA's sites).
-        batch_size: Variants per batched forward.
+        batch_size: Variants per batched forward, or ``"auto"`` (:mod:`interp.batching`).
         selection: ``greedy`` (the smallest ranking prefix that restores ``fraction``),
             ``significant`` (the heads whose single-head effect is non-zero at a false
             discovery rate ``alpha``, then checked for sufficiency and necessity like the

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from interp.adapter import GenerationRequest, ModelAdapter
+from interp.batching import BatchSize, chunks, resolve_batch_size, run_halving
 from interp.distributed.executor import run_tasks
 from interp.distributed.tasks import GenerationTask
 from interp.edits import Edit, Read, Replace, Zero
@@ -35,7 +36,7 @@ from interp.errors import TadaError
 from interp.metrics import Metric, MetricContext, needs_audio
 from interp.progress import expect, shown
 from interp.prompts import PromptPair
-from interp.runner import run
+from interp.runner import RunResult, run
 from interp.selection import Branch, Steps, StepsLike
 from interp.sites import Site, as_site
 from interp.statistics import Effect, normalized_effect
@@ -131,7 +132,7 @@ def sweep(
     branch: Branch | str = Branch.COND,
     ablation: Literal["zero", "mean"] = "zero",
     mean_activations: dict[str, Tensor] | None = None,
-    batch_size: int = 8,
+    batch_size: BatchSize = "auto",
     progress: bool = True,
     on_unit: Callable[[dict], None] | None = None,
     reuse_latents: bool = True,
@@ -151,15 +152,15 @@ def sweep(
         branch: CFG branch to intervene on (default conditional).
         ablation: ``zero`` or ``mean`` (needs ``mean_activations``: site name ->
             per-step tensor ``[step, rows, ...]`` from :func:`mean_activations`).
-        batch_size: Variants per batched forward pass (1 = sequential).
+        batch_size: Variants per batched forward pass (1 = sequential), or ``"auto"``:
+            the most that fit in free memory (:mod:`interp.batching`). A chunk that runs
+            out of memory is halved and retried either way.
         progress: Show progress on stderr (ignored inside an active
             :func:`interp.progress.reporting` block, which receives the counts).
         on_unit: Called with each finished row (for incremental saving).
         reuse_latents: Start patched rows at the first intervened step from the target
             run's latents, when the adapter can resume (see the module docstring).
     """
-    if batch_size < 1:
-        raise TadaError(f"batch_size must be >= 1, got {batch_size}.")
     if not variants:
         raise TadaError("Nothing to sweep: give at least one variant (site set).")
     step_sel = Steps.parse(steps)
@@ -186,16 +187,17 @@ def sweep(
         start,
         resolved,
     )
-    chunks = [tuple(variants[i : i + batch_size]) for i in range(0, len(variants), batch_size)]
+    size = resolve_batch_size(batch_size, adapter, base, len(variants), fixed_rows=1)
+    parts = chunks(variants, size)
     tasks = [
         _ChunkTask(plan, pair_index, pair, seed, chunk)
         for pair_index, pair in enumerate(pairs)
         for seed in seeds
-        for chunk in chunks
+        for chunk in parts
     ]
     result = SweepResult(direction, metric.name)
     with shown(progress, f"{direction} x{len(variants)} variants"):
-        expect(len(pairs) * len(seeds) * (2 + sum(len(chunk) + 1 for chunk in chunks)))
+        expect(len(pairs) * len(seeds) * (2 + sum(len(chunk) + 1 for chunk in parts)))
         try:
             done = run_tasks(adapter, tasks)
         finally:
@@ -306,8 +308,20 @@ class _ChunkTask:
         return _BASELINES[key]
 
     def __call__(self, adapter: ModelAdapter) -> list[dict]:
-        plan, pair, seed, direction = self.plan, self.pair, self.seed, self.plan.direction
         baseline, ref, m_source = self._baseline(adapter)
+
+        def rows(variants: Sequence[Variant]) -> list[dict]:
+            return self._rows(adapter, tuple(variants), baseline, ref, m_source)
+
+        parts = run_halving(self.chunk, rows, kind=f"sweep {self.plan.key}", what="variants")
+        return [row for part in parts for row in part]
+
+    def _rows(
+        self, adapter: ModelAdapter, chunk: tuple[Variant, ...], baseline: "RunResult", ref: MetricContext,
+        m_source: float,
+    ) -> list[dict]:  # fmt: skip
+        """The rows of ``chunk``'s variants, from one batched generation with a control row."""
+        plan, pair, seed, direction = self.plan, self.pair, self.seed, self.plan.direction
         source = 0 if direction == "denoising" else 1
         target = 1 - source if direction != "ablation" else 0
         target_prompt = (pair.clean, pair.corrupted)[target]
@@ -315,7 +329,7 @@ class _ChunkTask:
         # row 0 is an unpatched control: the target run computed in the same batch
         # shape as its variants, so a site without effect reads exactly zero.
         edits = []
-        for i, variant in enumerate(self.chunk, start=1):
+        for i, variant in enumerate(chunk, start=1):
             for site in variant.sites:
                 if direction == "ablation":
                     op = (
@@ -328,7 +342,7 @@ class _ChunkTask:
                 else:
                     op = Replace(_cached_value(baseline.reads, resolved, site, source, rows_per_sample, 2))
                 edits.append(Edit(site, op, steps=plan.steps, branch=plan.branch, samples=(i,)))
-        n = len(self.chunk) + 1
+        n = len(chunk) + 1
         request = replace(plan.base, prompts=(target_prompt,) * n, seeds=(seed,) * n)
         if plan.start:
             resume_from = baseline.output.step_latents[plan.start][target : target + 1]
@@ -352,7 +366,7 @@ class _ChunkTask:
                 "clean": m_clean,
                 "corrupted": m_corrupted,
             }
-            for i, variant in enumerate(self.chunk, start=1)
+            for i, variant in enumerate(chunk, start=1)
         ]
 
 

@@ -20,6 +20,7 @@ from jaxtyping import Float, Int, jaxtyped
 from torch import Tensor, nn
 
 from interp.adapter import GenerationRequest, ModelAdapter
+from interp.batching import BatchSize, chunks, resolve_batch_size
 from interp.edits import Read
 from interp.errors import TadaError
 from interp.progress import expect
@@ -53,7 +54,7 @@ def feature_activations(
     seeds: Sequence[int] | None = None,
     steps: StepsLike = None,
     branch: Branch | str = Branch.COND,
-    batch_size: int = 8,
+    batch_size: BatchSize = "auto",
 ) -> tuple[Float[Tensor, "step unit d_sae"], tuple[int, ...]]:
     """Mean activation over positions of every SAE feature, per step and generation.
 
@@ -66,7 +67,8 @@ def feature_activations(
         seeds: Seeds per prompt (default: the request's first seed).
         steps: Denoising steps (default all).
         branch: CFG branch (default ``cond``; ``both`` counts each branch as a unit).
-        batch_size: Generations per batched forward pass.
+        batch_size: Generations per batched forward pass, or ``"auto"``
+            (:mod:`interp.batching`).
 
     Returns:
         ``[step, unit, d_sae]`` and the step indices.
@@ -86,14 +88,13 @@ def feature_activations(
         vectors = to_vectors(x).to(device=sae.device, dtype=sae.dtype)
         return sae.encode(vectors).mean(dim=1).float().cpu()  # [rows, d_sae]
 
-    chunks = []
+    parts = []
     expect(len(units))
-    for start in range(0, len(units), batch_size):
-        chunk = units[start : start + batch_size]
+    reads = [Read(name, steps=selection, branch=branch, reduce=encode)]
+    for chunk in chunks(units, resolve_batch_size(batch_size, adapter, request, len(units), reads=reads)):
         batch = replace(request, prompts=tuple(p for p, _ in chunk), seeds=tuple(s for _, s in chunk))
-        result = run(adapter, batch, reads=[Read(name, steps=selection, branch=branch, reduce=encode)])
-        chunks.append(result.reads[name])
-    return torch.cat(chunks, dim=1), selection.resolve(request.num_steps)
+        parts.append(run(adapter, batch, reads=reads).reads[name])
+    return torch.cat(parts, dim=1), selection.resolve(request.num_steps)
 
 
 @jaxtyped(typechecker=beartype)
@@ -191,7 +192,7 @@ def concept_features(
     seeds: Sequence[int] | None = None,
     steps: StepsLike = None,
     branch: Branch | str = Branch.COND,
-    batch_size: int = 8,
+    batch_size: BatchSize = "auto",
     concept: str | None = None,
 ) -> FeatureSelection:
     """Score every feature per step from positive vs negative prompts; keep the top k."""

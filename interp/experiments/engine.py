@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from interp.batching import on_halving
 from interp.distributed import ExecutorConfig, ModelSettings, WorkStore, current, make_executor, using
 from interp.distributed.concurrency import run_side_by_side
 from interp.distributed.executor import recording
@@ -182,7 +183,8 @@ def _run_unit(step: MethodSpec, unit: Any, ctx: StepContext, print_: str, store:
     torch.manual_seed(_unit_seed(step.name, unit.id))
     work = WorkStore(store.root / "work" / f"{step.name}.{unit.id}.{print_}")  # finished items
     try:
-        with watch.unit(step.name, unit.id, print_), recording(work):
+        halved = on_halving(lambda message: watch.log.note(step.name, unit.id, message))
+        with watch.unit(step.name, unit.id, print_), recording(work), halved:
             rows = step.run_unit(unit, ctx)
     except Exception as error:
         error.add_note(f"(while running unit {unit.id!r} of step {step.name!r}, method {step.method!r})")

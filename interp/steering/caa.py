@@ -23,6 +23,7 @@ from beartype import beartype
 from torch import Tensor
 
 from interp.adapter import GenerationRequest, ModelAdapter
+from interp.batching import BatchSize, chunks, resolve_batch_size
 from interp.distributed.executor import run_tasks
 from interp.distributed.tasks import GenerationTask
 from interp.edits import Read
@@ -145,7 +146,7 @@ def activation_means(
     seeds: Sequence[int] | None = None,
     steps: StepsLike = None,
     branch: Branch | str = Branch.COND,
-    batch_size: int = 8,
+    batch_size: BatchSize = "auto",
 ) -> tuple[dict[str, Tensor], tuple[int, ...]]:
     """Mean activation per site and step over prompts x seeds, batch and positions.
 
@@ -157,15 +158,14 @@ def activation_means(
         seeds: Each prompt runs once per seed (default: the request's first seed).
         steps: Denoising steps to read (default all).
         branch: CFG branch whose rows are averaged (default conditional).
-        batch_size: Generations per batched forward pass.
+        batch_size: Generations per batched forward pass, or ``"auto"``
+            (:mod:`interp.batching`).
 
     Returns:
         Site name -> ``[step, *site dims]`` (float32) and the step indices.
     """
     if not prompts:
         raise TadaError("activation_means needs at least one prompt.")
-    if batch_size < 1:
-        raise TadaError(f"batch_size must be >= 1, got {batch_size}.")
     names = [s.name for s in adapter.catalog.parse_many(sites)]
     seeds = (request.seeds[0],) if seeds is None else tuple(seeds)
     selection = Steps.parse(steps)
@@ -175,9 +175,9 @@ def activation_means(
     sums: dict[str, Tensor] = {}
     expect(len(units))
     reads = tuple(Read(n, steps=selection, branch=branch, reduce=_position_mean_sum) for n in names)
+    size = resolve_batch_size(batch_size, adapter, request, len(units), reads=reads)
     tasks = []
-    for start in range(0, len(units), batch_size):
-        chunk = units[start : start + batch_size]
+    for chunk in chunks(units, size):
         batch = replace(request, prompts=tuple(p for p, _ in chunk), seeds=tuple(s for _, s in chunk))
         tasks.append(GenerationTask(batch, reads=reads))
     for result in run_tasks(adapter, tasks):  # batches in order: the same sums on any executor
@@ -201,7 +201,7 @@ def compute_caa(
     branch: Branch | str = Branch.COND,
     normalize: bool = True,
     average_steps: bool = False,
-    batch_size: int = 8,
+    batch_size: BatchSize = "auto",
     concept: str | None = None,
 ) -> SteeringVectors:
     """CAA steering vectors: mean(positive) - mean(negative) per site and step.
@@ -219,7 +219,7 @@ def compute_caa(
         branch: CFG branch to average (default ``cond``, as in TADA).
         normalize: L2-normalize each vector.
         average_steps: Return one vector per site, averaged over the steps.
-        batch_size: Generations per batched forward pass.
+        batch_size: Generations per batched forward pass, or ``"auto"``.
         concept: Concept name recorded in the metadata.
 
     Returns:

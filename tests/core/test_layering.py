@@ -58,6 +58,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "interp.backend",
             "interp.significance",
             "interp.selection",
+            "interp.memory",
         ),
     ),
     ("sites", ("interp.sites", "interp.components", "interp.catalog")),
@@ -70,6 +71,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "interp.adapter",
             "interp.registry",
             "interp.distributed",
+            "interp.batching",
         ),
     ),
     (

@@ -1,0 +1,248 @@
+"""Batch sizes that fit: ``batch_size: auto`` and halving on out-of-memory errors.
+
+**Auto.** :func:`resolve_batch_size` turns ``"auto"`` into the largest batch whose
+estimated peak fits in :data:`MEMORY_FRACTION` of the device's free memory
+(:func:`interp.memory.available_bytes`), capped by the work's size. The estimate comes
+from one *probe* (:func:`probe_row_bytes`): a real generation of one sample for one
+denoising step, without decoding, whose peak memory growth is measured
+(:class:`interp.memory.PeakMeter`). The whole growth is charged to the probe's one
+sample, fixed costs included, so larger batches are estimated high, never low. Reads
+kept over many steps are added per step from the probe's own reads; decoding is left
+out because it runs in chunks that fit on their own (:mod:`interp.decoding`). The
+probe is run once per model and generation settings in a process and its estimate is
+kept; the free memory is read again at every resolution.
+
+**Halving.** :func:`run_halving` runs a chunk of work items and, when the memory runs
+out (:func:`interp.memory.is_out_of_memory`), splits the chunk in two and runs the
+halves, with one line on the console and in the run log (:func:`on_halving`). Work
+in the same process that shares the chunk's ``kind`` then starts at the smaller size.
+At one item it raises :class:`OutOfMemory`.
+
+Neither changes results: rows of a batched generation do not depend on each other
+(every sample has its own seed), so any split gives the same numbers.
+"""
+
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import replace
+from typing import Literal, TypeVar
+
+import torch
+
+from interp.adapter import GenerationRequest, ModelAdapter
+from interp.edits import Read
+from interp.errors import TadaError
+from interp.memory import PeakMeter, available_bytes, is_out_of_memory
+from interp.quiet import TadaWarning
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: ``batch_size`` as specs and library functions take it.
+BatchSize = int | Literal["auto"]
+AUTO: Literal["auto"] = "auto"
+#: Share of the free memory an automatic batch may fill (the rest absorbs what the
+#: probe cannot see: allocator fragmentation, other processes growing meanwhile).
+MEMORY_FRACTION = 0.7
+
+
+class OutOfMemory(TadaError, MemoryError):
+    """One work item does not fit in memory, even alone."""
+
+
+def check_batch_size(batch_size: object, what: str = "batch_size") -> BatchSize:
+    """``batch_size`` if it is an int >= 1 or ``"auto"``; a clear error otherwise."""
+    if batch_size == AUTO:
+        return AUTO
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise TadaError(
+            f"{what} must be 'auto' (the largest batch that fits in memory) or an integer >= 1, "
+            f"got {batch_size!r}."
+        )
+    return batch_size
+
+
+def fitting_batch(row_bytes: int, free_bytes: int, cap: int, fixed_rows: int = 0) -> int:
+    """The largest batch of ``cap`` or fewer whose rows (plus ``fixed_rows`` that every
+    batch carries, e.g. a control row) fit in :data:`MEMORY_FRACTION` of ``free_bytes``;
+    at least 1."""
+    if cap < 1:
+        return 1
+    rows = int(MEMORY_FRACTION * free_bytes) // max(row_bytes, 1) - fixed_rows
+    return max(1, min(cap, rows))
+
+
+_PROBES: dict[tuple, int] = {}
+
+
+def _probe_key(adapter: ModelAdapter, request: GenerationRequest, reads: Sequence[Read]) -> tuple:
+    settings = replace(
+        request, prompts=("",), seeds=(0,), start_step=0, start_latents=None, keep_latents_at=()
+    )
+    return (id(adapter), repr(settings), tuple((r.site.name, r.branch.value, r.reduce) for r in reads))
+
+
+def probe_row_bytes(adapter: ModelAdapter, request: GenerationRequest, reads: Sequence[Read] = ()) -> int:
+    """Estimated peak bytes one sample of ``request`` adds, reads included.
+
+    Runs one sample of ``request`` for one denoising step, undecoded, with ``reads`` on
+    that step, and measures its peak growth; each read's bytes on that step count again
+    for every further step it keeps. Kept per model and settings for the process.
+
+    Args:
+        adapter: The model.
+        request: The generation settings of the work (its first prompt and seed are used).
+        reads: The reads every generation of the work makes.
+    """
+    from interp.runner import run
+
+    key = _probe_key(adapter, request, reads)
+    if key in _PROBES:
+        return _PROBES[key]
+    probe = replace(
+        request,
+        prompts=request.prompts[:1],
+        seeds=request.seeds[:1],
+        num_steps=1,
+        decode=False,
+        start_step=0,
+        start_latents=None,
+        keep_latents_at=(),
+        keep_graph=False,
+    )
+    probe_reads = [Read(r.site, steps=None, branch=r.branch, reduce=r.reduce, key=r.key) for r in reads]
+    with PeakMeter(adapter.device) as meter, torch.no_grad():
+        result = run(adapter, probe, reads=probe_reads)
+    held = 0
+    for read in reads:
+        per_step = result.reads[read.key].element_size() * result.reads[read.key][0].numel()
+        held += per_step * max(len(read.steps.resolve(request.num_steps)) - 1, 0)
+    latents = result.output.latents
+    kept = latents.element_size() * latents.numel() * (len(request.keep_latents_at) + 1)
+    _PROBES[key] = int(meter.peak_bytes + held + kept)
+    return _PROBES[key]
+
+
+def resolve_batch_size(
+    batch_size: BatchSize,
+    adapter: ModelAdapter,
+    request: GenerationRequest,
+    cap: int,
+    *,
+    reads: Sequence[Read] = (),
+    fixed_rows: int = 0,
+) -> int:
+    """``batch_size`` as a number: itself if it is one, else the largest batch that fits.
+
+    Args:
+        batch_size: An int, or ``"auto"``.
+        adapter: The model.
+        request: The settings every batch is generated with.
+        cap: The work's size (no batch is larger).
+        reads: The reads each batch makes.
+        fixed_rows: Samples every batch adds to its ``batch_size`` (a control row).
+    """
+    batch_size = check_batch_size(batch_size)
+    if batch_size != AUTO:
+        return batch_size
+    if cap <= 1:
+        return 1
+    row = probe_row_bytes(adapter, request, reads)
+    return fitting_batch(row, available_bytes(adapter.device), cap, fixed_rows)
+
+
+#: Listeners told of every halving (the engine writes them to run.log).
+_LISTENERS: ContextVar[tuple[Callable[[str], None], ...]] = ContextVar("tada_halving_listeners", default=())
+#: Kind of work -> the largest chunk known to fit, learned from out-of-memory errors.
+_CEILINGS: dict[str, int] = {}
+
+
+@contextmanager
+def on_halving(listener: Callable[[str], None]) -> Iterator[None]:
+    """Call ``listener(message)`` for every halving inside the block."""
+    token = _LISTENERS.set((*_LISTENERS.get(), listener))
+    try:
+        yield
+    finally:
+        _LISTENERS.reset(token)
+
+
+def _announce(message: str) -> None:
+    warnings.warn(TadaWarning(message), stacklevel=3)
+    for listener in _LISTENERS.get():
+        listener(message)
+
+
+def run_halving(
+    items: Sequence[T], run_chunk: Callable[[Sequence[T]], R], kind: str, what: str = "items"
+) -> list[R]:
+    """``[run_chunk(items)]``, or the results of its parts if it runs out of memory.
+
+    A chunk that runs out of memory is cut in two halves (the first one the larger),
+    each run the same way; what comes back is the result of every chunk that ran, in
+    the order of their items.
+
+    Args:
+        items: The chunk's work items.
+        run_chunk: Runs a chunk of items.
+        kind: The kind of work: chunks of one kind in this process start at the size
+            halving last found to fit.
+        what: What an item is, for messages (``"variants"``, ``"samples"``).
+    """
+    ceiling = _CEILINGS.get(kind)
+    if ceiling is not None and len(items) > ceiling:
+        return [r for part in chunks(items, ceiling) for r in run_halving(part, run_chunk, kind, what)]
+    try:
+        return [run_chunk(items)]
+    except Exception as error:
+        if isinstance(error, OutOfMemory) or not is_out_of_memory(error):
+            raise
+        if len(items) <= 1:
+            first = str(error).splitlines()[0] if str(error) else ""
+            raise OutOfMemory(
+                f"Out of memory with a batch of one ({what}): {type(error).__name__}: {first}. "
+                f"Free memory on the device, or use a smaller dtype (model: {{dtype: bfloat16}}), "
+                f"fewer steps or reads, or a shorter duration."
+            ) from error
+        half = (len(items) + 1) // 2
+        _CEILINGS[kind] = min(_CEILINGS.get(kind, half), half)
+        _announce(
+            f"out of memory with a batch of {len(items)} {what}; retrying as {half} + {len(items) - half}."
+        )
+        return run_halving(items[:half], run_chunk, kind, what) + run_halving(
+            items[half:], run_chunk, kind, what
+        )
+
+
+def forget_halvings() -> None:
+    """Forget the chunk sizes learned from out-of-memory errors (tests, a new device)."""
+    _CEILINGS.clear()
+
+
+def chunks(items: Sequence[T], size: int) -> list[tuple[T, ...]]:
+    """``items`` cut into consecutive tuples of ``size`` (the last may be shorter)."""
+    return [tuple(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def describe(batch_size: BatchSize, resolved: int) -> str:
+    """``"8"`` or ``"auto (8)"`` for messages."""
+    return str(resolved) if batch_size != AUTO else f"auto ({resolved})"
+
+
+__all__ = [
+    "AUTO",
+    "MEMORY_FRACTION",
+    "BatchSize",
+    "OutOfMemory",
+    "check_batch_size",
+    "chunks",
+    "describe",
+    "fitting_batch",
+    "forget_halvings",
+    "on_halving",
+    "probe_row_bytes",
+    "resolve_batch_size",
+    "run_halving",
+]
