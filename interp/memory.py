@@ -6,7 +6,10 @@ error means the memory ran out.
 * :class:`PeakMeter`: the peak memory a block added on top of what was in use when it
   started. CUDA: ``max_memory_allocated`` after ``reset_peak_memory_stats``. CPU: the
   process's resident-set high-water mark (``VmHWM``) after resetting it through
-  ``/proc/self/clear_refs``, minus the resident set at the start. Where the reset is
+  ``/proc/self/clear_refs``, minus the resident set at the start. Memory the C
+  allocator keeps after earlier frees is returned to the system first
+  (``malloc_trim``), or the block would reuse it without its resident set growing and
+  its peak would read low. Where the reset is
   not allowed, the high-water mark of the whole process is used (it can only
   overestimate the block's peak when the block raised it, and reports zero growth
   otherwise, see :attr:`PeakMeter.exact`).
@@ -53,6 +56,16 @@ def _hwm_bytes() -> int:
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def _release_freed_memory() -> None:
+    """Give memory that glibc's allocator holds after frees back to the system."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to release
+        pass
 
 
 def _reset_hwm() -> bool:
@@ -123,6 +136,7 @@ class PeakMeter:
             torch.cuda.reset_peak_memory_stats(self.device)
             self._start = torch.cuda.memory_allocated(self.device)
         else:
+            _release_freed_memory()
             self.exact = _reset_hwm()
             self._start = _rss_bytes() if self.exact else _hwm_bytes()
         return self

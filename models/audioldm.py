@@ -23,7 +23,7 @@ from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
 from interp.catalog import SiteCatalog
 from models.hub import load_pipeline, on_meta
 from models.offline import structure_config
-from models.pipeline_call import call_pipeline
+from models.pipeline_call import call_pipeline, mel_decoder
 from models.unet import one_waveform_per_prompt, unet_catalog
 
 
@@ -55,7 +55,12 @@ class AudioLDMAdapter(ModelAdapter):
         self.require_weights("generate")
         one_waveform_per_prompt(request)
         return call_pipeline(
-            self.pipeline, request, self.device, self.sample_rate, duration_argument="audio_length_in_s"
+            self.pipeline,
+            request,
+            self.device,
+            self.sample_rate,
+            duration_argument="audio_length_in_s",
+            decoder=mel_decoder(self.pipeline),
         )
 
     def default_request(self, prompts: list[str], seeds: list[int]) -> GenerationRequest:

@@ -14,7 +14,7 @@ from diffusers import StableAudioDiTModel, StableAudioPipeline
 from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
 from models.attention import attention_catalog
 from models.hub import load_pipeline, on_meta, shipped_config
-from models.pipeline_call import call_pipeline
+from models.pipeline_call import call_pipeline, stable_audio_decoder
 
 
 class StableAudioAdapter(ModelAdapter):
@@ -53,7 +53,12 @@ class StableAudioAdapter(ModelAdapter):
     def generate(self, request: GenerationRequest) -> GenerationOutput:
         self.require_weights("generate")
         return call_pipeline(
-            self.pipeline, request, self.device, self.sample_rate, duration_argument="audio_end_in_s"
+            self.pipeline,
+            request,
+            self.device,
+            self.sample_rate,
+            duration_argument="audio_end_in_s",
+            decoder=stable_audio_decoder(self.pipeline),
         )
 
     def default_request(self, prompts: list[str], seeds: list[int]) -> GenerationRequest:

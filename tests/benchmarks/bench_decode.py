@@ -1,0 +1,119 @@
+"""Memory-aware decoding of Stable Audio latents: receptive field, cropped vs full, batch.
+
+Run on demand (not collected by pytest)::
+
+    python tests/benchmarks/bench_decode.py --quick          # narrow decoder, seconds
+    python tests/benchmarks/bench_decode.py                   # full-size Oobleck, minutes
+    python tests/benchmarks/bench_decode.py --batch 9         # + 9 latents at 47.55 s
+
+The decoder is the full-size Oobleck VAE of Stable Audio Open 1.0 built from
+``models/configs/stable-audio-open-1.0/vae.json`` with random weights (``--quick``:
+the same strides, 8 channels instead of 128, so the same receptive field in frames).
+Three measurements:
+
+1. **Receptive field**: decode 64 random latent frames, add 1 to frame 32, and report
+   how many frames either side the output changed (the margin must exceed it).
+2. **Cropped vs full**: decode all 1024 frames (47.55 s) and only the frames that
+   ``--duration`` seconds need plus the margin (as :func:`models.pipeline_call.
+   stable_audio_decoder` does); print the largest difference over the kept samples,
+   the time and the peak memory of each.
+3. ``--batch N``: decode N latents of 47.55 s through the adapter's decoder
+   (chunks that fit, :func:`models.decoding.decode_in_chunks`) and print the peak
+   resident memory of the process; before, the pipeline decoded the N at once.
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+from diffusers.models.autoencoders.autoencoder_oobleck import AutoencoderOobleck
+
+from interp.adapter import GenerationRequest
+from interp.memory import PeakMeter, process_peak_bytes
+from models.decoding import OOBLECK_MARGIN_FRAMES, frames_to_decode
+from models.pipeline_call import stable_audio_decoder
+
+CONFIG = Path(__file__).resolve().parents[2] / "models" / "configs" / "stable-audio-open-1.0" / "vae.json"
+
+
+def build(quick: bool) -> Any:
+    config = {k: v for k, v in json.loads(CONFIG.read_text()).items() if not k.startswith("_")}
+    if quick:
+        config.update(encoder_hidden_size=8, decoder_channels=8)
+    torch.manual_seed(0)
+    return AutoencoderOobleck(**config).eval()
+
+
+def receptive_field(vae: Any, frames: int = 64) -> float:
+    hop = vae.hop_length
+    z = torch.randn(1, vae.config.decoder_input_channels, frames)
+    moved = z.clone()
+    moved[..., frames // 2] += 1.0
+    with torch.no_grad():
+        changed = (vae.decode(z).sample - vae.decode(moved).sample).abs().amax(dim=(0, 1)).nonzero().flatten()
+    left = frames // 2 - int(changed.min()) / hop
+    right = (int(changed.max()) + 1) / hop - (frames // 2 + 1)
+    print(f"receptive field: one latent frame changes the output {left:.2f} frames before it and "
+          f"{right:.2f} frames after it; margin used: {OOBLECK_MARGIN_FRAMES} frames")  # fmt: skip
+    return max(left, right)
+
+
+def timed(decode, z: torch.Tensor) -> tuple[torch.Tensor, float, int]:
+    with PeakMeter("cpu") as meter, torch.no_grad():
+        start = time.perf_counter()
+        audio = decode(z)
+        seconds = time.perf_counter() - start
+    return audio, seconds, meter.peak_bytes
+
+
+def cropped_vs_full(vae: Any, frames: int, duration: float) -> None:
+    rate, hop = int(vae.config.sampling_rate), vae.hop_length
+    z = torch.randn(1, vae.config.decoder_input_channels, frames)
+    end = int(duration * rate)
+    kept = frames_to_decode(duration, frames, hop, rate, OOBLECK_MARGIN_FRAMES)
+    full, t_full, m_full = timed(lambda x: vae.decode(x).sample[..., :end], z)
+    crop, t_crop, m_crop = timed(lambda x: vae.decode(x[..., :kept]).sample[..., :end], z)
+    error = float((full - crop).abs().max())
+    scale = float(full.abs().max())
+    print(f"{duration:g} s of {frames * hop / rate:.2f} s: decode {kept} of {frames} frames")
+    print(f"  full decode:    {t_full:7.1f} s, peak {m_full / 2**30:6.2f} GB")
+    print(f"  cropped decode: {t_crop:7.1f} s, peak {m_crop / 2**30:6.2f} GB  "
+          f"(time x{t_full / t_crop:.1f} less, memory x{m_full / max(m_crop, 1):.1f} less)")  # fmt: skip
+    print(f"  max abs difference over the {end} kept samples: {error:.3g} (output scale {scale:.3g})")
+
+
+def batch(vae: Any, frames: int, n: int) -> None:
+    decoder = stable_audio_decoder(SimpleNamespace(vae=vae))
+    latents = torch.randn(n, vae.config.decoder_input_channels, frames)
+    request = GenerationRequest(prompts=("x",) * n, seeds=tuple(range(n)), duration_s=None)
+    audio, seconds, peak = timed(lambda z: decoder(z, request), latents)
+    print(f"batch of {n} at {frames * vae.hop_length / vae.config.sampling_rate:.2f} s: audio "
+          f"{tuple(audio.shape)} in {seconds:.1f} s; peak growth {peak / 2**30:.2f} GB; process peak "
+          f"RSS {process_peak_bytes() / 2**30:.2f} GB")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="8-channel decoder, 256 frames")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds kept by the cropped decode")
+    parser.add_argument("--batch", type=int, default=0, help="also decode this many latents of full length")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    vae = build(args.quick)
+    frames = 256 if args.quick else 1024
+    duration = min(args.duration, 2.0) if args.quick else args.duration
+    print(f"Oobleck decoder: {sum(p.numel() for p in vae.decoder.parameters()) / 1e6:.1f}M parameters, "
+          f"hop {vae.hop_length}, {vae.config.sampling_rate} Hz")  # fmt: skip
+    receptive_field(vae)
+    cropped_vs_full(vae, frames, duration)
+    if args.batch:
+        batch(vae, frames, args.batch)
+
+
+if __name__ == "__main__":
+    main()
