@@ -45,6 +45,7 @@ from interp.experiments.table import write_table
 from interp.experiments.units import Row, UnitResult, UnitStore, fingerprint, write_text
 from interp.experiments.watch import ProgressOption, StepWatch
 from interp.experiments.yamlio import dump
+from interp.read_store import read_budget
 from interp.registry import check_device
 
 
@@ -184,11 +185,14 @@ def _run_unit(step: MethodSpec, unit: Any, ctx: StepContext, print_: str, store:
     work = WorkStore(store.root / "work" / f"{step.name}.{unit.id}.{print_}")  # finished items
     try:
         halved = on_halving(lambda message: watch.log.note(step.name, unit.id, message))
-        with watch.unit(step.name, unit.id, print_), recording(work), halved:
+        spill = read_budget(directory=ctx.out_dir / "spill")  # large reads stream to files there
+        with watch.unit(step.name, unit.id, print_), recording(work), halved, spill:
             rows = step.run_unit(unit, ctx)
     except Exception as error:
         error.add_note(f"(while running unit {unit.id!r} of step {step.name!r}, method {step.method!r})")
         raise
+    finally:
+        _remove_empty(ctx.out_dir / "spill")
     if not isinstance(rows, list) or not all(isinstance(r, Row) for r in rows):
         raise TadaError(
             f"Method {step.method!r}: run_unit must return a list of Row, got {type(rows).__name__}."
@@ -200,6 +204,14 @@ def _run_unit(step: MethodSpec, unit: Any, ctx: StepContext, print_: str, store:
     store.save(step.name, result)
     work.remove()
     return result
+
+
+def _remove_empty(folder: Path) -> None:
+    """Remove ``folder`` if it exists and is empty (the files in it are unlinked once mapped)."""
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
 
 
 def run(

@@ -72,6 +72,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "interp.registry",
             "interp.distributed",
             "interp.batching",
+            "interp.read_store",
         ),
     ),
     (
