@@ -195,9 +195,7 @@ def _check_batch_size(value: Any) -> Any:
         return value
     raise PydanticCustomError(
         "batch_size",
-        "batch_size must be 'auto' (the largest batch that fits in free memory) or an integer >= 1, "
-        "got {value!r}",
-        {"value": value},
+        "batch_size must be 'auto' (the largest batch that fits in free memory) or an integer >= 1",
     )
 
 
