@@ -1,11 +1,12 @@
 """Memory-aware decoding of final latents to audio, shared by the diffusers adapters.
 
-* **Never a batch that cannot fit.** :func:`decode_in_chunks` decodes the first sample
-  alone while measuring its peak memory (:class:`interp.memory.PeakMeter`), then the
-  others in chunks of as many samples as fit in the free memory
-  (:func:`interp.batching.fitting_batch`); a chunk that still runs out of memory is
-  halved (:func:`interp.batching.run_halving`). A full-size Stable Audio decode of 47 s
-  takes about 11 GB per sample: a batch of 9 decoded at once would need about 55 GB.
+* **Never a batch that cannot fit.** :func:`decode_per_sample` decodes one sample at a
+  time. A full-size Stable Audio decode of 47 s takes about 11 GB per sample: a batch
+  of 9 decoded at once would need about 55 GB. One at a time, a sample's audio never
+  depends on the batch it came in (batched convolutions round differently), so the
+  audio is the same bits whatever the batch and whatever memory is free; the decoder is
+  a small part of a generation's time (one pass against 100 denoiser steps). A sample
+  that does not fit alone raises :class:`interp.batching.OutOfMemory` with what to do.
 * **Only the frames the duration needs.** Stable Audio's pipeline denoises all
   ``sample_size`` latent frames (47.55 s) and crops the decoded audio to the requested
   duration. Its Oobleck VAE is convolutional with a bounded receptive field, so
@@ -26,13 +27,12 @@ scale of 0.4).
 """
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from interp.batching import chunks, fitting_batch, run_halving
-from interp.memory import PeakMeter, available_bytes
+from interp.batching import run_halving
 
 #: Latent frames decoded beyond the last one the requested audio needs (measured: the
 #: decoder's output at a frame depends on 10 frames either side; see the module docstring).
@@ -49,28 +49,21 @@ def frames_to_decode(
     return min(total_frames, needed + margin)
 
 
-def decode_in_chunks(decode: Callable[[Tensor], Tensor], latents: Tensor, kind: str) -> Tensor:
-    """``decode(latents)`` computed a few samples at a time, as many as fit.
+def decode_per_sample(decode: Callable[[Tensor], Tensor], latents: Tensor) -> Tensor:
+    """``decode(latents)`` computed one sample at a time.
 
     Args:
         decode: Decodes a batch of latents (rows are independent).
         latents: The batch, samples first.
-        kind: The kind of decode, for the halving it may learn (model and length).
 
     Returns:
         The decoded batch, rows in order.
     """
-    rows = list(range(int(latents.shape[0])))
-
-    def run(indices: Sequence[int]) -> Tensor:
-        return decode(latents[indices[0] : indices[-1] + 1])
-
-    with PeakMeter(latents.device) as meter:
-        first = run_halving(rows[:1], run, kind, "samples to decode")
-    rest = rows[1:]
-    if not rest:
-        return torch.cat(first)
-    measured = meter.exact and meter.peak_bytes > 0
-    size = fitting_batch(meter.peak_bytes, available_bytes(latents.device), cap=len(rest)) if measured else 1
-    parts = [t for chunk in chunks(rest, size) for t in run_halving(chunk, run, kind, "samples to decode")]
-    return torch.cat(first + parts)
+    parts = [
+        part
+        for i in range(int(latents.shape[0]))
+        for part in run_halving(
+            [i], lambda rows: decode(latents[rows[0] : rows[0] + 1]), "decode", "sample to decode"
+        )
+    ]
+    return torch.cat(parts)

@@ -8,9 +8,9 @@ skipped when the request asks for latents only. Each step is reported to
 :mod:`interp.progress` from the same callback.
 
 The pipeline itself never decodes: it returns latents, and the adapter's decoder
-(:func:`stable_audio_decoder`, :func:`mel_decoder`) turns them into audio a few samples
-at a time, as many as fit in memory (:func:`models.decoding.decode_in_chunks`), and, for
-Stable Audio, from only the latent frames the requested duration needs.
+(:func:`stable_audio_decoder`, :func:`mel_decoder`) turns them into audio one sample at
+a time (:func:`models.decoding.decode_per_sample`) and, for Stable Audio, from only the
+latent frames the requested duration needs.
 """
 
 from collections.abc import Callable
@@ -22,7 +22,7 @@ from torch import Tensor
 
 from interp.adapter import GenerationOutput, GenerationRequest
 from interp.progress import denoising_step
-from models.decoding import OOBLECK_MARGIN_FRAMES, decode_in_chunks, frames_to_decode
+from models.decoding import OOBLECK_MARGIN_FRAMES, decode_per_sample, frames_to_decode
 
 #: Latents (batch first) and the request -> audio, batch first.
 Decoder = Callable[[Tensor, GenerationRequest], Tensor]
@@ -42,7 +42,7 @@ def stable_audio_decoder(pipeline: Any) -> Decoder:
         def rows(z: Tensor) -> Tensor:
             return vae.decode(z[..., :frames]).sample[..., :end]
 
-        return decode_in_chunks(rows, latents, f"oobleck {id(vae)} {frames}")
+        return decode_per_sample(rows, latents)
 
     return decode
 
@@ -63,7 +63,7 @@ def mel_decoder(pipeline: Any) -> Decoder:
             mel = pipeline.vae.decode(z / pipeline.vae.config.scaling_factor).sample
             return pipeline.mel_spectrogram_to_waveform(mel)[:, :length]
 
-        return decode_in_chunks(rows, latents, f"mel {id(pipeline.vae)} {length}")
+        return decode_per_sample(rows, latents)
 
     return decode
 

@@ -18,8 +18,8 @@ Three measurements:
    stable_audio_decoder` does); print the largest difference over the kept samples,
    the time and the peak memory of each.
 3. ``--batch N``: decode N latents of 47.55 s through the adapter's decoder
-   (chunks that fit, :func:`models.decoding.decode_in_chunks`) and print the peak
-   resident memory of the process; before, the pipeline decoded the N at once.
+   (one sample at a time, :func:`models.decoding.decode_per_sample`) and print the
+   peak resident memory of the process; before, the pipeline decoded the N at once.
 """
 
 import argparse
@@ -101,15 +101,20 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="8-channel decoder, 256 frames")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds kept by the cropped decode")
     parser.add_argument("--batch", type=int, default=0, help="also decode this many latents of full length")
+    parser.add_argument(
+        "--frames", type=int, default=0, help="latent frames (default 1024, 47.55 s; --quick 256)"
+    )
+    parser.add_argument("--no-field", action="store_true", help="skip the receptive-field measurement")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     vae = build(args.quick)
-    frames = 256 if args.quick else 1024
+    frames = args.frames or (256 if args.quick else 1024)
     duration = min(args.duration, 2.0) if args.quick else args.duration
     print(f"Oobleck decoder: {sum(p.numel() for p in vae.decoder.parameters()) / 1e6:.1f}M parameters, "
           f"hop {vae.hop_length}, {vae.config.sampling_rate} Hz")  # fmt: skip
-    receptive_field(vae)
+    if not args.no_field:
+        receptive_field(vae)
     cropped_vs_full(vae, frames, duration)
     if args.batch:
         batch(vae, frames, args.batch)

@@ -1,5 +1,5 @@
-"""Memory-aware decoding: chunks that fit, and Stable Audio decoding only the frames the
-duration needs (models/decoding.py, models/pipeline_call.py)."""
+"""Memory-aware decoding: one sample at a time, and Stable Audio decoding only the frames
+the duration needs (models/decoding.py, models/pipeline_call.py)."""
 
 from dataclasses import replace
 
@@ -9,7 +9,7 @@ from diffusers.models.autoencoders.autoencoder_oobleck import AutoencoderOobleck
 
 from interp.adapter import GenerationRequest
 from interp.batching import forget_halvings
-from models.decoding import OOBLECK_MARGIN_FRAMES, decode_in_chunks, frames_to_decode
+from models.decoding import OOBLECK_MARGIN_FRAMES, decode_per_sample, frames_to_decode
 
 
 def test_frames_to_decode_counts_the_duration_plus_the_margin():
@@ -57,21 +57,29 @@ def test_the_cropped_decode_equals_the_full_decode_over_the_kept_audio(narrow_oo
     assert (short - full).abs().max() > 1e-3 * full.abs().max()
 
 
-def test_chunks_that_run_out_of_memory_are_halved_and_give_the_per_row_decode(narrow_oobleck):
+def test_samples_are_decoded_one_at_a_time_and_one_that_does_not_fit_is_a_clear_error(narrow_oobleck):
+    from interp.batching import OutOfMemory
+
     vae = narrow_oobleck
-    z = torch.randn(4, 64, 6)
+    z = torch.randn(3, 64, 6)
+    seen = []
 
     def decode(x):
-        if x.shape[0] > 1:
-            raise torch.OutOfMemoryError("CUDA out of memory (planted): more than one sample")
+        seen.append(int(x.shape[0]))
         return vae.decode(x).sample
 
-    forget_halvings()
     with torch.no_grad():
-        chunked = decode_in_chunks(decode, z, kind="test-decode")
-        rows = torch.cat([vae.decode(z[i : i + 1]).sample for i in range(4)])
+        decoded = decode_per_sample(decode, z)
+        rows = torch.cat([vae.decode(z[i : i + 1]).sample for i in range(3)])
+    assert seen == [1, 1, 1]
+    assert torch.equal(decoded, rows)  # a sample's audio never depends on its batch
+
+    def too_big(x):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 11.20 GiB")
+
     forget_halvings()
-    assert torch.equal(chunked, rows)
+    with pytest.raises(OutOfMemory, match="batch of one .*11.20 GiB"):
+        decode_per_sample(too_big, z)
 
 
 @pytest.mark.parametrize("family", ["stable-audio", "audioldm2"])
