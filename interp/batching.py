@@ -10,7 +10,8 @@ sample, fixed costs included, so larger batches are estimated high, never low. R
 kept over many steps are added per step from the probe's own reads; decoding is left
 out because it runs in chunks that fit on their own (:mod:`interp.decoding`). The
 probe is run once per model and generation settings in a process and its estimate is
-kept; the free memory is read again at every resolution.
+kept; the free memory is read again at every resolution, and shared between the
+executor's workers (Ray actors on one machine run their batches at once).
 
 **Halving.** :func:`run_halving` runs a chunk of work items and, when the memory runs
 out (:func:`interp.memory.is_out_of_memory`), splits the chunk in two and runs the
@@ -35,6 +36,7 @@ from interp.adapter import GenerationRequest, ModelAdapter
 from interp.edits import Read
 from interp.errors import TadaError
 from interp.memory import PeakMeter, available_bytes, is_out_of_memory
+from interp.progress import expect
 from interp.quiet import TadaWarning
 
 T = TypeVar("T")
@@ -113,6 +115,7 @@ def probe_row_bytes(adapter: ModelAdapter, request: GenerationRequest, reads: Se
         keep_graph=False,
     )
     probe_reads = [Read(r.site, steps=None, branch=r.branch, reduce=r.reduce, key=r.key) for r in reads]
+    expect(1)  # the probe is a generation the progress display counts
     with PeakMeter(adapter.device) as meter, torch.no_grad():
         result = run(adapter, probe, reads=probe_reads)
     held = 0
@@ -149,8 +152,11 @@ def resolve_batch_size(
         return batch_size
     if cap <= 1:
         return 1
+    from interp.distributed.executor import current
+
     row = probe_row_bytes(adapter, request, reads)
-    return fitting_batch(row, available_bytes(adapter.device), cap, fixed_rows)
+    # several workers (Ray actors on this machine) run batches at once: share the memory
+    return fitting_batch(row, available_bytes(adapter.device) // max(current().workers, 1), cap, fixed_rows)
 
 
 #: Listeners told of every halving (the engine writes them to run.log).
