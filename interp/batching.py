@@ -27,7 +27,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Literal, TypeVar
 
 import torch
@@ -76,7 +76,20 @@ def fitting_batch(row_bytes: int, free_bytes: int, cap: int, fixed_rows: int = 0
     return max(1, min(cap, rows))
 
 
-_PROBES: dict[tuple, int] = {}
+@dataclass(frozen=True)
+class Probe:
+    """What one sample of a piece of work costs.
+
+    Attributes:
+        row_bytes: Estimated peak bytes one sample adds, its reads over all steps included.
+        read_bytes: Read key -> bytes the read holds for one sample over all its steps.
+    """
+
+    row_bytes: int
+    read_bytes: dict[str, int]
+
+
+_PROBES: dict[tuple, Probe] = {}
 
 
 def _probe_key(adapter: ModelAdapter, request: GenerationRequest, reads: Sequence[Read]) -> tuple:
@@ -86,8 +99,8 @@ def _probe_key(adapter: ModelAdapter, request: GenerationRequest, reads: Sequenc
     return (id(adapter), repr(settings), tuple((r.site.name, r.branch.value, r.reduce) for r in reads))
 
 
-def probe_row_bytes(adapter: ModelAdapter, request: GenerationRequest, reads: Sequence[Read] = ()) -> int:
-    """Estimated peak bytes one sample of ``request`` adds, reads included.
+def probe(adapter: ModelAdapter, request: GenerationRequest, reads: Sequence[Read] = ()) -> Probe:
+    """Measure what one sample of ``request`` costs (see :class:`Probe`).
 
     Runs one sample of ``request`` for one denoising step, undecoded, with ``reads`` on
     that step, and measures its peak growth; each read's bytes on that step count again
@@ -103,7 +116,7 @@ def probe_row_bytes(adapter: ModelAdapter, request: GenerationRequest, reads: Se
     key = _probe_key(adapter, request, reads)
     if key in _PROBES:
         return _PROBES[key]
-    probe = replace(
+    one = replace(
         request,
         prompts=request.prompts[:1],
         seeds=request.seeds[:1],
@@ -117,15 +130,24 @@ def probe_row_bytes(adapter: ModelAdapter, request: GenerationRequest, reads: Se
     probe_reads = [Read(r.site, steps=None, branch=r.branch, reduce=r.reduce, key=r.key) for r in reads]
     expect(1)  # the probe is a generation the progress display counts
     with PeakMeter(adapter.device) as meter, torch.no_grad():
-        result = run(adapter, probe, reads=probe_reads)
-    held = 0
+        result = run(adapter, one, reads=probe_reads)
+    read_bytes = {}
     for read in reads:
         per_step = result.reads[read.key].element_size() * result.reads[read.key][0].numel()
-        held += per_step * max(len(read.steps.resolve(request.num_steps)) - 1, 0)
+        read_bytes[read.key] = per_step * len(read.steps.resolve(request.num_steps))
+    held = sum(read_bytes.values()) - sum(  # the probe's own step is in its peak already
+        result.reads[r.key][0].numel() * result.reads[r.key].element_size() for r in reads
+    )
     latents = result.output.latents
     kept = latents.element_size() * latents.numel() * (len(request.keep_latents_at) + 1)
-    _PROBES[key] = int(meter.peak_bytes + held + kept)
+    _PROBES[key] = Probe(int(meter.peak_bytes + max(held, 0) + kept), read_bytes)
     return _PROBES[key]
+
+
+def probe_row_bytes(adapter: ModelAdapter, request: GenerationRequest, reads: Sequence[Read] = ()) -> int:
+    """Estimated peak bytes one sample of ``request`` adds, reads included
+    (:attr:`Probe.row_bytes` of :func:`probe`)."""
+    return probe(adapter, request, reads).row_bytes
 
 
 def resolve_batch_size(
@@ -242,12 +264,14 @@ __all__ = [
     "MEMORY_FRACTION",
     "BatchSize",
     "OutOfMemory",
+    "Probe",
     "check_batch_size",
     "chunks",
     "describe",
     "fitting_batch",
     "forget_halvings",
     "on_halving",
+    "probe",
     "probe_row_bytes",
     "resolve_batch_size",
     "run_halving",
