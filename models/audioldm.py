@@ -23,7 +23,7 @@ from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
 from interp.catalog import SiteCatalog
 from models.hub import load_pipeline, on_meta
 from models.offline import structure_config
-from models.pipeline_call import call_pipeline, mel_decoder
+from models.pipeline_call import call_pipeline
 from models.unet import one_waveform_per_prompt, unet_catalog
 
 
@@ -60,7 +60,7 @@ class AudioLDMAdapter(ModelAdapter):
             self.device,
             self.sample_rate,
             duration_argument="audio_length_in_s",
-            decoder=mel_decoder(self.pipeline),
+            decoder=None,  # its deprecated pipeline always decodes, whole batches
         )
 
     def default_request(self, prompts: list[str], seeds: list[int]) -> GenerationRequest:

@@ -48,7 +48,7 @@ def stable_audio_decoder(pipeline: Any) -> Decoder:
 
 
 def mel_decoder(pipeline: Any) -> Decoder:
-    """AudioLDM (1 and 2): VAE to mel spectrogram, vocoder to waveform, cropped to the
+    """AudioLDM 2: VAE to mel spectrogram, vocoder to waveform, cropped to the
     duration as the pipelines crop it."""
     vocoder_rate = int(pipeline.vocoder.config.sampling_rate)
     upsample = float(np.prod(pipeline.vocoder.config.upsample_rates)) / vocoder_rate
@@ -75,7 +75,7 @@ def call_pipeline(
     sample_rate: int,
     *,
     duration_argument: str,
-    decoder: Decoder,
+    decoder: Decoder | None,
 ) -> GenerationOutput:
     """Run ``pipeline`` for ``request`` and return its final latents and audio.
 
@@ -87,7 +87,8 @@ def call_pipeline(
         sample_rate: Sample rate of the decoded audio.
         duration_argument: Name of the pipeline's length argument
             (``audio_end_in_s`` for Stable Audio, ``audio_length_in_s`` for AudioLDM).
-        decoder: Turns the final latents into audio (when the request decodes).
+        decoder: Turns the final latents into audio (when the request decodes);
+            ``None``: the pipeline decodes (AudioLDM 1's always does, whole batches).
     """
     final: dict[str, torch.Tensor] = {}
 
@@ -102,7 +103,7 @@ def call_pipeline(
         num_inference_steps=request.num_steps,
         guidance_scale=request.guidance_scale,
         generator=request.generators(device),
-        output_type="latent",
+        output_type="latent" if decoder is not None or not request.decode else "pt",
         callback=keep_latents,
         callback_steps=1,
         **{duration_argument: request.duration_s},
@@ -111,6 +112,8 @@ def call_pipeline(
     latents = final["latents"]
     if not request.decode:
         return GenerationOutput(latents, None, sample_rate)
+    if decoder is None:
+        return GenerationOutput(latents, out.audios, sample_rate)
     with torch.no_grad():
-        audio = decoder(out.audios, request)
+        audio = decoder(latents, request)
     return GenerationOutput(latents, audio, sample_rate)
