@@ -8,7 +8,7 @@ denoising step, without decoding, whose peak memory growth is measured
 (:class:`interp.memory.PeakMeter`). The whole growth is charged to the probe's one
 sample, fixed costs included, so larger batches are estimated high, never low. Reads
 kept over many steps are added per step from the probe's own reads; decoding is left
-out because it runs in chunks that fit on their own (:mod:`interp.decoding`). The
+out because the adapters decode one sample at a time (``models/decoding.py``). The
 probe is run once per model and generation settings in a process and its estimate is
 kept; the free memory is read again at every resolution, and shared between the
 executor's workers (Ray actors on one machine run their batches at once).
@@ -20,7 +20,9 @@ in the same process that shares the chunk's ``kind`` then starts at the smaller 
 At one item it raises :class:`OutOfMemory`.
 
 Neither changes results: rows of a batched generation do not depend on each other
-(every sample has its own seed), so any split gives the same numbers.
+(every sample has its own seed), so any split gives the same numbers, up to the float
+rounding by which batches of different shapes differ (a split into the same shapes
+gives the same bits).
 """
 
 import warnings
@@ -234,14 +236,22 @@ def run_halving(
                 f"Free memory on the device, or use a smaller dtype (model: {{dtype: bfloat16}}), "
                 f"fewer steps or reads, or a shorter duration."
             ) from error
-        half = (len(items) + 1) // 2
-        _CEILINGS[kind] = min(_CEILINGS.get(kind, half), half)
-        _announce(
-            f"out of memory with a batch of {len(items)} {what}; retrying as {half} + {len(items) - half}."
-        )
-        return run_halving(items[:half], run_chunk, kind, what) + run_halving(
-            items[half:], run_chunk, kind, what
-        )
+    # retried outside the except clause: the error's traceback holds the failed chunk's
+    # tensors, released only once the clause ends
+    _release_cached_memory()
+    half = (len(items) + 1) // 2
+    _CEILINGS[kind] = min(_CEILINGS.get(kind, half), half)
+    _announce(f"out of memory with a batch of {len(items)} {what}; retrying as {half} + {len(items) - half}.")
+    return run_halving(items[:half], run_chunk, kind, what) + run_halving(items[half:], run_chunk, kind, what)
+
+
+def _release_cached_memory() -> None:
+    """Collect the failed attempt's garbage and return CUDA's cached blocks."""
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def forget_halvings() -> None:
@@ -254,11 +264,6 @@ def chunks(items: Sequence[T], size: int) -> list[tuple[T, ...]]:
     return [tuple(items[i : i + size]) for i in range(0, len(items), size)]
 
 
-def describe(batch_size: BatchSize, resolved: int) -> str:
-    """``"8"`` or ``"auto (8)"`` for messages."""
-    return str(resolved) if batch_size != AUTO else f"auto ({resolved})"
-
-
 __all__ = [
     "AUTO",
     "MEMORY_FRACTION",
@@ -267,7 +272,6 @@ __all__ = [
     "Probe",
     "check_batch_size",
     "chunks",
-    "describe",
     "fitting_batch",
     "forget_halvings",
     "on_halving",
