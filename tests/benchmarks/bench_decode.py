@@ -5,6 +5,7 @@ Run on demand (not collected by pytest)::
     python tests/benchmarks/bench_decode.py --quick          # narrow decoder, seconds
     python tests/benchmarks/bench_decode.py                   # full-size Oobleck, minutes
     python tests/benchmarks/bench_decode.py --batch 9         # + 9 latents at 47.55 s
+    python tests/benchmarks/bench_decode.py --batch 9 --no-field --only-batch   # just those
 
 The decoder is the full-size Oobleck VAE of Stable Audio Open 1.0 built from
 ``models/configs/stable-audio-open-1.0/vae.json`` with random weights (``--quick``:
@@ -139,6 +140,7 @@ def main() -> None:
         "--frames", type=int, default=0, help="latent frames (default 1024, 47.55 s; --quick 256)"
     )
     parser.add_argument("--no-field", action="store_true", help="skip the receptive-field measurement")
+    parser.add_argument("--only-batch", action="store_true", help="skip the cropped-vs-full comparison")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--measure", choices=("full", "crop", "batch"), help=argparse.SUPPRESS)
     parser.add_argument("--save", help=argparse.SUPPRESS)
@@ -156,7 +158,8 @@ def main() -> None:
         receptive_field(vae)
     rate, hop = int(vae.config.sampling_rate), vae.hop_length
     del vae
-    cropped_vs_full(args, rate, hop)
+    if not args.only_batch:
+        cropped_vs_full(args, rate, hop)
     if args.batch:
         batch(args, rate, hop)
 
