@@ -156,11 +156,16 @@ class AutoChoice:
 
 
 def choose_auto(
-    adapter: ModelAdapter, request: GenerationRequest, *, reads: Sequence[Read] = (), fixed_rows: int = 0
+    adapter: ModelAdapter,
+    request: GenerationRequest,
+    *,
+    reads: Sequence[Read] = (),
+    fixed_rows: int = 0,
+    fresh: bool = False,
 ) -> AutoChoice:
     """What ``auto`` resolves to for this work on the driver's device now (one probe,
-    kept per process; the free memory read now)."""
-    row = probe_row_bytes(adapter, request, reads)
+    kept per process unless ``fresh``; the free memory read now)."""
+    row = probe(adapter, request, reads, fresh=fresh).row_bytes
     ceiling = auto_ceiling(adapter.device)
     fits = fitting_batch(row, available_bytes(adapter.device), 2**31, fixed_rows)
     size = min(ceiling, _power_of_two_floor(fits))
@@ -216,15 +221,30 @@ def _resolve_in(slot: AutoBatch, resolve: Callable[[], AutoChoice]) -> int:
         return slot.size
 
 
-_PLANNED: ContextVar[int | None] = ContextVar("tada_planned_auto", default=None)
+@dataclass
+class PlannedAuto:
+    """How a cost plan counts ``auto`` (see :func:`planning_auto`).
+
+    Attributes:
+        size: The batch ``auto`` is counted as.
+        used: Whether some cost twin counted ``auto`` (the step then runs one probe).
+    """
+
+    size: int
+    used: bool = False
+
+
+_PLANNED: ContextVar[PlannedAuto | None] = ContextVar("tada_planned_auto", default=None)
 
 
 @contextmanager
-def planning_auto(size: int) -> Iterator[None]:
-    """Cost plans inside the block count ``auto`` as ``size``."""
-    token = _PLANNED.set(size)
+def planning_auto(size: int) -> Iterator[PlannedAuto]:
+    """Cost plans inside the block count ``auto`` as ``size``; the record says whether
+    they did."""
+    planned = PlannedAuto(size)
+    token = _PLANNED.set(planned)
     try:
-        yield
+        yield planned
     finally:
         _PLANNED.reset(token)
 
@@ -236,7 +256,26 @@ def planned_batch_size(batch_size: BatchSize) -> int:
     if batch_size != AUTO:
         return batch_size
     planned = _PLANNED.get()
-    return planned if planned is not None else AUTO_CEILINGS["cpu"]
+    if planned is None:
+        return AUTO_CEILINGS["cpu"]
+    planned.used = True
+    return planned.size
+
+
+def probe_request(request: GenerationRequest) -> GenerationRequest:
+    """The generation :func:`probe` runs for ``request``: its first sample, one
+    denoising step, not decoded."""
+    return replace(
+        request,
+        prompts=request.prompts[:1],
+        seeds=request.seeds[:1],
+        num_steps=1,
+        decode=False,
+        start_step=0,
+        start_latents=None,
+        keep_latents_at=(),
+        keep_graph=False,
+    )
 
 
 def _probe_key(adapter: ModelAdapter, request: GenerationRequest, reads: Sequence[Read]) -> tuple:
@@ -246,7 +285,9 @@ def _probe_key(adapter: ModelAdapter, request: GenerationRequest, reads: Sequenc
     return (id(adapter), repr(settings), tuple((r.site.name, r.branch.value, r.reduce) for r in reads))
 
 
-def probe(adapter: ModelAdapter, request: GenerationRequest, reads: Sequence[Read] = ()) -> Probe:
+def probe(
+    adapter: ModelAdapter, request: GenerationRequest, reads: Sequence[Read] = (), *, fresh: bool = False
+) -> Probe:
     """Measure what one sample of ``request`` costs (see :class:`Probe`).
 
     Runs one sample of ``request`` for one denoising step, undecoded, with ``reads`` on
@@ -261,19 +302,9 @@ def probe(adapter: ModelAdapter, request: GenerationRequest, reads: Sequence[Rea
     from interp.runner import run
 
     key = _probe_key(adapter, request, reads)
-    if key in _PROBES:
+    if key in _PROBES and not fresh:
         return _PROBES[key]
-    one = replace(
-        request,
-        prompts=request.prompts[:1],
-        seeds=request.seeds[:1],
-        num_steps=1,
-        decode=False,
-        start_step=0,
-        start_latents=None,
-        keep_latents_at=(),
-        keep_graph=False,
-    )
+    one = probe_request(request)
     probe_reads = [Read(r.site, steps=None, branch=r.branch, reduce=r.reduce, key=r.key) for r in reads]
     expect(1)  # the probe is a generation the progress display counts
     devices = [adapter.device] if is_cuda(adapter.device) else []
@@ -330,8 +361,11 @@ def resolve_batch_size(
             if cap <= 1
             else min(cap, choose_auto(adapter, request, reads=reads, fixed_rows=fixed_rows).size)
         )
-    # the step's one number (not capped by this work: later work may be larger)
-    size = _resolve_in(slot, lambda: choose_auto(adapter, request, reads=reads, fixed_rows=fixed_rows))
+    # the step's one number (not capped by this work: later work may be larger), from a
+    # probe of its own (so a step runs exactly one, as its plan counts)
+    size = _resolve_in(
+        slot, lambda: choose_auto(adapter, request, reads=reads, fixed_rows=fixed_rows, fresh=True)
+    )
     return max(1, min(cap, size))
 
 
@@ -435,9 +469,11 @@ __all__ = [
     "fitting_batch",
     "forget_halvings",
     "on_batch_note",
+    "PlannedAuto",
     "planned_batch_size",
     "planning_auto",
     "probe",
+    "probe_request",
     "probe_row_bytes",
     "resolve_batch_size",
     "resolving_auto",

@@ -124,12 +124,13 @@ def _auto_batch(
     """The most generations that fit in free memory and whose reads (kept twice while
     the runner stacks them, plus their labels) take at most half the cache's budget."""
     request = replace(request, decode=False)
+    fits = resolve_batch_size(AUTO, adapter, request, units, reads=reads)  # probes first: then cached
     per_generation = 0
     for name, read_bytes in probe(adapter, request, reads).read_bytes.items():
         vectors = read_bytes // (itemsize * widths[name])
         per_generation += 2 * read_bytes + vectors * _LABEL_BYTES
     by_budget = max(1, (budget // 2) // max(per_generation, 1))
-    return min(resolve_batch_size(AUTO, adapter, request, units, reads=reads), by_budget)
+    return min(fits, by_budget)
 
 
 @beartype

@@ -16,7 +16,10 @@ from .conftest import spec
 
 #: 10 sites: 8 heads and 2 text inputs, so a batch of 8 cuts them 8 + 2 and a batch of 4
 #: cuts them 4 + 4 + 2.
-SITES = [f"cross.{layer}.head.{head}" for layer in (0, 1) for head in range(4)] + ["cross.0.text", "cross.1.text"]
+SITES = [f"cross.{layer}.head.{head}" for layer in (0, 1) for head in range(4)] + [
+    "cross.0.text",
+    "cross.1.text",
+]
 
 
 def _spec(batch_size: Any) -> dict[str, Any]:
@@ -68,7 +71,10 @@ def test_a_resumed_run_keeps_the_recorded_batch_when_less_memory_is_free(
     import shutil
 
     # the same spec on a machine with little free memory: auto takes a smaller batch and warns
-    with free_memory_limit(1), pytest.warns(UserWarning, match=r"batch_size: auto is 1, below the cpu ceiling"):
+    with (
+        free_memory_limit(1),
+        pytest.warns(UserWarning, match=r"batch_size: auto is 1, below the cpu ceiling"),
+    ):
         small = run(_spec("auto"), out=tmp_path / "small", progress=False)
     assert _state(small.path)["batch_size"] == 1
     assert any("pin batch_size: 1 for bit-exact" in n for n in _notes(small.path))
@@ -87,7 +93,9 @@ def test_a_resumed_run_keeps_the_recorded_batch_when_less_memory_is_free(
     assert "batch_size: auto is 8, as recorded when this step started." in _notes(resumed)
 
 
-def test_a_record_of_other_settings_is_not_reused(auto_run: Path, tmp_path: Path, quiet_warnings: None) -> None:
+def test_a_record_of_other_settings_is_not_reused(
+    auto_run: Path, tmp_path: Path, quiet_warnings: None
+) -> None:
     import shutil
 
     other = tmp_path / "other"
@@ -97,3 +105,25 @@ def test_a_record_of_other_settings_is_not_reused(auto_run: Path, tmp_path: Path
     with free_memory_limit(1), pytest.warns(UserWarning, match="below the cpu ceiling"):
         run(changed, out=other, progress=False)
     assert _state(other)["batch_size"] == 1
+
+
+def test_a_plan_counts_auto_as_the_ceiling_plus_the_steps_probe() -> None:
+    from interp.experiments.planning import plan
+
+    auto, eight = plan(_spec("auto")).steps[0], plan(_spec(8)).steps[0]
+    assert auto.batch_size == 8
+    probes = [c for c in auto.cost.calls if c.label == "probe"]
+    # one generation of one sample for one denoising step, both CFG rows, not decoded
+    assert [(c.count, c.samples, c.rows, c.steps, c.decode) for c in probes] == [(1, 1, 2, 1, False)]
+    rest = sorted((c for c in auto.cost.calls if c.label != "probe"), key=repr)
+    assert rest == sorted(eight.cost.calls, key=repr)  # the same chunks as batch_size: 8
+    assert 9 * 2 in auto.cost.shapes()  # 8 variants + the control row, CFG
+
+
+def test_a_calibrated_plan_takes_the_probes_batch(quiet_warnings: None) -> None:
+    from interp.experiments.planning import plan
+
+    with free_memory_limit(1):
+        calibrated = plan(_spec("auto"), calibrate=True).steps[0]
+    assert calibrated.batch_size == 1
+    assert max(calibrated.cost.shapes()) == 2 * 2  # one variant + the control row, CFG
