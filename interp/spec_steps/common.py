@@ -52,8 +52,9 @@ class PairSettings(StrictModel):
     branch: BranchName = Field(default="cond", description="CFG branch to intervene on.")
     batch_size: BatchSizeSetting = Field(
         default="auto",
-        description="Variants per batched forward pass: 'auto' (the most that fit in free memory) "
-        "or a number. A batch that runs out of memory is halved and retried.",
+        description="Variants per batched forward pass: 'auto' (the device's ceiling, 8 on CPU and 64 "
+        "on CUDA, or the most that fit in free memory below it, resolved once per step and kept on "
+        "resume) or a number. A batch that runs out of memory is halved and retried.",
     )
 
 
