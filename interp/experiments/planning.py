@@ -113,7 +113,17 @@ def plan(spec: "str | Path | dict[str, Any] | LoadedSpec", calibrate: bool = Fal
 
 def _calibrated_auto(ctx: Any) -> int:
     """``auto``'s batch for a step's generation settings, from the probe a run makes."""
-    return choose_auto(ctx.adapter, ctx.request(["-"], [0]), fixed_rows=1).size
+    from interp.registry import check_device
+
+    m = ctx.spec.model
+    check_device(m.device)
+    try:
+        adapter = ctx.adapter
+    except (TadaError, OSError) as error:
+        raise TadaError(
+            f"--calibrate loads the spec's model {m.name!r} on {m.device}, and it cannot be loaded: {error}"
+        ) from None
+    return choose_auto(adapter, ctx.request(["-"], [0]), fixed_rows=1).size
 
 
 def spec_steps(loaded: LoadedSpec) -> list[MethodSpec]:
