@@ -33,6 +33,7 @@ import numpy as np
 from beartype import beartype
 
 from interp.adapter import GenerationRequest, ModelAdapter
+from interp.batching import BatchSize
 from interp.errors import SelectionError, TadaError
 from interp.metrics import Metric
 from interp.patching import Variant, sweep
@@ -210,7 +211,7 @@ def time_resolved_patching(
     windows: WindowPlan | None = None,
     direction: Literal["denoising", "noising"] = "denoising",
     branch: Branch | str = Branch.COND,
-    batch_size: int = 8,
+    batch_size: BatchSize = "auto",
     progress: bool = True,
     reuse_latents: bool = True,
 ) -> TimeMap:

@@ -20,6 +20,7 @@ import torch
 from beartype import beartype
 
 from interp.adapter import GenerationRequest, ModelAdapter
+from interp.batching import BatchSize
 from interp.context_tokens import ContextToken, normalize_word, require_word, word_labels
 from interp.errors import SiteError, TadaError
 from interp.metrics import Metric
@@ -176,7 +177,7 @@ def token_patching(
     words: Sequence[str] | None = None,
     steps: StepsLike = None,
     branch: Branch | str = Branch.COND,
-    batch_size: int = 8,
+    batch_size: BatchSize = "auto",
     progress: bool = True,
 ) -> tuple[SweepResult, list[WordVariant]]:
     """Denoising patching of each word's key/value positions of each head, for one pair.
