@@ -46,6 +46,11 @@ class Rates:
         decode_s: Seconds to decode one sample.
         activation_bytes_per_row: Working memory of a denoiser forward per row.
         decode_bytes_per_sample: Working memory of the decoder per sample.
+        unit_s: The run's own seconds per unit (files, WAVs, metrics), when measured
+            with the model (:mod:`interp.experiments.calibration`); ``None``: the
+            table's ``framework`` entry.
+        step_s: The run's own seconds per step (summary, plots, its share of the
+            report), likewise.
         source: Where the numbers come from (machine, date, how).
     """
 
@@ -55,7 +60,15 @@ class Rates:
     decode_s: float | None = None
     activation_bytes_per_row: float | None = None
     decode_bytes_per_sample: float | None = None
+    unit_s: float | None = None
+    step_s: float | None = None
     source: str = ""
+
+    def framework(self) -> "Framework":
+        """The run's own costs: these rates' when measured, else the table's."""
+        if self.unit_s is None or self.step_s is None:
+            return framework()
+        return Framework(self.unit_s, self.step_s, "measured by the calibration's probe run")
 
     def call_seconds(self, c: Calls) -> float | None:
         """Wall time of ``c`` (``None`` when a rate it needs is unknown)."""

@@ -58,9 +58,10 @@ def _cells(name: str, method: str, units: str, cost: Cost, seconds: float | None
 
 def plan_seconds(rates: Rates | None, cost: Cost, units: int, steps: int) -> float | None:
     """Estimated wall time of ``cost`` run as ``units`` units in ``steps`` steps: the
-    model's rates plus the framework's own costs (``None`` when the rates are unknown)."""
-    model = rates.seconds(cost) if rates is not None else None
-    return None if model is None else model + framework().seconds(units, steps)
+    model's rates plus the run's own costs (``None`` when the rates are unknown)."""
+    if rates is None or (model := rates.seconds(cost)) is None:
+        return None
+    return model + rates.framework().seconds(units, steps)
 
 
 def plan_text(planned: Plan, rates: Rates | None, batch_note: str = "") -> str:
@@ -96,12 +97,14 @@ def plan_text(planned: Plan, rates: Rates | None, batch_note: str = "") -> str:
                 f" = {c.row_steps:,} row-steps{extra}"
             )
     peak = rates.peak_bytes(everything, planned.parameter_bytes) if rates is not None else None
-    fixed = framework()
+    fixed = rates.framework() if rates is not None else framework()
+    measured = rates is not None and rates.unit_s is not None
+    how = "measured by the calibration's probe run" if measured else "from the table"
     lines += [
         "",
         f"estimated wall time: {duration(overall)}  (one process, the model loaded: the measured "
-        f"rates, plus {fixed.unit_s:g} s per unit and {fixed.step_s:g} s per step for the run's "
-        f"own files, metrics and plots)",
+        f"rates, plus {fixed.unit_s:.3g} s per unit and {fixed.step_s:.3g} s per step for the run's "
+        f"own files, metrics and plots, {how})",
         f"estimated peak memory: {size(peak) if rates is None or peak is not None else 'not measured'}"
         f"  (parameters {size(planned.parameter_bytes)} + "
         f"activations of the largest batch, {everything.max_rows} rows, or the largest decode;"
@@ -226,6 +229,7 @@ def plan_rates(loaded: LoadedSpec, planned: Plan, calibrate: bool) -> tuple[Rate
         return lookup(m.name, m.device, m.dtype), ""
     from interp.adapter import GenerationRequest
     from interp.experiments import model as models
+    from interp.experiments.calibration import calibrate_framework
     from interp.experiments.estimates import calibrate as measure
     from interp.registry import check_device
 
@@ -242,8 +246,9 @@ def plan_rates(loaded: LoadedSpec, planned: Plan, calibrate: bool) -> tuple[Rate
                              negative_prompt=g.negative_prompt, duration_s=g.duration_s)  # fmt: skip
     everything = planned.total
     shapes = everything.shapes() or [2]
-    rates, raw = measure(adapter, base, (shapes[-1], shapes[0]), decode=everything.decodes > 0)
+    rates, raw = measure(adapter, base, (shapes[-1], shapes[0]))  # the probe run decodes
+    rates, probe = calibrate_framework(loaded, rates)
     timings = ", ".join(
         f"{k.removeprefix('step_s_at_').replace('_', ' ')}: {v:.3g} s/step" for k, v in raw.items()
     )
-    return rates, f"calibration (a denoising step, traced, warm): {timings}"
+    return rates, f"calibration (a denoising step, traced, warm): {timings}\ncalibration ({probe})"
