@@ -183,14 +183,15 @@ def _timed(fn: Callable[[], Any], device: str) -> float:
 
 
 def calibrate(
-    adapter: Any, base: Any, rows: tuple[int, int], *, decode: bool = True, repeats: int = 2
+    adapter: Any, base: Any, rows: tuple[int, int], *, decode: bool = True, repeats: int = 2, trials: int = 3
 ) -> tuple[Rates, dict[str, float]]:
     """Measure a model's rates on its device with a few traced generations.
 
     A warm-up generation is discarded; then, at the smallest and the largest batch of the
     plan (``rows``, denoiser rows), one generation of 1 step and one of ``1 + repeats``
     steps give the cost of a step and of a call; two batch sizes give the per-row slope.
-    With ``decode``, one sample is decoded once more to time the decoder.
+    With ``decode``, one sample is decoded once more to time the decoder. Every timing is
+    the median of ``trials`` (a shared machine's load comes and goes).
 
     Args:
         adapter: The loaded model (with weights).
@@ -198,6 +199,7 @@ def calibrate(
         rows: The smallest and largest denoiser batch to time.
         decode: Also time the decoder.
         repeats: Extra denoising steps of the longer generation.
+        trials: Times each generation is timed (the median counts).
 
     Returns:
         The rates, and the raw timings (seconds per step at each batch).
@@ -211,15 +213,18 @@ def calibrate(
     per_sample = 2 if base.guided else 1
     site = adapter.catalog.where(attention="cross", component="out")[0].name
 
-    def generate(samples: int, steps: int, with_decode: bool = False) -> float:
+    def generate(samples: int, steps: int, with_decode: bool = False, times: int = trials) -> float:
         request = replace(
             base, prompts=("calibration",) * samples, seeds=tuple(range(samples)),
             num_steps=steps, decode=with_decode,
         )  # fmt: skip
-        return _timed(lambda: run(adapter, request, reads=[Read(site)]), device)
+        seconds = sorted(
+            _timed(lambda: run(adapter, request, reads=[Read(site)]), device) for _ in range(times)
+        )
+        return seconds[len(seconds) // 2]
 
     small, large = (max(1, r // per_sample) for r in rows)
-    generate(small, 1)  # warm-up: discarded
+    generate(small, 1, times=1)  # warm-up: discarded
     before = _memory(device)
     step: dict[int, float] = {}
     call = []
@@ -235,7 +240,7 @@ def calibrate(
     intercept = max(0.0, t_small - slope * r_small)
     decode_s, decode_bytes = None, None
     if decode:
-        generate(1, 1, True)  # the decoder's first call may compile or load: discarded
+        generate(1, 1, True, times=1)  # the decoder's first call may compile or load: discarded
         start = _memory(device)
         decode_s = max(0.0, generate(1, 1, True) - generate(1, 1, False))
         decode_bytes = float(max(0, _memory(device, peak=True) - start))
