@@ -7,7 +7,8 @@ For a small model these costs are most of a run (``experiments/tiny.yaml``), so 
 calibration measures them instead of assuming them. It runs, into a temporary
 directory, a *probe*: two ``generate`` steps of two prompts each on the spec's model,
 device and dtype, with the spec's guidance, duration, first seed and metrics (the
-probe's own, ``latent_distance``, when the spec lists none) and 2 denoising steps. Its
+probe's own, ``latent_distance``, when the spec lists none or they cannot score the
+probe) and 2 denoising steps. Its
 ``run.log`` gives every unit's wall time; the model's rates (already calibrated) give
 the part of it that generating explains. Then
 
@@ -30,6 +31,8 @@ from interp.experiments.loading import LoadedSpec
 
 #: The probe's size: steps, prompts per step, denoising steps.
 PROBE_STEPS, PROBE_PROMPTS, PROBE_DENOISING_STEPS = 2, 2, 2
+#: The probe's metric when the spec lists none (or its own cannot score the probe).
+PROBE_METRIC = "latent_distance"
 
 
 def probe_spec(loaded: LoadedSpec) -> dict[str, Any]:
@@ -47,8 +50,8 @@ def probe_spec(loaded: LoadedSpec) -> dict[str, Any]:
         generation["negative_prompt"] = g.negative_prompt
     from interp.experiments.model import source_of
 
-    metrics = [m.model_dump(mode="json", exclude_defaults=True) for m in spec.metrics] or ["latent_distance"]
-    model = spec.model.model_dump(mode="json", exclude_defaults=True)
+    metrics = [m.model_dump(mode="json", exclude_defaults=True) for m in spec.metrics] or [PROBE_METRIC]
+    model = spec.model.model_dump(mode="json", exclude_none=True)
     model["name"] = source_of(spec.model.name, loaded.base_dir)  # the probe runs from anywhere
     return {
         "name": "calibration-probe",
@@ -62,26 +65,39 @@ def probe_spec(loaded: LoadedSpec) -> dict[str, Any]:
 
 def calibrate_framework(loaded: LoadedSpec, rates: Rates) -> tuple[Rates, str]:
     """``rates`` with ``unit_s`` and ``step_s`` measured by a probe run on the spec's
-    model (which must already be loadable), and a line of the probe's raw numbers."""
+    model (which must already be loadable), and a line of the probe's raw numbers. A
+    probe that the spec's metrics cannot score (one that needs a concept, say) runs again
+    with the probe's own metric."""
+    from interp.errors import TadaError
+
+    data = probe_spec(loaded)
+    try:
+        wall, unit_walls, modelled = _probe(data, rates)
+    except TadaError:
+        data["metrics"] = [PROBE_METRIC]
+        wall, unit_walls, modelled = _probe(data, rates)
+    units = len(unit_walls) or 1
+    unit_s = max(0.0, (sum(unit_walls) - modelled) / units)
+    step_s = max(0.0, (wall - sum(unit_walls)) / PROBE_STEPS)
+    raw = (
+        f"probe run ({PROBE_STEPS} generate steps x {PROBE_PROMPTS} prompts, metrics "
+        f"{', '.join(str(m if isinstance(m, str) else m['name']) for m in data['metrics'])}): {wall:.3g} s, "
+        f"units {sum(unit_walls):.3g} s of which generating {modelled:.3g} s (modelled): "
+        f"{unit_s:.3g} s per unit, {step_s:.3g} s per step"
+    )
+    return replace(rates, unit_s=unit_s, step_s=step_s), raw
+
+
+def _probe(data: dict[str, Any], rates: Rates) -> tuple[float, list[float], float]:
+    """Run the probe: its wall time, every unit's wall time, and their modelled generation time."""
     from interp.experiments import load_spec, run
     from interp.experiments.planning import plan
 
-    data = probe_spec(loaded)
-    probe = load_spec(data)
-    modelled = rates.seconds(plan(probe).total) or 0.0
+    modelled = rates.seconds(plan(load_spec(data)).total) or 0.0
     with tempfile.TemporaryDirectory(prefix="tada-calibration-") as tmp:
         out = Path(tmp) / "probe"
         start = time.perf_counter()
         run(data, out=out, progress=False)
         wall = time.perf_counter() - start
         ends = [json.loads(line) for line in (out / "run.log").read_text(encoding="utf-8").splitlines()]
-    unit_walls = [float(e["wall_s"]) for e in ends if e.get("event") == "end"]
-    units = len(unit_walls) or 1
-    unit_s = max(0.0, (sum(unit_walls) - modelled) / units)
-    step_s = max(0.0, (wall - sum(unit_walls)) / PROBE_STEPS)
-    raw = (
-        f"probe run ({PROBE_STEPS} generate steps x {PROBE_PROMPTS} prompts): {wall:.3g} s, "
-        f"units {sum(unit_walls):.3g} s of which generating {modelled:.3g} s (modelled): "
-        f"{unit_s:.3g} s per unit, {step_s:.3g} s per step"
-    )
-    return replace(rates, unit_s=unit_s, step_s=step_s), raw
+    return wall, [float(e["wall_s"]) for e in ends if e.get("event") == "end"], modelled
