@@ -149,6 +149,30 @@ def lookup(model: str, device: str, dtype: str | None = None, path: Path = TABLE
     return None
 
 
+def measured_for(model: str, path: Path = TABLE) -> list[str]:
+    """The device classes and dtypes the table has rates of for ``model`` (``cpu float32``)."""
+    names = {model, Path(model).name}
+    for key, entry in load_table(path).items():
+        if names & {key, *entry.get("aliases", [])}:
+            return [
+                f"{device} {dtype}"
+                for device, dtypes in entry.items()
+                if device != "aliases"
+                for dtype in dtypes
+            ]
+    return []
+
+
+def missing_rates(model: str, device: str, dtype: str | None) -> str:
+    """Why the table has no rates for a model on a device class and dtype, and what to do."""
+    known = measured_for(model)
+    has = f"it has {', '.join(known)}" if known else "it has none for this model"
+    return (
+        f"none in the table for {model} on {device_class(device)} in {dtype or 'float32'} ({has}); "
+        f"times are unknown until `tada plan --calibrate` where the model loads with its weights"
+    )
+
+
 def _peak_rss() -> int:
     """The process's peak resident memory in bytes (Linux reports KiB)."""
     import resource

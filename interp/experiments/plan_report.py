@@ -13,7 +13,7 @@ from typing import Any
 
 from interp.cost import Cost
 from interp.errors import TadaError
-from interp.experiments.estimates import Rates, framework
+from interp.experiments.estimates import Rates, framework, missing_rates
 from interp.experiments.loading import LoadedSpec
 from interp.experiments.planning import Plan, plan, spec_steps
 
@@ -71,7 +71,7 @@ def plan_text(planned: Plan, rates: Rates | None, batch_note: str = "") -> str:
         f"plan of {planned.name!r}: model {m['name']} on {m['device']} ({m['dtype']}), "
         f"{planned.parameters / 1e6:,.1f}M parameters ({size(planned.parameter_bytes)}"
         f"{', the denoiser alone: built without weights' if planned.parameters_of == 'denoiser' else ''})",
-        f"rates: {rates.source if rates is not None else UNKNOWN}",
+        f"rates: {rates.source if rates is not None else missing_rates(m['name'], m['device'], m['dtype'])}",
         "",
     ]
     header = ["step", "method", "units", "generations", "samples", "forwards", "row-steps", "decodes",
@@ -238,7 +238,8 @@ def plan_rates(loaded: LoadedSpec, planned: Plan, calibrate: bool) -> tuple[Rate
         adapter = models.load(m.name, weights=True, device=m.device, dtype=m.dtype, base_dir=loaded.base_dir)
     except (TadaError, OSError) as error:
         raise TadaError(
-            f"--calibrate loads the spec's model {m.name!r} on {m.device}, and it cannot be loaded: {error}"
+            f"--calibrate loads the spec's model {m.name!r} on {m.device}, and it cannot be loaded: "
+            f"{str(error).rstrip('.')}. Without --calibrate, `tada plan` counts the work without weights."
         ) from None
     models.set_threads(adapter, m.threads, m.device)
     g = loaded.spec.generation
