@@ -64,6 +64,19 @@ def plan_seconds(rates: Rates | None, cost: Cost, units: int, steps: int) -> flo
     return model + rates.framework().seconds(units, steps)
 
 
+def rates_line(rates: Rates) -> str:
+    """The rates an estimate uses, in the terms of docs/plan.md's formula."""
+
+    def secs(value: float | None) -> str:
+        return "unknown" if value is None else f"{value:.3g} s"
+
+    fixed = rates.framework()
+    return (
+        f"  row_step_s {secs(rates.row_step_s)}, forward_s {secs(rates.forward_s)}, call_s {secs(rates.call_s)}, "
+        f"decode_s {secs(rates.decode_s)}; the run's own: unit_s {secs(fixed.unit_s)}, step_s {secs(fixed.step_s)}"
+    )
+
+
 def plan_text(planned: Plan, rates: Rates | None, batch_note: str = "") -> str:
     """The plan as a table, the counting of every step, time and memory."""
     m = planned.model
@@ -72,6 +85,7 @@ def plan_text(planned: Plan, rates: Rates | None, batch_note: str = "") -> str:
         f"{planned.parameters / 1e6:,.1f}M parameters ({size(planned.parameter_bytes)}"
         f"{', the denoiser alone: built without weights' if planned.parameters_of == 'denoiser' else ''})",
         f"rates: {rates.source if rates is not None else missing_rates(m['name'], m['device'], m['dtype'])}",
+        *([rates_line(rates)] if rates is not None else []),
         "",
     ]
     header = ["step", "method", "units", "generations", "samples", "forwards", "row-steps", "decodes",
