@@ -81,7 +81,7 @@ class Rates:
     def seconds(self, cost: Cost) -> float | None:
         """Wall time of every call of ``cost`` (``None`` when unknown)."""
         times = [self.call_seconds(c) for c in cost.calls]
-        return None if any(t is None for t in times) else sum(t for t in times if t is not None)
+        return None if any(t is None for t in times) else sum((t for t in times if t is not None), 0.0)
 
     def peak_bytes(self, cost: Cost, parameter_bytes: int) -> float | None:
         """Estimated peak memory of ``cost``'s largest call (``None`` when unknown)."""

@@ -63,9 +63,11 @@ class WhichWord(PatchingSettings, MethodSpec):
         heads = self.heads
         if isinstance(heads, dict):
             return list(heads.get(concept, []))
-        return list(heads)  # pyright: ignore[reportArgumentType]
+        return list(heads) if isinstance(heads, list) else []  # a reference unresolved (planning)
 
     def cost_note(self) -> str:
+        if not isinstance(self.heads, (list, dict)):
+            return "not counted: the heads come from an earlier step's result, known when it has run"
         return "the words are counted from the prompts' tokens: the model is loaded with its tokenizer"
 
     def unit_cost(self, unit: Unit, ctx: StepContext) -> Any:

@@ -157,3 +157,15 @@ def test_pilot_sizes_pairs_like_the_run_and_resizes_the_plan(tmp_path, capsys):
     finite = [int(n) for n in needed.values() if math.isfinite(n)]
     if finite:
         assert f"locate: 3 -> {max(finite)} pairs per concept" in out
+
+
+def test_steps_whose_sites_come_from_an_earlier_step_say_what_is_not_counted(tmp_path, capsys):
+    spec = yaml.safe_load((ROOT / "experiments" / "when-which.yaml").read_text())
+    spec["steps"][2]["heads"] = {"from": "locate", "key": "subsets"}
+    path = tmp_path / "when-which.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    code, out, err = tada(capsys, str(path))
+    assert code == 0, err
+    assert "when:  (lower bound: the sites taken from an earlier step" in out
+    assert "which:  (not counted: the heads come from an earlier step's result" in out
+    assert re.search(r"^which\s+which-word\s+0\s+0\s", out, re.M)
