@@ -206,6 +206,10 @@ def _timed(fn: Callable[[], Any], device: str) -> float:
     return time.perf_counter() - start
 
 
+def _median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
+
+
 def calibrate(
     adapter: Any, base: Any, rows: tuple[int, int], *, decode: bool = True, repeats: int = 2, trials: int = 3
 ) -> tuple[Rates, dict[str, float]]:
@@ -214,8 +218,9 @@ def calibrate(
     A warm-up generation is discarded; then, at the smallest and the largest batch of the
     plan (``rows``, denoiser rows), one generation of 1 step and one of ``1 + repeats``
     steps give the cost of a step and of a call; two batch sizes give the per-row slope.
-    With ``decode``, one sample is decoded once more to time the decoder. Every timing is
-    the median of ``trials`` (a shared machine's load comes and goes).
+    With ``decode``, one sample is decoded once more to time the decoder. Each difference
+    (more steps against fewer, decoding against not) is timed as ``trials`` back-to-back
+    pairs, and the median difference counts (a shared machine's load comes and goes).
 
     Args:
         adapter: The loaded model (with weights).
@@ -223,7 +228,7 @@ def calibrate(
         rows: The smallest and largest denoiser batch to time.
         decode: Also time the decoder.
         repeats: Extra denoising steps of the longer generation.
-        trials: Times each generation is timed (the median counts).
+        trials: Pairs of generations timed for each difference (the median counts).
 
     Returns:
         The rates, and the raw timings (seconds per step at each batch).
@@ -237,25 +242,27 @@ def calibrate(
     per_sample = 2 if base.guided else 1
     site = adapter.catalog.where(attention="cross", component="out")[0].name
 
-    def generate(samples: int, steps: int, with_decode: bool = False, times: int = trials) -> float:
+    def generate(samples: int, steps: int, with_decode: bool = False) -> float:
         request = replace(
             base, prompts=("calibration",) * samples, seeds=tuple(range(samples)),
             num_steps=steps, decode=with_decode,
         )  # fmt: skip
-        seconds = sorted(
-            _timed(lambda: run(adapter, request, reads=[Read(site)]), device) for _ in range(times)
-        )
-        return seconds[len(seconds) // 2]
+        return _timed(lambda: run(adapter, request, reads=[Read(site)]), device)
+
+    def paired(a: Callable[[], float], b: Callable[[], float]) -> tuple[float, float]:
+        """The medians of ``a`` and of ``b - a``, timed back to back ``trials`` times (a
+        load that comes and goes slows both of a pair alike)."""
+        pairs = [(a(), b()) for _ in range(trials)]
+        return _median([x for x, _ in pairs]), _median([y - x for x, y in pairs])
 
     small, large = (max(1, r // per_sample) for r in rows)
-    generate(small, 1, times=1)  # warm-up: discarded
+    generate(small, 1)  # warm-up: discarded
     before = _memory(device)
     step: dict[int, float] = {}
     call = []
     for samples in dict.fromkeys((large, small)):
-        one = generate(samples, 1)
-        more = generate(samples, 1 + repeats)
-        step[samples * per_sample] = max(0.0, (more - one) / repeats)
+        one, extra = paired(lambda n=samples: generate(n, 1), lambda n=samples: generate(n, 1 + repeats))
+        step[samples * per_sample] = max(0.0, extra / repeats)
         call.append(max(0.0, one - step[samples * per_sample]))
     after = _memory(device, peak=True)
     (r_small, t_small), (r_large, t_large) = min(step.items()), max(step.items())
@@ -264,9 +271,9 @@ def calibrate(
     intercept = max(0.0, t_small - slope * r_small)
     decode_s, decode_bytes = None, None
     if decode:
-        generate(1, 1, True, times=1)  # the decoder's first call may compile or load: discarded
+        generate(1, 1, True)  # the decoder's first call may compile or load: discarded
         start = _memory(device)
-        decode_s = max(0.0, generate(1, 1, True) - generate(1, 1, False))
+        decode_s = max(0.0, paired(lambda: generate(1, 1, False), lambda: generate(1, 1, True))[1])
         decode_bytes = float(max(0, _memory(device, peak=True) - start))
     rates = Rates(
         row_step_s=slope,

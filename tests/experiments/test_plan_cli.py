@@ -169,3 +169,16 @@ def test_steps_whose_sites_come_from_an_earlier_step_say_what_is_not_counted(tmp
     assert "when:  (lower bound: the sites taken from an earlier step" in out
     assert "which:  (not counted: the heads come from an earlier step's result" in out
     assert re.search(r"^which\s+which-word\s+0\s+0\s", out, re.M)
+
+
+def test_calibrate_measures_the_model_and_the_run_and_says_so(capsys):
+    code, out, err = tada(capsys, str(ROOT / "experiments" / "tiny.yaml"), "--calibrate")
+    assert code == 0, err
+    assert "calibrating: a probe run" in err
+    assert re.search(r"^rates: calibrated now on cpu", out, re.M)
+    rates = re.search(r"unit_s ([\d.e-]+) s, step_s ([\d.e-]+) s", out)
+    assert rates is not None
+    total = next(line for line in out.splitlines() if line.startswith("estimated wall time"))
+    assert f"plus {float(rates[1]):.3g} s per unit and {float(rates[2]):.3g} s per step" in total
+    assert "measured by the calibration's probe run" in total
+    assert re.search(r"probe run \(2 generate steps x 2 prompts, metrics rms, latent_distance\)", out)
