@@ -262,8 +262,9 @@ def plan_rates(loaded: LoadedSpec, planned: Plan, calibrate: bool) -> tuple[Rate
                              negative_prompt=g.negative_prompt, duration_s=g.duration_s)  # fmt: skip
     everything = planned.total
     shapes = everything.shapes() or [2]
-    print(f"calibrating on {m.device}: timing denoising steps at {shapes[-1]} and {shapes[0]} rows, "
-          f"and a decode ...", file=sys.stderr, flush=True)  # fmt: skip
+    batches = " and ".join(str(r) for r in dict.fromkeys((shapes[-1], shapes[0])))
+    print(f"calibrating on {m.device}: timing denoising steps at {batches} rows, and a decode ...",
+          file=sys.stderr, flush=True)  # fmt: skip
     rates, raw = measure(adapter, base, (shapes[-1], shapes[0]))  # the probe run decodes
     print("calibrating: a probe run (2 generate steps x 2 prompts) for the run's own costs ...",
           file=sys.stderr, flush=True)  # fmt: skip
