@@ -310,15 +310,23 @@ def sweep_cost(
     steps: StepsLike = None,
     batch_size: BatchSize = AUTO,
     reuse_latents: bool = True,
+    variant_steps: "Sequence[tuple[int, ...]] | None" = None,
 ) -> Cost:
     """What :func:`sweep` runs for these sizes, counted with its own batching and requests
     (``adapter`` may be a structure-only build: only ``can_resume`` is used; ``auto``
-    counts as :func:`~interp.batching.planned_batch_size` says)."""
+    counts as :func:`~interp.batching.planned_batch_size` says). ``variant_steps``: each
+    variant's own steps, as a :class:`Variant`'s ``steps`` (one per variant), for variants
+    that carry them (:mod:`interp.time_patching`'s windows)."""
     if n_pairs * n_seeds * n_variants == 0:
         return Cost()
     batch_size = planned_batch_size(batch_size)
     base = replace(base, decode=needs_audio(metric))
-    own = [Steps.parse(steps).resolve(base.num_steps)] * n_variants
+    default, each = Steps.parse(steps), variant_steps or [None] * n_variants
+    if len(each) != n_variants:
+        raise TadaError(
+            f"variant_steps has {len(each)} entries for {n_variants} variants; give one per variant."
+        )
+    own = [_variant_steps(Variant("planned", (), steps=s), default, base.num_steps) for s in each]
     chunks = variant_chunks(
         [Variant("planned", ())] * n_variants, own, batch_size, reuse_latents and adapter.can_resume
     )
