@@ -31,6 +31,7 @@ else:  # sites, one list per concept, or a reference to an earlier step's result
 TOGETHER = "heads"
 PROMPT = "prompt"
 
+
 @register_method
 class When(PairSettings, MethodSpec):
     """When in the denoising trajectory each concept is decided (time-resolved patching)."""
