@@ -16,7 +16,7 @@ from interp.cost import Cost
 from interp.errors import TadaError
 from interp.experiments.estimates import Rates, framework, missing_rates
 from interp.experiments.loading import LoadedSpec
-from interp.experiments.planning import Plan, plan, spec_steps
+from interp.experiments.planning import Plan, plan, spec_steps, unloadable
 
 UNKNOWN = "unknown, run --calibrate"
 
@@ -252,10 +252,7 @@ def plan_rates(loaded: LoadedSpec, planned: Plan, calibrate: bool) -> tuple[Rate
     try:
         adapter = models.load(m.name, weights=True, device=m.device, dtype=m.dtype, base_dir=loaded.base_dir)
     except (TadaError, OSError) as error:
-        raise TadaError(
-            f"--calibrate loads the spec's model {m.name!r} on {m.device}, and it cannot be loaded: "
-            f"{str(error).rstrip('.')}. Without --calibrate, `tada plan` counts the work without weights."
-        ) from None
+        raise unloadable(m, error) from None
     models.set_threads(adapter, m.threads, m.device)
     g = loaded.spec.generation
     base = GenerationRequest(("x",), (0,), num_steps=g.num_steps, guidance_scale=g.guidance_scale,

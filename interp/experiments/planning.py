@@ -111,6 +111,14 @@ def plan(spec: "str | Path | dict[str, Any] | LoadedSpec", calibrate: bool = Fal
     return result
 
 
+def unloadable(model: Any, error: BaseException) -> TadaError:
+    """The one-line error of ``--calibrate`` when the spec's model cannot be loaded."""
+    return TadaError(
+        f"--calibrate loads the spec's model {model.name!r} on {model.device}, and it cannot be loaded: "
+        f"{str(error).rstrip('.')}. Without --calibrate, `tada plan` counts the work without weights."
+    )
+
+
 def _calibrated_auto(ctx: Any) -> int:
     """``auto``'s batch for a step's generation settings, from the probe a run makes."""
     from interp.registry import check_device
@@ -120,9 +128,7 @@ def _calibrated_auto(ctx: Any) -> int:
     try:
         adapter = ctx.adapter
     except (TadaError, OSError) as error:
-        raise TadaError(
-            f"--calibrate loads the spec's model {m.name!r} on {m.device}, and it cannot be loaded: {error}"
-        ) from None
+        raise unloadable(m, error) from None
     return choose_auto(adapter, ctx.request(["-"], [0]), fixed_rows=1).size
 
 
