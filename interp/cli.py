@@ -80,7 +80,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     if args.pilot is not None:
         pilot_rows(args.pilot)  # a bad pilot directory fails before any planning
     loaded = load_spec(args.file)
-    planned = plan(loaded)
+    planned = plan(loaded, calibrate=args.calibrate)
     rates, calibration = plan_rates(loaded, planned, args.calibrate)
     print(plan_text(planned, rates, calibration))
     if args.pilot is not None:

@@ -27,6 +27,7 @@ import numpy as np
 
 from interp.adapter import GenerationRequest, ModelAdapter
 from interp.attribution import attribute, attribute_cost, gradient_metric
+from interp.batching import BatchSize
 from interp.cost import Cost, total
 from interp.errors import TadaError
 from interp.metrics import Metric
@@ -45,7 +46,7 @@ class _SweepOptions(TypedDict):
 
     steps: StepsLike
     branch: Branch | str
-    batch_size: int
+    batch_size: BatchSize
     progress: bool
 
 
@@ -124,7 +125,7 @@ def locate(
     steps: StepsLike = None,
     branch: Branch | str = Branch.COND,
     layers: bool = True,
-    batch_size: int = 8,
+    batch_size: BatchSize = "auto",
     progress: bool = True,
     selection: Selection = "greedy",
     alpha: float = 0.05,
@@ -145,7 +146,7 @@ def locate(
         steps: Denoising steps to patch (default all).
         branch: CFG branch to patch (default conditional).
         layers: Also measure the per-layer text-input impact (TADA's sites).
-        batch_size: Variants per batched forward.
+        batch_size: Variants per batched forward, or ``"auto"`` (:mod:`interp.batching`).
         selection: ``greedy`` (the smallest ranking prefix that restores ``fraction``),
             ``significant`` (the heads whose single-head effect is non-zero at a false
             discovery rate ``alpha``, then checked for sufficiency and necessity like the
@@ -231,7 +232,7 @@ def locate_cost(
     max_heads: int = 16,
     steps: StepsLike = None,
     layers: bool = True,
-    batch_size: int = 8,
+    batch_size: BatchSize = "auto",
     selection: Selection = "greedy",
 ) -> Cost:
     """What :func:`locate` runs for these sizes, from the sweeps' own counting.

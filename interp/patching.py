@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
+from interp.batching import AUTO, BatchSize, planned_batch_size, resolve_batch_size, run_halving
 from interp.cost import Cost
 from interp.distributed.executor import run_tasks
 from interp.distributed.tasks import GenerationTask
@@ -40,7 +41,7 @@ from interp.errors import TadaError
 from interp.metrics import Metric, MetricContext, needs_audio
 from interp.progress import expect, shown
 from interp.prompts import PromptPair
-from interp.runner import run
+from interp.runner import RunResult, run
 from interp.selection import Branch, Steps, StepsLike
 from interp.sites import Site, as_site
 from interp.statistics import Effect, normalized_effect
@@ -164,7 +165,7 @@ def sweep(
     branch: Branch | str = Branch.COND,
     ablation: Literal["zero", "mean"] = "zero",
     mean_activations: dict[str, Tensor] | None = None,
-    batch_size: int = 8,
+    batch_size: BatchSize = "auto",
     progress: bool = True,
     on_unit: Callable[[dict], None] | None = None,
     reuse_latents: bool = True,
@@ -184,15 +185,15 @@ def sweep(
         branch: CFG branch to intervene on (default conditional).
         ablation: ``zero`` or ``mean`` (needs ``mean_activations``: site name ->
             per-step tensor ``[step, rows, ...]`` from :func:`mean_activations`).
-        batch_size: Variants per batched forward pass (1 = sequential).
+        batch_size: Variants per batched forward pass (1 = sequential), or ``"auto"``:
+            the most that fit in free memory (:mod:`interp.batching`). A chunk that runs
+            out of memory is halved and retried either way.
         progress: Show progress on stderr (ignored inside an active
             :func:`interp.progress.reporting` block, which receives the counts).
         on_unit: Called with each finished row (for incremental saving).
         reuse_latents: Start patched rows at the first intervened step from the target
             run's latents, when the adapter can resume (see the module docstring).
     """
-    if batch_size < 1:
-        raise TadaError(f"batch_size must be >= 1, got {batch_size}.")
     if not variants:
         raise TadaError("Nothing to sweep: give at least one variant (site set).")
     step_sel = Steps.parse(steps)
@@ -215,7 +216,8 @@ def sweep(
         )
     needed = tuple(sorted({stage_site(s).name for v in variants for s in v.sites}))
     rows_per_sample = 2 if (branch is Branch.BOTH and base.guided) else 1
-    chunks = variant_chunks(variants, own, batch_size, reuse_latents and adapter.can_resume)
+    size = resolve_batch_size(batch_size, adapter, base, len(variants), fixed_rows=1)
+    chunks = variant_chunks(variants, own, size, reuse_latents and adapter.can_resume)
     plan = _SweepPlan(
         base,
         metric,
@@ -306,15 +308,25 @@ def sweep_cost(
     metric: Metric,
     *,
     steps: StepsLike = None,
-    batch_size: int = 8,
+    batch_size: BatchSize = AUTO,
     reuse_latents: bool = True,
+    variant_steps: "Sequence[tuple[int, ...]] | None" = None,
 ) -> Cost:
     """What :func:`sweep` runs for these sizes, counted with its own batching and requests
-    (``adapter`` may be a structure-only build: only ``can_resume`` is used)."""
+    (``adapter`` may be a structure-only build: only ``can_resume`` is used; ``auto``
+    counts as :func:`~interp.batching.planned_batch_size` says). ``variant_steps``: each
+    variant's own steps, as a :class:`Variant`'s ``steps`` (one per variant), for variants
+    that carry them (:mod:`interp.time_patching`'s windows)."""
     if n_pairs * n_seeds * n_variants == 0:
         return Cost()
+    batch_size = planned_batch_size(batch_size)
     base = replace(base, decode=needs_audio(metric))
-    own = [Steps.parse(steps).resolve(base.num_steps)] * n_variants
+    default, each = Steps.parse(steps), variant_steps or [None] * n_variants
+    if len(each) != n_variants:
+        raise TadaError(
+            f"variant_steps has {len(each)} entries for {n_variants} variants; give one per variant."
+        )
+    own = [_variant_steps(Variant("planned", (), steps=s), default, base.num_steps) for s in each]
     chunks = variant_chunks(
         [Variant("planned", ())] * n_variants, own, batch_size, reuse_latents and adapter.can_resume
     )
@@ -445,8 +457,20 @@ class _ChunkTask:
         return _BASELINES[key]
 
     def __call__(self, adapter: ModelAdapter) -> list[dict]:
-        plan, pair, seed, direction = self.plan, self.pair, self.seed, self.plan.direction
         baseline, ref, m_source = self._baseline(adapter)
+
+        def rows(variants: Sequence[Variant]) -> list[dict]:
+            return self._rows(adapter, tuple(variants), baseline, ref, m_source)
+
+        parts = run_halving(self.chunk, rows, kind=f"sweep {self.plan.key}", what="variants")
+        return [row for part in parts for row in part]
+
+    def _rows(
+        self, adapter: ModelAdapter, chunk: tuple[Variant, ...], baseline: "RunResult", ref: MetricContext,
+        m_source: float,
+    ) -> list[dict]:  # fmt: skip
+        """The rows of ``chunk``'s variants, from one batched generation with a control row."""
+        plan, pair, seed, direction = self.plan, self.pair, self.seed, self.plan.direction
         source = 0 if direction == "denoising" else 1
         target = 1 - source if direction != "ablation" else 0
         target_prompt = (pair.clean, pair.corrupted)[target]
@@ -454,7 +478,7 @@ class _ChunkTask:
         # row 0 is an unpatched control: the target run computed in the same batch
         # shape as its variants, so a site without effect reads exactly zero.
         edits = []
-        for i, variant in enumerate(self.chunk, start=1):
+        for i, variant in enumerate(chunk, start=1):
             steps = plan.steps if variant.steps is None else variant.steps
             if variant.steps == ():
                 continue  # patched at no step: the row is the target run
@@ -469,7 +493,7 @@ class _ChunkTask:
                         _cached_value(baseline.reads, resolved, site, source, rows_per_sample, 2)
                     )
                 edits.append(Edit(site, op, steps=steps, branch=plan.branch, samples=(i,)))
-        n = len(self.chunk) + 1
+        n = len(chunk) + 1
         latents = None
         if self.start:
             resume_from = baseline.output.step_latents[self.start][target : target + 1]
@@ -490,7 +514,7 @@ class _ChunkTask:
                 "clean": m_clean,
                 "corrupted": m_corrupted,
             }
-            for i, variant in enumerate(self.chunk, start=1)
+            for i, variant in enumerate(chunk, start=1)
         ]
 
 
@@ -553,7 +577,7 @@ def patched_generations(
     direction: Literal["denoising", "noising"] = "denoising",
     steps: StepsLike = None,
     branch: Branch | str = Branch.COND,
-    batch_size: int = 8,
+    batch_size: BatchSize = AUTO,
 ) -> Listening:
     """The clean, corrupted and patched generations of one pair and seed (to listen to).
 
@@ -570,20 +594,19 @@ def patched_generations(
         direction: ``denoising`` (clean into the corrupted run) or ``noising``.
         steps: Denoising steps at which to patch (default all).
         branch: CFG branch to patch (default conditional).
-        batch_size: Variants per batched forward pass.
+        batch_size: Variants per batched forward pass, or ``"auto"`` (:mod:`interp.batching`).
     """
-    if batch_size < 1:
-        raise TadaError(f"batch_size must be >= 1, got {batch_size}.")
     labels = [v.label for v in variants]
     if len(set(labels)) != len(labels):
         raise TadaError(f"Variant labels must differ, got {labels}.")
     step_sel, branch = Steps.parse(steps), Branch.parse(branch)
     for v in variants:
         adapter.catalog.parse_many(v.sites)
+    both = _baseline_request(base, pair, seed, ())
+    batch_size = resolve_batch_size(batch_size, adapter, both, len(variants))
     chunks = [variants[i : i + batch_size] for i in range(0, len(variants), batch_size)]
     expect(2 + sum(len(chunk) for chunk in chunks))  # clean and corrupted, then the variants
     needed = sorted({stage_site(s).name for v in variants for s in v.sites})
-    both = _baseline_request(base, pair, seed, ())
     reads = tuple(Read(n, steps=step_sel, branch=branch) for n in needed)
     baseline = run_tasks(adapter, [GenerationTask(both, reads=reads)])[0]
     resolved = step_sel.resolve(base.num_steps)
@@ -612,9 +635,10 @@ def patched_generations(
     return Listening(_select(baseline.output, 0), _select(baseline.output, 1), patched)
 
 
-def patched_generations_cost(base: GenerationRequest, n_variants: int, batch_size: int = 8) -> Cost:
+def patched_generations_cost(base: GenerationRequest, n_variants: int, batch_size: BatchSize = AUTO) -> Cost:
     """What :func:`patched_generations` runs: the clean and corrupted runs in one batch,
     then ``n_variants`` patched rows, ``batch_size`` to a forward pass."""
+    batch_size = planned_batch_size(batch_size)
     pair = PromptPair("clean", "corrupted", "concept")
     cost = Cost.of(_baseline_request(base, pair, 0, ()), label="audio")
     full, rest = divmod(n_variants, batch_size)

@@ -23,6 +23,7 @@ from interp.errors import EditError, SiteError, did_you_mean
 from interp.execution_order import hook_order
 from interp.progress import generation
 from interp.quiet import warn_truncated
+from interp.read_store import StepBuffer, current_budget
 from interp.selection import branch_rows
 from interp.sites import ModuleSite, Site
 from interp.types import ReadTrace
@@ -34,7 +35,9 @@ class RunResult:
 
     Attributes:
         output: The generation (final latents and audio).
-        reads: Read key -> tensor stacked over its steps, ``[step, rows, ...]``.
+        reads: Read key -> tensor stacked over its steps, ``[step, rows, ...]``; a read
+            larger than the read budget is a CPU tensor memory-mapped from a file
+            (:mod:`interp.read_store`).
         read_steps: Read key -> the step indices along the first axis.
     """
 
@@ -199,7 +202,7 @@ def _store(stage: _Stage, x: Tensor, handle: object) -> None:
         envoy.output = (x, *output[1:]) if isinstance(output, tuple) else x
 
 
-def _execute(root, stage: _Stage, step: int, store: dict[str, list[Tensor]], save) -> None:  # pyright: ignore[reportMissingParameterType]
+def _execute(root, stage: _Stage, step: int, store: dict[str, StepBuffer], save) -> None:  # pyright: ignore[reportMissingParameterType]
     """Fetch, edit, write back and record one hook point at one step."""
     x, handle = _fetch(root, stage)
     if not isinstance(x, Tensor):
@@ -229,7 +232,7 @@ def _execute(root, stage: _Stage, step: int, store: dict[str, list[Tensor]], sav
             value = view[_index(view, action)].detach().clone()
             if action.item.reduce is not None:
                 value = action.item.reduce(value)
-            store[action.item.key].append(save(value))
+            store[action.item.key].append(value, save)
 
 
 @beartype
@@ -264,7 +267,9 @@ def run(
         from interp.backend import save, wrap
 
         root = wrap(adapter)
-        store: dict[str, list[Tensor]] = {key: [] for key in read_steps}
+        budget = current_budget()
+        left = [budget.resolved_bytes()] if read_steps else [0]
+        store = {key: StepBuffer(len(steps), left, budget.directory) for key, steps in read_steps.items()}
         calls = [step - request.start_step for step in sorted(plan)]  # a resumed run skips steps
         with root.trace(request) as tracer:
             for call in tracer.iter[calls]:
@@ -272,5 +277,5 @@ def run(
                 for stage in plan[step]:
                     _execute(root, stage, step, store, save)
             result = save(root.output)
-    reads_out = {key: torch.stack(values) for key, values in store.items()}
+    reads_out = {key: buffer.result() for key, buffer in store.items()}
     return RunResult(GenerationOutput(**result), reads_out, read_steps)

@@ -33,9 +33,11 @@ import numpy as np
 from beartype import beartype
 
 from interp.adapter import GenerationRequest, ModelAdapter
+from interp.batching import BatchSize
+from interp.cost import Cost
 from interp.errors import SelectionError, TadaError
 from interp.metrics import Metric
-from interp.patching import Variant, sweep
+from interp.patching import Variant, sweep, sweep_cost
 from interp.prompts import PromptPair
 from interp.selection import Branch
 from interp.sites import Site
@@ -210,7 +212,7 @@ def time_resolved_patching(
     windows: WindowPlan | None = None,
     direction: Literal["denoising", "noising"] = "denoising",
     branch: Branch | str = Branch.COND,
-    batch_size: int = 8,
+    batch_size: BatchSize = "auto",
     progress: bool = True,
     reuse_latents: bool = True,
 ) -> TimeMap:
@@ -269,3 +271,26 @@ def time_resolved_patching(
     ]
     effects = {cells[label]: effect for label, effect in result.effects().items()}
     return TimeMap(concepts.pop(), plan, [v.label for v in variants], effects, direction, rows)
+
+
+def time_resolved_patching_cost(
+    adapter: ModelAdapter,
+    base: GenerationRequest,
+    n_pairs: int,
+    n_seeds: int,
+    n_sites: int,
+    metric: Metric,
+    *,
+    windows: WindowPlan | None = None,
+    batch_size: BatchSize = "auto",
+    reuse_latents: bool = True,
+) -> Cost:
+    """What :func:`time_resolved_patching` runs for these sizes: the sweep of every site
+    over every window, counted by :func:`~interp.patching.sweep_cost` with the same
+    window grid (``adapter`` may be a structure-only build)."""
+    plan = windows or WindowPlan.even(base.num_steps, max(1, base.num_steps // 5))
+    grid = [w.steps for w in plan.windows() for _ in range(n_sites)]
+    return sweep_cost(
+        adapter, base, n_pairs, n_seeds, len(grid), metric,
+        batch_size=batch_size, reuse_latents=reuse_latents, variant_steps=grid,
+    )  # fmt: skip

@@ -17,6 +17,11 @@ from dataclasses import dataclass
 
 from interp.errors import SelectionError
 
+#: The most windows one plan may hold. Each window is a patched generation per site, pair
+#: and seed, and the cumulative windows cover up to every step each, so the work grows
+#: with windows x steps; a step-by-step plan of a 100-step schedule has about 300.
+MAX_WINDOWS = 1000
+
 
 @dataclass(frozen=True, order=True)
 class Window:
@@ -104,9 +109,21 @@ class WindowPlan:
                 f"Window boundaries {bad} are outside the schedule: with {num_steps} steps a "
                 f"boundary k (up to step k, from step k on) is in 0..{num_steps}."
             )
+        count = len(set(windows)) + 2 * len(cuts)  # fixed, up to k, from k (an upper bound)
+        if count > MAX_WINDOWS and len(self._distinct(num_steps, windows, cuts)) > MAX_WINDOWS:
+            raise SelectionError(
+                f"{len(self._distinct(num_steps, windows, cuts))} windows over {num_steps} steps is more "
+                f"than the {MAX_WINDOWS} a time-resolved sweep takes (each is a patched generation per "
+                f"site, pair and seed): use wider windows or cumulative windows every more steps, "
+                f"e.g. window: {max(1, num_steps // 100)} for about 300."
+            )
         object.__setattr__(self, "num_steps", num_steps)
         object.__setattr__(self, "fixed", windows)
         object.__setattr__(self, "boundaries", cuts)
+
+    @staticmethod
+    def _distinct(num_steps: int, fixed: tuple[Window, ...], cuts: tuple[int, ...]) -> set[Window]:
+        return {*fixed, *(Window(0, k) for k in cuts), *(Window(k, num_steps) for k in cuts if k < num_steps)}
 
     @classmethod
     def even(cls, num_steps: int, size: int, every: int | None = None) -> "WindowPlan":

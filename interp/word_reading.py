@@ -20,10 +20,12 @@ import torch
 from beartype import beartype
 
 from interp.adapter import GenerationRequest, ModelAdapter
+from interp.batching import BatchSize
 from interp.context_tokens import ContextToken, normalize_word, require_word, word_labels
+from interp.cost import Cost
 from interp.errors import SiteError, TadaError
 from interp.metrics import Metric
-from interp.patching import SweepResult, Variant, sweep
+from interp.patching import SweepResult, Variant, sweep, sweep_cost
 from interp.prompts import PromptPair
 from interp.selection import Branch, StepsLike
 from interp.sites import Site, as_site
@@ -176,7 +178,7 @@ def token_patching(
     words: Sequence[str] | None = None,
     steps: StepsLike = None,
     branch: Branch | str = Branch.COND,
-    batch_size: int = 8,
+    batch_size: BatchSize = "auto",
     progress: bool = True,
 ) -> tuple[SweepResult, list[WordVariant]]:
     """Denoising patching of each word's key/value positions of each head, for one pair.
@@ -229,3 +231,22 @@ def summarize_roles(rows: Sequence[dict]) -> dict[str, dict[str, float]]:
             "all": mean([r["effect"] for r in mine if r["role"] == "all"]),
         }
     return out
+
+
+def token_patching_cost(
+    adapter: ModelAdapter,
+    base: GenerationRequest,
+    pair: PromptPair,
+    n_seeds: int,
+    heads: Sequence[Site | str],
+    metric: Metric,
+    *,
+    words: Sequence[str] | None = None,
+    steps: StepsLike = None,
+    batch_size: BatchSize = "auto",
+) -> Cost:
+    """What :func:`token_patching` runs for one pair: its sweep over the same
+    :func:`word_variants`, counted by :func:`~interp.patching.sweep_cost` (``adapter``
+    may be a structure-only build that tokenizes)."""
+    n_variants = len(word_variants(adapter, pair, heads, words))
+    return sweep_cost(adapter, base, 1, n_seeds, n_variants, metric, steps=steps, batch_size=batch_size)

@@ -62,7 +62,12 @@ class AudioLDMAdapter(ModelAdapter):
         self.require_weights("generate")
         one_waveform_per_prompt(request)
         return call_pipeline(
-            self.pipeline, request, self.device, self.sample_rate, duration_argument="audio_length_in_s"
+            self.pipeline,
+            request,
+            self.device,
+            self.sample_rate,
+            duration_argument="audio_length_in_s",
+            decoder=None,  # its deprecated pipeline always decodes, whole batches
         )
 
     def default_request(self, prompts: list[str], seeds: list[int]) -> GenerationRequest:

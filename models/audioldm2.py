@@ -38,7 +38,7 @@ from models.attention import attention_scores
 from models.context import tokenized_context
 from models.hub import load_pipeline, on_meta
 from models.offline import structure_config
-from models.pipeline_call import call_pipeline
+from models.pipeline_call import call_pipeline, mel_decoder
 from models.unet import one_waveform_per_prompt, unet_catalog
 
 _STREAMS = ("gpt2", "flan-t5")
@@ -131,7 +131,12 @@ class AudioLDM2Adapter(ModelAdapter):
         self.require_weights("generate")
         one_waveform_per_prompt(request)
         return call_pipeline(
-            self.pipeline, request, self.device, self.sample_rate, duration_argument="audio_length_in_s"
+            self.pipeline,
+            request,
+            self.device,
+            self.sample_rate,
+            duration_argument="audio_length_in_s",
+            decoder=mel_decoder(self.pipeline),
         )
 
     def default_request(self, prompts: list[str], seeds: list[int]) -> GenerationRequest:

@@ -19,7 +19,7 @@ from interp.errors import TadaError
 from models.attention import attention_catalog, attention_scores
 from models.context import labelled, tokenized_context
 from models.hub import load_pipeline, on_meta, shipped_config
-from models.pipeline_call import call_pipeline
+from models.pipeline_call import call_pipeline, stable_audio_decoder
 
 
 class StableAudioAdapter(ModelAdapter):
@@ -72,7 +72,12 @@ class StableAudioAdapter(ModelAdapter):
     def generate(self, request: GenerationRequest) -> GenerationOutput:
         self.require_weights("generate")
         return call_pipeline(
-            self.pipeline, request, self.device, self.sample_rate, duration_argument="audio_end_in_s"
+            self.pipeline,
+            request,
+            self.device,
+            self.sample_rate,
+            duration_argument="audio_end_in_s",
+            decoder=stable_audio_decoder(self.pipeline),
         )
 
     def default_request(self, prompts: list[str], seeds: list[int]) -> GenerationRequest:

@@ -18,6 +18,7 @@ one shard at a time (:meth:`ActivationCache.batches`).
 import json
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +28,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from interp.adapter import GenerationRequest, ModelAdapter
+from interp.batching import AUTO, BatchSize, check_batch_size, planned_batch_size, probe, resolve_batch_size
 from interp.cost import Cost, prompt_batches, prompt_sets_cost
 from interp.distributed.executor import current, run_tasks
 from interp.distributed.tasks import GenerationTask
@@ -98,14 +100,40 @@ def _labels(rows: list[int], batch: int, guided: bool, offset: int, seq: int, st
 
 @beartype
 def cache_cost(
-    request: GenerationRequest, n_prompts: int, *, seeds: Sequence[int] | None = None, batch_size: int = 8
+    request: GenerationRequest,
+    n_prompts: int,
+    *,
+    seeds: Sequence[int] | None = None,
+    batch_size: BatchSize = AUTO,
 ) -> Cost:
     """What :func:`cache_activations` runs: ``n_prompts x seeds`` samples, batched."""
     return prompt_sets_cost(
-        request, (n_prompts,), seeds=seeds, batch_size=batch_size, label="cache", decode=False
+        request,
+        (n_prompts,),
+        seeds=seeds,
+        batch_size=planned_batch_size(batch_size),
+        label="cache",
+        decode=False,
     )
 
 
+def _auto_batch(
+    adapter: ModelAdapter, request: GenerationRequest, reads: Sequence[Read], units: int, budget: int,
+    widths: dict[str, int], itemsize: int,
+) -> int:  # fmt: skip
+    """The most generations that fit in free memory and whose reads (kept twice while
+    the runner stacks them, plus their labels) take at most half the cache's budget."""
+    request = replace(request, decode=False)
+    fits = resolve_batch_size(AUTO, adapter, request, units, reads=reads)  # probes first: then cached
+    per_generation = 0
+    for name, read_bytes in probe(adapter, request, reads).read_bytes.items():
+        vectors = read_bytes // (itemsize * widths[name])
+        per_generation += 2 * read_bytes + vectors * _LABEL_BYTES
+    by_budget = max(1, (budget // 2) // max(per_generation, 1))
+    return min(fits, by_budget)
+
+
+@beartype
 def cache_activations(
     adapter: ModelAdapter,
     request: GenerationRequest,
@@ -116,7 +144,7 @@ def cache_activations(
     seeds: Sequence[int] | None = None,
     steps: StepsLike = None,
     branch: Branch | str = Branch.COND,
-    batch_size: int = 8,
+    batch_size: BatchSize = "auto",
     memory_budget_bytes: int = 256 * 2**20,
     dtype: torch.dtype = torch.float32,
     overwrite: bool = False,
@@ -132,7 +160,9 @@ def cache_activations(
         seeds: Each prompt runs once per seed (default: the request's first seed).
         steps: Denoising steps to cache (default all).
         branch: CFG branch(es) to cache (default ``cond``, as in TADA).
-        batch_size: Generations per batched forward pass.
+        batch_size: Generations per batched forward pass, or ``"auto"``: the most that
+            fit in free memory (:mod:`interp.batching`) whose reads take at most half of
+            ``memory_budget_bytes``.
         memory_budget_bytes: Bound on the memory the cache holds at once (shard
             buffers plus one batch of reads); shards are sized to fit it.
         dtype: Storage dtype of the activations (e.g. ``torch.float16`` halves disk).
@@ -148,8 +178,9 @@ def cache_activations(
     out = Path(out_dir)
     if (out / MANIFEST).exists() and not overwrite:
         raise TadaError(f"{str(out)!r} already holds an activation cache; pass overwrite=True.")
-    if not prompts or batch_size < 1:
-        raise TadaError(f"Caching needs prompts and batch_size >= 1 (got {len(prompts)}, {batch_size}).")
+    if not prompts:
+        raise TadaError("Caching needs at least one prompt.")
+    batch_size = check_batch_size(batch_size)
     names = [s.name for s in adapter.catalog.parse_many(sites)]
     widths = {n: site_width(adapter, n) for n in names}
     selection, parsed_branch = Steps.parse(steps), Branch.parse(branch)
@@ -166,9 +197,9 @@ def cache_activations(
         )
         for n in names
     )
-    batches = list(
-        zip(range(0, len(units), batch_size), prompt_batches(request, units, batch_size, decode=False))
-    )
+    size = batch_size if batch_size != AUTO else _auto_batch(adapter, request, reads, len(units),
+                                                              memory_budget_bytes, widths, itemsize)  # fmt: skip
+    batches = list(zip(range(0, len(units), size), prompt_batches(request, units, size, decode=False)))
     # one batch per worker at a time (the local executor: one), written in batch order
     window = current().workers
     for first in range(0, len(batches), window):

@@ -20,6 +20,7 @@ from jaxtyping import Float, Int, jaxtyped
 from torch import Tensor, nn
 
 from interp.adapter import GenerationRequest, ModelAdapter
+from interp.batching import BatchSize, planned_batch_size, resolve_batch_size
 from interp.cost import Cost, prompt_batches, prompt_sets_cost
 from interp.edits import Read
 from interp.errors import TadaError
@@ -54,7 +55,7 @@ def feature_activations(
     seeds: Sequence[int] | None = None,
     steps: StepsLike = None,
     branch: Branch | str = Branch.COND,
-    batch_size: int = 8,
+    batch_size: BatchSize = "auto",
 ) -> tuple[Float[Tensor, "step unit d_sae"], tuple[int, ...]]:
     """Mean activation over positions of every SAE feature, per step and generation.
 
@@ -67,7 +68,8 @@ def feature_activations(
         seeds: Seeds per prompt (default: the request's first seed).
         steps: Denoising steps (default all).
         branch: CFG branch (default ``cond``; ``both`` counts each branch as a unit).
-        batch_size: Generations per batched forward pass.
+        batch_size: Generations per batched forward pass, or ``"auto"``
+            (:mod:`interp.batching`).
 
     Returns:
         ``[step, unit, d_sae]`` and the step indices.
@@ -88,12 +90,13 @@ def feature_activations(
         vectors = to_vectors(x).to(device=sae.device, dtype=sae.dtype)
         return sae.encode(vectors).mean(dim=1).float().cpu()  # [rows, d_sae]
 
-    chunks = []
+    parts = []
     expect(len(units))
-    for batch in prompt_batches(request, units, batch_size, decode=False):  # only the reads are used
-        result = run(adapter, batch, reads=[Read(name, steps=selection, branch=branch, reduce=encode)])
-        chunks.append(result.reads[name])
-    return torch.cat(chunks, dim=1), selection.resolve(request.num_steps)
+    reads = [Read(name, steps=selection, branch=branch, reduce=encode)]
+    size = resolve_batch_size(batch_size, adapter, request, len(units), reads=reads)
+    for batch in prompt_batches(request, units, size, decode=False):  # only the reads are used
+        parts.append(run(adapter, batch, reads=reads).reads[name])
+    return torch.cat(parts, dim=1), selection.resolve(request.num_steps)
 
 
 @jaxtyped(typechecker=beartype)
@@ -183,12 +186,12 @@ def concept_features_cost(
     n_negative: int,
     *,
     seeds: Sequence[int] | None = None,
-    batch_size: int = 8,
+    batch_size: BatchSize = "auto",
 ) -> Cost:
     """What :func:`concept_features` runs: :func:`feature_activations` of both prompt sets."""
     sizes = (n_positive, n_negative)
     return prompt_sets_cost(
-        request, sizes, seeds=seeds, batch_size=batch_size, label="features", decode=False
+        request, sizes, seeds=seeds, batch_size=planned_batch_size(batch_size), label="features", decode=False
     )
 
 
@@ -198,7 +201,7 @@ class _RunSettings(TypedDict):
     seeds: Sequence[int] | None
     steps: StepsLike
     branch: Branch | str
-    batch_size: int
+    batch_size: BatchSize
 
 
 @beartype
@@ -215,7 +218,7 @@ def concept_features(
     seeds: Sequence[int] | None = None,
     steps: StepsLike = None,
     branch: Branch | str = Branch.COND,
-    batch_size: int = 8,
+    batch_size: BatchSize = "auto",
     concept: str | None = None,
 ) -> FeatureSelection:
     """Score every feature per step from positive vs negative prompts; keep the top k."""

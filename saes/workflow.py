@@ -15,6 +15,7 @@ from beartype import beartype
 from torch import nn
 
 from interp.adapter import GenerationRequest, ModelAdapter
+from interp.batching import BatchSize
 from interp.cost import Cost
 from interp.errors import TadaError
 from interp.metrics import ConceptScorer
@@ -52,7 +53,7 @@ class SAESteeringSettings:
     branch: str = "cond"
     renormalize: bool = False
     seeds: tuple[int, ...] | None = None
-    batch_size: int = 8
+    batch_size: BatchSize = "auto"
     budget: float = 0.5
     distance: Distance = "audio"
 

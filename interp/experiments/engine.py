@@ -7,6 +7,8 @@ The run directory holds::
     results.csv      the tidy table, built from the unit files
     summary.json     each step's summary
     run.log          one JSON line per unit start / end (times, generations, memory)
+                     and notes (the batch ``auto`` chose, out-of-memory halvings)
+    units/steps/     per step, the batch ``batch_size: auto`` resolved to (reused on resume)
     plots/ audio/    PNG and WAV artifacts
     index.html       the report
 
@@ -24,6 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from interp.batching import AutoBatch, AutoChoice, on_batch_note, resolving_auto
 from interp.distributed import (
     Executor,
     ExecutorConfig,
@@ -52,6 +55,7 @@ from interp.experiments.table import write_table
 from interp.experiments.units import Row, UnitResult, UnitStore, fingerprint, write_text
 from interp.experiments.watch import ProgressOption, StepWatch
 from interp.experiments.yamlio import dump
+from interp.read_store import read_budget
 from interp.registry import check_device
 
 
@@ -159,6 +163,7 @@ def _run_step(
     )
     prints = {u.id: fingerprint(base, u.id, u.params) for u in units}
     finished = {u.id: store.load(step.name, u.id, prints[u.id]) for u in units}
+    auto = step_batch(store, step.name, base)
     watch = StepWatch(progress, step.name, len(units), sum(r is not None for r in finished.values()), log)
     try:
         workers = current().workers  # with several, units run side by side (concepts in parallel)
@@ -166,7 +171,7 @@ def _run_step(
         def job(unit: Any) -> Callable[[], None]:
             def call() -> None:
                 own = ctx if workers <= 1 else replace(ctx, _artifacts=[])
-                finished[unit.id] = _run_unit(step, unit, own, prints[unit.id], store, watch)
+                finished[unit.id] = _run_unit(step, unit, own, prints[unit.id], store, watch, auto)
 
             return call
 
@@ -191,18 +196,22 @@ def _run_step(
 
 
 def _run_unit(step: MethodSpec, unit: Any, ctx: StepContext, print_: str, store: UnitStore,
-              watch: StepWatch) -> UnitResult:  # fmt: skip
+              watch: StepWatch, auto: AutoBatch) -> UnitResult:  # fmt: skip
     import torch
 
     ctx.unit = unit
     ctx._artifacts = []
     torch.manual_seed(_unit_seed(step.name, unit.id))
     try:
-        with watch.unit(step.name, unit.id, print_):
+        notes = on_batch_note(lambda message: watch.log.note(step.name, unit.id, message))
+        spill = read_budget(directory=ctx.out_dir / "spill")  # large reads stream to files there
+        with watch.unit(step.name, unit.id, print_), notes, spill, resolving_auto(auto):
             rows = step.run_unit(unit, ctx)
     except Exception as error:
         error.add_note(f"(while running unit {unit.id!r} of step {step.name!r}, method {step.method!r})")
         raise
+    finally:
+        _remove_empty(ctx.out_dir / "spill")
     if not isinstance(rows, list) or not all(isinstance(r, Row) for r in rows):
         raise TadaError(
             f"Method {step.method!r}: run_unit must return a list of Row, got {type(rows).__name__}."
@@ -213,6 +222,35 @@ def _run_unit(step: MethodSpec, unit: Any, ctx: StepContext, print_: str, store:
     watch.finished(step.name, unit.id, print_)
     store.save(step.name, result)
     return result
+
+
+def step_batch(store: UnitStore, step: str, step_print: str) -> AutoBatch:
+    """The number ``batch_size: auto`` stands for in ``step``: the one recorded in
+    ``units/steps/<step>.json`` by an earlier run of the same step (same fingerprint),
+    or resolved by the step's first ``auto`` and recorded there then."""
+    path = store.root / "steps" / f"{step}.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        recorded = data["batch_size"] if data["fingerprint"] == step_print else None
+    except (OSError, ValueError, KeyError, TypeError):
+        recorded = None
+
+    def record(choice: AutoChoice) -> None:
+        state = {"step": step, "fingerprint": step_print, "batch_size": choice.size, "fits": choice.fits,
+                 "ceiling": choice.ceiling, "device": choice.device}  # fmt: skip
+        write_text(path, json.dumps(state, indent=1, sort_keys=True) + "\n")
+
+    if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded >= 1:
+        return AutoBatch(size=recorded, on_resolved=record, recorded=True)
+    return AutoBatch(on_resolved=record)
+
+
+def _remove_empty(folder: Path) -> None:
+    """Remove ``folder`` if it exists and is empty (the files in it are unlinked once mapped)."""
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
 
 
 def run(

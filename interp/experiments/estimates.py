@@ -46,6 +46,11 @@ class Rates:
         decode_s: Seconds to decode one sample.
         activation_bytes_per_row: Working memory of a denoiser forward per row.
         decode_bytes_per_sample: Working memory of the decoder per sample.
+        unit_s: The run's own seconds per unit (files, WAVs, metrics), when measured
+            with the model (:mod:`interp.experiments.calibration`); ``None``: the
+            table's ``framework`` entry.
+        step_s: The run's own seconds per step (summary, plots, its share of the
+            report), likewise.
         source: Where the numbers come from (machine, date, how).
     """
 
@@ -55,7 +60,15 @@ class Rates:
     decode_s: float | None = None
     activation_bytes_per_row: float | None = None
     decode_bytes_per_sample: float | None = None
+    unit_s: float | None = None
+    step_s: float | None = None
     source: str = ""
+
+    def framework(self) -> "Framework":
+        """The run's own costs: these rates' when measured, else the table's."""
+        if self.unit_s is None or self.step_s is None:
+            return framework()
+        return Framework(self.unit_s, self.step_s, "measured by the calibration's probe run")
 
     def call_seconds(self, c: Calls) -> float | None:
         """Wall time of ``c`` (``None`` when a rate it needs is unknown)."""
@@ -68,7 +81,7 @@ class Rates:
     def seconds(self, cost: Cost) -> float | None:
         """Wall time of every call of ``cost`` (``None`` when unknown)."""
         times = [self.call_seconds(c) for c in cost.calls]
-        return None if any(t is None for t in times) else sum(t for t in times if t is not None)
+        return None if any(t is None for t in times) else sum((t for t in times if t is not None), 0.0)
 
     def peak_bytes(self, cost: Cost, parameter_bytes: int) -> float | None:
         """Estimated peak memory of ``cost``'s largest call (``None`` when unknown)."""
@@ -136,6 +149,30 @@ def lookup(model: str, device: str, dtype: str | None = None, path: Path = TABLE
     return None
 
 
+def measured_for(model: str, path: Path = TABLE) -> list[str]:
+    """The device classes and dtypes the table has rates of for ``model`` (``cpu float32``)."""
+    names = {model, Path(model).name}
+    for key, entry in load_table(path).items():
+        if names & {key, *entry.get("aliases", [])}:
+            return [
+                f"{device} {dtype}"
+                for device, dtypes in entry.items()
+                if device != "aliases"
+                for dtype in dtypes
+            ]
+    return []
+
+
+def missing_rates(model: str, device: str, dtype: str | None) -> str:
+    """Why the table has no rates for a model on a device class and dtype, and what to do."""
+    known = measured_for(model)
+    has = f"it has {', '.join(known)}" if known else "it has none for this model"
+    return (
+        f"none in the table for {model} on {device_class(device)} in {dtype or 'float32'} ({has}); "
+        f"times are unknown until `tada plan --calibrate` where the model loads with its weights"
+    )
+
+
 def _peak_rss() -> int:
     """The process's peak resident memory in bytes (Linux reports KiB)."""
     import resource
@@ -169,15 +206,21 @@ def _timed(fn: Callable[[], Any], device: str) -> float:
     return time.perf_counter() - start
 
 
+def _median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
+
+
 def calibrate(
-    adapter: Any, base: Any, rows: tuple[int, int], *, decode: bool = True, repeats: int = 2
+    adapter: Any, base: Any, rows: tuple[int, int], *, decode: bool = True, repeats: int = 2, trials: int = 3
 ) -> tuple[Rates, dict[str, float]]:
     """Measure a model's rates on its device with a few traced generations.
 
     A warm-up generation is discarded; then, at the smallest and the largest batch of the
     plan (``rows``, denoiser rows), one generation of 1 step and one of ``1 + repeats``
     steps give the cost of a step and of a call; two batch sizes give the per-row slope.
-    With ``decode``, one sample is decoded once more to time the decoder.
+    With ``decode``, one sample is decoded once more to time the decoder. Each difference
+    (more steps against fewer, decoding against not) is timed as ``trials`` back-to-back
+    pairs, and the median difference counts (a shared machine's load comes and goes).
 
     Args:
         adapter: The loaded model (with weights).
@@ -185,6 +228,7 @@ def calibrate(
         rows: The smallest and largest denoiser batch to time.
         decode: Also time the decoder.
         repeats: Extra denoising steps of the longer generation.
+        trials: Pairs of generations timed for each difference (the median counts).
 
     Returns:
         The rates, and the raw timings (seconds per step at each batch).
@@ -205,15 +249,20 @@ def calibrate(
         )  # fmt: skip
         return _timed(lambda: run(adapter, request, reads=[Read(site)]), device)
 
+    def paired(a: Callable[[], float], b: Callable[[], float]) -> tuple[float, float]:
+        """The medians of ``a`` and of ``b - a``, timed back to back ``trials`` times (a
+        load that comes and goes slows both of a pair alike)."""
+        pairs = [(a(), b()) for _ in range(trials)]
+        return _median([x for x, _ in pairs]), _median([y - x for x, y in pairs])
+
     small, large = (max(1, r // per_sample) for r in rows)
     generate(small, 1)  # warm-up: discarded
     before = _memory(device)
     step: dict[int, float] = {}
     call = []
     for samples in dict.fromkeys((large, small)):
-        one = generate(samples, 1)
-        more = generate(samples, 1 + repeats)
-        step[samples * per_sample] = max(0.0, (more - one) / repeats)
+        one, extra = paired(lambda n=samples: generate(n, 1), lambda n=samples: generate(n, 1 + repeats))
+        step[samples * per_sample] = max(0.0, extra / repeats)
         call.append(max(0.0, one - step[samples * per_sample]))
     after = _memory(device, peak=True)
     (r_small, t_small), (r_large, t_large) = min(step.items()), max(step.items())
@@ -224,7 +273,7 @@ def calibrate(
     if decode:
         generate(1, 1, True)  # the decoder's first call may compile or load: discarded
         start = _memory(device)
-        decode_s = max(0.0, generate(1, 1, True) - generate(1, 1, False))
+        decode_s = max(0.0, paired(lambda: generate(1, 1, False), lambda: generate(1, 1, True))[1])
         decode_bytes = float(max(0, _memory(device, peak=True) - start))
     rates = Rates(
         row_step_s=slope,

@@ -190,6 +190,19 @@ Duration: TypeAlias = Annotated[
 ]
 
 
+def _check_batch_size(value: Any) -> Any:
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return value
+    raise PydanticCustomError(
+        "batch_size",
+        "batch_size must be 'auto' (the largest batch that fits in free memory) or an integer >= 1",
+    )
+
+
+#: ``'auto'`` (the default: the largest batch that fits, :mod:`interp.batching`) or an int >= 1.
+BatchSizeSetting: TypeAlias = Annotated[int | Literal["auto"], BeforeValidator(_check_batch_size)]
+
+
 def distinct_seeds(seeds: list[int] | None) -> list[int] | None:
     """Refuse repeated seeds (in linear time: specs may list thousands)."""
     if seeds is None:

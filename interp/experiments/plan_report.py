@@ -9,13 +9,14 @@ resized to them.
 """
 
 import math
+import sys
 from typing import Any
 
 from interp.cost import Cost
 from interp.errors import TadaError
-from interp.experiments.estimates import Rates, framework
+from interp.experiments.estimates import Rates, framework, missing_rates
 from interp.experiments.loading import LoadedSpec
-from interp.experiments.planning import Plan, plan, spec_steps
+from interp.experiments.planning import Plan, plan, spec_steps, unloadable
 
 UNKNOWN = "unknown, run --calibrate"
 
@@ -58,9 +59,23 @@ def _cells(name: str, method: str, units: str, cost: Cost, seconds: float | None
 
 def plan_seconds(rates: Rates | None, cost: Cost, units: int, steps: int) -> float | None:
     """Estimated wall time of ``cost`` run as ``units`` units in ``steps`` steps: the
-    model's rates plus the framework's own costs (``None`` when the rates are unknown)."""
-    model = rates.seconds(cost) if rates is not None else None
-    return None if model is None else model + framework().seconds(units, steps)
+    model's rates plus the run's own costs (``None`` when the rates are unknown)."""
+    if rates is None or (model := rates.seconds(cost)) is None:
+        return None
+    return model + rates.framework().seconds(units, steps)
+
+
+def rates_line(rates: Rates) -> str:
+    """The rates an estimate uses, in the terms of docs/plan.md's formula."""
+
+    def secs(value: float | None) -> str:
+        return "unknown" if value is None else f"{value:.3g} s"
+
+    fixed = rates.framework()
+    return (
+        f"  row_step_s {secs(rates.row_step_s)}, forward_s {secs(rates.forward_s)}, call_s {secs(rates.call_s)}, "
+        f"decode_s {secs(rates.decode_s)}; the run's own: unit_s {secs(fixed.unit_s)}, step_s {secs(fixed.step_s)}"
+    )
 
 
 def plan_text(planned: Plan, rates: Rates | None, batch_note: str = "") -> str:
@@ -70,7 +85,8 @@ def plan_text(planned: Plan, rates: Rates | None, batch_note: str = "") -> str:
         f"plan of {planned.name!r}: model {m['name']} on {m['device']} ({m['dtype']}), "
         f"{planned.parameters / 1e6:,.1f}M parameters ({size(planned.parameter_bytes)}"
         f"{', the denoiser alone: built without weights' if planned.parameters_of == 'denoiser' else ''})",
-        f"rates: {rates.source if rates is not None else UNKNOWN}",
+        f"rates: {rates.source if rates is not None else missing_rates(m['name'], m['device'], m['dtype'])}",
+        *([rates_line(rates)] if rates is not None else []),
         "",
     ]
     header = ["step", "method", "units", "generations", "samples", "forwards", "row-steps", "decodes",
@@ -96,12 +112,14 @@ def plan_text(planned: Plan, rates: Rates | None, batch_note: str = "") -> str:
                 f" = {c.row_steps:,} row-steps{extra}"
             )
     peak = rates.peak_bytes(everything, planned.parameter_bytes) if rates is not None else None
-    fixed = framework()
+    fixed = rates.framework() if rates is not None else framework()
+    measured = rates is not None and rates.unit_s is not None
+    how = "measured by the calibration's probe run" if measured else "from the table"
     lines += [
         "",
         f"estimated wall time: {duration(overall)}  (one process, the model loaded: the measured "
-        f"rates, plus {fixed.unit_s:g} s per unit and {fixed.step_s:g} s per step for the run's "
-        f"own files, metrics and plots)",
+        f"rates, plus {fixed.unit_s:.3g} s per unit and {fixed.step_s:.3g} s per step for the run's "
+        f"own files, metrics and plots, {how})",
         f"estimated peak memory: {size(peak) if rates is None or peak is not None else 'not measured'}"
         f"  (parameters {size(planned.parameter_bytes)} + "
         f"activations of the largest batch, {everything.max_rows} rows, or the largest decode;"
@@ -226,6 +244,7 @@ def plan_rates(loaded: LoadedSpec, planned: Plan, calibrate: bool) -> tuple[Rate
         return lookup(m.name, m.device, m.dtype), ""
     from interp.adapter import GenerationRequest
     from interp.experiments import model as models
+    from interp.experiments.calibration import calibrate_framework
     from interp.experiments.estimates import calibrate as measure
     from interp.registry import check_device
 
@@ -233,17 +252,21 @@ def plan_rates(loaded: LoadedSpec, planned: Plan, calibrate: bool) -> tuple[Rate
     try:
         adapter = models.load(m.name, weights=True, device=m.device, dtype=m.dtype, base_dir=loaded.base_dir)
     except (TadaError, OSError) as error:
-        raise TadaError(
-            f"--calibrate loads the spec's model {m.name!r} on {m.device}, and it cannot be loaded: {error}"
-        ) from None
+        raise unloadable(m, error) from None
     models.set_threads(adapter, m.threads, m.device)
     g = loaded.spec.generation
     base = GenerationRequest(("x",), (0,), num_steps=g.num_steps, guidance_scale=g.guidance_scale,
                              negative_prompt=g.negative_prompt, duration_s=g.duration_s)  # fmt: skip
     everything = planned.total
     shapes = everything.shapes() or [2]
-    rates, raw = measure(adapter, base, (shapes[-1], shapes[0]), decode=everything.decodes > 0)
+    batches = " and ".join(str(r) for r in dict.fromkeys((shapes[-1], shapes[0])))
+    print(f"calibrating on {m.device}: timing denoising steps at {batches} rows, and a decode ...",
+          file=sys.stderr, flush=True)  # fmt: skip
+    rates, raw = measure(adapter, base, (shapes[-1], shapes[0]))  # the probe run decodes
+    print("calibrating: a probe run (2 generate steps x 2 prompts) for the run's own costs ...",
+          file=sys.stderr, flush=True)  # fmt: skip
+    rates, probe = calibrate_framework(loaded, rates)
     timings = ", ".join(
         f"{k.removeprefix('step_s_at_').replace('_', ' ')}: {v:.3g} s/step" for k, v in raw.items()
     )
-    return rates, f"calibration (a denoising step, traced, warm): {timings}"
+    return rates, f"calibration (a denoising step, traced, warm): {timings}\ncalibration ({probe})"

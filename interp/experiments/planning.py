@@ -8,6 +8,10 @@ same units a run executes) and each unit for its cost
 twins of the library functions the unit calls). No weights are loaded: the model is
 built without them (on the meta device where the family allows).
 
+``batch_size: auto`` is counted as the batch a run would resolve it to: the ceiling of
+the spec's device type (:func:`interp.batching.auto_ceiling`), or with ``calibrate`` the
+probe's choice on the loaded model (:func:`interp.batching.choose_auto`).
+
 Time and memory come from :mod:`interp.experiments.estimates`.
 """
 
@@ -15,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from interp.batching import auto_ceiling, choose_auto, planning_auto, probe_request
 from interp.cost import Cost, total
 from interp.errors import TadaError
 from interp.experiments.loading import LoadedSpec, load_spec
@@ -31,6 +36,7 @@ class StepPlan:
         units: Its units (as a run plans them).
         cost: The generations its units run.
         note: What the count cannot know in advance (empty: exact).
+        batch_size: The number ``batch_size: auto`` is counted as in this step.
     """
 
     name: str
@@ -38,6 +44,7 @@ class StepPlan:
     units: int
     cost: Cost
     note: str = ""
+    batch_size: int = 8
 
 
 @dataclass
@@ -67,12 +74,14 @@ class Plan:
         return total(s.cost for s in self.steps)
 
 
-def plan(spec: "str | Path | dict[str, Any] | LoadedSpec") -> Plan:
+def plan(spec: "str | Path | dict[str, Any] | LoadedSpec", calibrate: bool = False) -> Plan:
     """Plan a spec: per step, its units and the generations they run.
 
     Args:
         spec: A YAML path, a mapping, or a spec loaded with
             :func:`~interp.experiments.load_spec`.
+        calibrate: Count ``batch_size: auto`` as the probe on the loaded model chooses
+            (loads the model with its weights), not as the device's ceiling.
 
     Raises:
         SpecError: If the spec is invalid (every problem at once).
@@ -86,15 +95,41 @@ def plan(spec: "str | Path | dict[str, Any] | LoadedSpec") -> Plan:
     for step in spec_steps(loaded):
         ctx = step_context(loaded, step, Path("."), {})
         units = step.plan(ctx)
+        auto = auto_ceiling(m.device) if not calibrate else _calibrated_auto(ctx)
         try:
-            cost = total(step.unit_cost(unit, ctx) for unit in units).merged()
+            with planning_auto(auto) as planned:
+                cost = total(step.unit_cost(unit, ctx) for unit in units)
         except NotImplementedError as error:
             raise TadaError(f"Step {step.name!r}: {error}") from None
-        result.steps.append(StepPlan(step.name, step.method, len(units), cost, step.cost_note()))
+        if planned.used and units:  # auto is resolved by one probe generation per step
+            cost = cost + Cost.of(probe_request(ctx.request(["-"], [0])), label="probe")
+        cost = cost.merged()
+        result.steps.append(StepPlan(step.name, step.method, len(units), cost, step.cost_note(), auto))
     structure = model_structure(loaded)
     result.parameters, result.parameter_bytes = parameter_size(structure, m.dtype)
     result.parameters_of = "pipeline" if getattr(structure, "pipeline", None) is not None else "denoiser"
     return result
+
+
+def unloadable(model: Any, error: BaseException) -> TadaError:
+    """The one-line error of ``--calibrate`` when the spec's model cannot be loaded."""
+    return TadaError(
+        f"--calibrate loads the spec's model {model.name!r} on {model.device}, and it cannot be loaded: "
+        f"{str(error).rstrip('.')}. Without --calibrate, `tada plan` counts the work without weights."
+    )
+
+
+def _calibrated_auto(ctx: Any) -> int:
+    """``auto``'s batch for a step's generation settings, from the probe a run makes."""
+    from interp.registry import check_device
+
+    m = ctx.spec.model
+    check_device(m.device)
+    try:
+        adapter = ctx.adapter
+    except (TadaError, OSError) as error:
+        raise unloadable(m, error) from None
+    return choose_auto(adapter, ctx.request(["-"], [0]), fixed_rows=1).size
 
 
 def spec_steps(loaded: LoadedSpec) -> list[MethodSpec]:

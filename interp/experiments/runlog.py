@@ -9,7 +9,9 @@ lines), the Ray actors' ``host:pid`` joined by commas, sorted, on a Ray ``end`` 
 (peak memory stays the driver's). A resumed run skips finished units, so it
 writes no second ``end`` for them; a unit whose ``end`` is logged but whose result file
 was lost reruns without a second ``end`` line. A line cut short by a kill is ignored
-when reading and sealed with a newline before the next append.
+when reading and sealed with a newline before the next append. A ``note`` line records
+an event inside a unit, e.g. a batch halved after running out of memory
+(:func:`interp.batching.run_halving`).
 
 Example lines::
 
@@ -57,11 +59,9 @@ def _peak_memory() -> dict[str, Any]:
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
         return {"peak_memory_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1),
                 "memory_kind": "cuda_max_allocated"}  # fmt: skip
-    import resource
+    from interp.memory import process_peak_bytes
 
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    mib = peak / 2**20 if sys.platform == "darwin" else peak / 1024
-    return {"peak_memory_mb": round(mib, 1), "memory_kind": "process_peak_rss"}
+    return {"peak_memory_mb": round(process_peak_bytes() / 2**20, 1), "memory_kind": "process_peak_rss"}
 
 
 def _reset_peak_memory() -> None:
@@ -114,6 +114,11 @@ class RunLog:
         if not self.logged(step, unit, fingerprint):
             self._append({"event": "start", "step": step, "unit": unit, "fingerprint": fingerprint,
                           "time": utc_now(), "executor": self.executor, "worker": self.worker})  # fmt: skip
+
+    def note(self, step: str, unit: str, message: str) -> None:
+        """A ``note`` line about the unit in flight (e.g. a batch halved for memory)."""
+        self._append({"event": "note", "step": step, "unit": unit, "time": utc_now(), "message": message,
+                      "worker": self.worker})  # fmt: skip
 
     def end(self, step: str, unit: str, fingerprint: str, started: str, counts: Progress) -> None:
         """Log a finished unit with the counts its :class:`~interp.progress.Progress` gathered."""

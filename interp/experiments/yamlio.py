@@ -131,9 +131,14 @@ def read_spec_file(path: Path) -> dict[str, Any]:
         SpecError: Missing file, YAML syntax error, duplicate key, or not a mapping.
     """
     source = str(path)
+    if path.is_dir():
+        specs = sorted(p.name for p in path.glob("*.yaml"))[:3]
+        hint = f", e.g. {', '.join(str(path / s) for s in specs)}" if specs else ""
+        raise SpecError(
+            [Issue("", f"{source!r} is a directory, not a spec file; give a YAML file{hint}")], source
+        )
     if not path.is_file():
-        hint = " (it is a directory)" if path.is_dir() else ""
-        raise SpecError([Issue("", f"file {source!r} does not exist{hint}")], source)
+        raise SpecError([Issue("", f"file {source!r} does not exist")], source)
     try:
         data = _load(path.read_text(encoding="utf-8"))
     except yaml.MarkedYAMLError as error:

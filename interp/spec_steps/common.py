@@ -5,7 +5,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from interp.errors import TadaError
-from interp.experiments.fields import BranchName, StepWindow, StrictModel
+from interp.experiments.fields import BatchSizeSetting, BranchName, StepWindow, StrictModel
 from interp.experiments.metric_specs import MetricSpec
 from interp.metrics import Metric, get_metric
 from interp.prompts import PromptPair
@@ -50,7 +50,12 @@ class PairSettings(StrictModel):
         default=None, description="Checkpoint (hub id or directory) of the 'clap' scorer."
     )
     branch: BranchName = Field(default="cond", description="CFG branch to intervene on.")
-    batch_size: int = Field(default=8, ge=1, description="Variants per batched forward pass.")
+    batch_size: BatchSizeSetting = Field(
+        default="auto",
+        description="Variants per batched forward pass: 'auto' (the device's ceiling, 8 on CPU and 64 "
+        "on CUDA, or the most that fit in free memory below it, resolved once per step and kept on "
+        "resume) or a number. A batch that runs out of memory is halved and retried.",
+    )
 
 
 class PatchingSettings(PairSettings):

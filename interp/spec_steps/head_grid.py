@@ -5,6 +5,7 @@ audio, and each shown head's audio patched alone), and the ``patch`` step's sile
 from collections.abc import Sequence
 
 from interp.adapter import GenerationRequest
+from interp.batching import BatchSize
 from interp.experiments.context import StepContext
 from interp.experiments.report import HEAD_GRID_PREFIX, head_grid_data
 from interp.experiments.units import Row
@@ -29,7 +30,7 @@ def write_head_grid(
     audio_heads: int | None,
     steps: StepsLike = None,
     branch: Branch | str = Branch.COND,
-    batch_size: int = 8,
+    batch_size: BatchSize = "auto",
 ) -> str:
     """Write the grid document of ``result`` and, unless ``audio_heads`` is ``None``, the
     audio it plays: clean, corrupted, the located subset patched, and the ``audio_heads``

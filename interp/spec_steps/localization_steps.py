@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from pydantic import Field
 
+from interp.batching import BatchSize
 from interp.experiments.context import StepContext
 from interp.experiments.fields import SiteStr
 from interp.experiments.methods import MethodSpec, register_method
@@ -35,7 +36,7 @@ class _LocateSettings(TypedDict):
     max_heads: int
     steps: "StepsLike"
     branch: str
-    batch_size: int
+    batch_size: BatchSize
     progress: bool
     selection: "Selection"
     alpha: float
@@ -49,7 +50,7 @@ class _CostSettings(TypedDict):
     ranking: Literal["patching", "attribution"]
     max_heads: int
     steps: "StepsLike"
-    batch_size: int
+    batch_size: BatchSize
     selection: "Selection"
 
 

@@ -114,13 +114,23 @@ class When(PairSettings, MethodSpec):
 
         if self.windows is not None and not self.windows:
             ctx.error("windows", "empty list of windows: give windows like ['0:5', '5:25'], or leave it out")
+        bad = False
         for i, text in enumerate(self.windows or []):
             try:
                 window = Window.parse(text)
                 if n is not None:
                     window.check(n)
             except SelectionError as error:
+                bad = True
                 ctx.error(f"windows[{i}]", str(error).rstrip("."), text)
+        if n is None or bad or (self.windows is not None and not self.windows):
+            return
+        if self.every is not None and self.every < 1:
+            return  # refused by its field's own check
+        try:
+            self._window_plan(n)  # more than interp.windows.MAX_WINDOWS distinct windows
+        except SelectionError as error:
+            ctx.error("windows" if self.windows is not None else "window", str(error).rstrip("."))
 
     def plan(self, ctx: StepContext) -> list[Unit]:
         groups = by_concept(step_pairs(self, ctx))
@@ -132,10 +142,10 @@ class When(PairSettings, MethodSpec):
             return list(sites.get(concept, []))
         return list(sites) if isinstance(sites, list) else []
 
-    def _variants(self, concept: str, ctx: StepContext) -> list[Any]:
+    def _variants(self, concept: str, ctx: StepContext, catalog: Any = None) -> list[Any]:
         from interp.patching import Variant
 
-        catalog = ctx.adapter.catalog
+        catalog = ctx.adapter.catalog if catalog is None else catalog
         sites = [s.name for s in catalog.parse_many(self._sites(concept))]
         variants = [Variant.of([s]) for s in sites]
         if len(sites) > 1:
@@ -157,18 +167,49 @@ class When(PairSettings, MethodSpec):
             return sites[0]
         return PROMPT if self.prompt else ""
 
+    def _window_plan(self, n: int) -> Any:
+        """The windows of a schedule of ``n`` steps (a run's and its count's)."""
+        from interp.windows import WindowPlan, even_windows
+
+        size = min(self.window, n)  # the default window (5) on a shorter schedule: one window
+        fixed = self.windows if self.windows is not None else even_windows(n, size)
+        every = self.every or size
+        return WindowPlan(n, fixed, range(0, n + 1, every))
+
+    def cost_note(self) -> str:
+        if self.sites is None or isinstance(self.sites, (list, dict)):
+            return ""
+        return (
+            "lower bound: the sites taken from an earlier step are known when it has run, and are not counted"
+        )
+
+    def unit_cost(self, unit: Unit, ctx: StepContext) -> Any:
+        """The sweep of every site over every window (sites from an earlier step's result
+        are unknown before it runs: counted without them, a lower bound)."""
+        from interp.time_patching import time_resolved_patching_cost
+
+        concept = unit.params["concept"]
+        pairs = by_concept(step_pairs(self, ctx))[concept]
+        structure = ctx.structure
+        return time_resolved_patching_cost(
+            structure,
+            ctx.request(["-"], [0]),
+            len(pairs),
+            len(ctx.generation.seeds),
+            len(self._variants(concept, ctx, structure.catalog)),
+            build_metric(self.metric, structure, self.scorer_model),
+            windows=self._window_plan(ctx.generation.num_steps),
+            batch_size=self.batch_size,
+        ).labelled("windows")
+
     def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
         from interp.plots import plot_time_map
         from interp.time_patching import time_resolved_patching
-        from interp.windows import WindowPlan, even_windows
 
         concept = unit.params["concept"]
         pairs = by_concept(step_pairs(self, ctx))[concept]
         n = ctx.generation.num_steps
-        size = min(self.window, n)  # the default window (5) on a shorter schedule: one window
-        fixed = self.windows if self.windows is not None else even_windows(n, size)
-        every = self.every or size
-        plan = WindowPlan(n, fixed, range(0, n + 1, every))
+        plan = self._window_plan(n)
         result = time_resolved_patching(
             ctx.adapter,
             ctx.request(["-"], [0]),

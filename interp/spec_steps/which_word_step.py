@@ -63,7 +63,35 @@ class WhichWord(PatchingSettings, MethodSpec):
         heads = self.heads
         if isinstance(heads, dict):
             return list(heads.get(concept, []))
-        return list(heads)  # pyright: ignore[reportArgumentType]
+        return list(heads) if isinstance(heads, list) else []  # a reference unresolved (planning)
+
+    def cost_note(self) -> str:
+        if not isinstance(self.heads, (list, dict)):
+            return "not counted: the heads come from an earlier step's result, known when it has run"
+        return "the words are counted from the prompts' tokens: the model is loaded with its tokenizer"
+
+    def unit_cost(self, unit: Unit, ctx: StepContext) -> Any:
+        """Per pair: the token patching sweep over the words of its clean prompt (counted
+        with the model's tokenizer), and the generation that reads the patterns."""
+        from interp.cost import Cost
+        from interp.word_reading import token_patching_cost
+
+        concept = unit.params["concept"]
+        pairs = by_concept(step_pairs(self, ctx))[concept]
+        structure, seeds = ctx.structure, list(ctx.generation.seeds)
+        if getattr(structure, "pipeline", None) is None:  # a structure-only build cannot tokenize
+            structure = ctx.adapter
+        heads = structure.catalog.parse_many(self._heads(concept))
+        metric = build_metric(self.metric, structure, self.scorer_model)
+        base = ctx.request(["-"], [0])
+        cost = Cost()
+        for pair in pairs:
+            cost = cost + token_patching_cost(
+                structure, base, pair, len(seeds), heads, metric, words=self.words, steps=self.patch_steps,
+                batch_size=self.batch_size,
+            ).labelled("words")  # fmt: skip
+            cost = cost + Cost.of(ctx.request([pair.clean], [seeds[0]]), label="patterns")
+        return cost.merged()
 
     def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
         from interp.attention_patterns import read_patterns

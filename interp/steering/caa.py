@@ -23,6 +23,7 @@ from beartype import beartype
 from torch import Tensor
 
 from interp.adapter import GenerationRequest, ModelAdapter
+from interp.batching import BatchSize, planned_batch_size, resolve_batch_size
 from interp.cost import Cost, prompt_batches, prompt_sets_cost
 from interp.distributed.executor import run_tasks
 from interp.distributed.tasks import GenerationTask
@@ -146,7 +147,7 @@ def activation_means(
     seeds: Sequence[int] | None = None,
     steps: StepsLike = None,
     branch: Branch | str = Branch.COND,
-    batch_size: int = 8,
+    batch_size: BatchSize = "auto",
 ) -> tuple[dict[str, Tensor], tuple[int, ...]]:
     """Mean activation per site and step over prompts x seeds, batch and positions.
 
@@ -158,15 +159,14 @@ def activation_means(
         seeds: Each prompt runs once per seed (default: the request's first seed).
         steps: Denoising steps to read (default all).
         branch: CFG branch whose rows are averaged (default conditional).
-        batch_size: Generations per batched forward pass.
+        batch_size: Generations per batched forward pass, or ``"auto"``
+            (:mod:`interp.batching`).
 
     Returns:
         Site name -> ``[step, *site dims]`` (float32) and the step indices.
     """
     if not prompts:
         raise TadaError("activation_means needs at least one prompt.")
-    if batch_size < 1:
-        raise TadaError(f"batch_size must be >= 1, got {batch_size}.")
     names = [s.name for s in adapter.catalog.parse_many(sites)]
     seeds = (request.seeds[0],) if seeds is None else tuple(seeds)
     selection = Steps.parse(steps)
@@ -176,7 +176,8 @@ def activation_means(
     sums: dict[str, Tensor] = {}
     expect(len(units))
     reads = tuple(Read(n, steps=selection, branch=branch, reduce=_position_mean_sum) for n in names)
-    batches = prompt_batches(request, units, batch_size, decode=False)  # only the reads are used
+    size = resolve_batch_size(batch_size, adapter, request, len(units), reads=reads)
+    batches = prompt_batches(request, units, size, decode=False)  # only the reads are used
     tasks = [GenerationTask(batch, reads=reads) for batch in batches]
     for result in run_tasks(adapter, tasks):  # batches in order: the same sums on any executor
         for name in names:
@@ -192,12 +193,13 @@ def caa_cost(
     n_negative: int,
     *,
     seeds: Sequence[int] | None = None,
-    batch_size: int = 8,
+    batch_size: BatchSize = "auto",
 ) -> Cost:
     """What :func:`compute_caa` runs: :func:`activation_means` of both prompt sets."""
     return prompt_sets_cost(
-        request, (n_positive, n_negative), seeds=seeds, batch_size=batch_size, label="vectors", decode=False
-    )
+        request, (n_positive, n_negative), seeds=seeds, batch_size=planned_batch_size(batch_size),
+        label="vectors", decode=False,
+    )  # fmt: skip
 
 
 class _RunSettings(TypedDict):
@@ -206,7 +208,7 @@ class _RunSettings(TypedDict):
     seeds: Sequence[int] | None
     steps: StepsLike
     branch: Branch | str
-    batch_size: int
+    batch_size: BatchSize
 
 
 @beartype
@@ -222,7 +224,7 @@ def compute_caa(
     branch: Branch | str = Branch.COND,
     normalize: bool = True,
     average_steps: bool = False,
-    batch_size: int = 8,
+    batch_size: BatchSize = "auto",
     concept: str | None = None,
 ) -> SteeringVectors:
     """CAA steering vectors: mean(positive) - mean(negative) per site and step.
@@ -240,7 +242,7 @@ def compute_caa(
         branch: CFG branch to average (default ``cond``, as in TADA).
         normalize: L2-normalize each vector.
         average_steps: Return one vector per site, averaged over the steps.
-        batch_size: Generations per batched forward pass.
+        batch_size: Generations per batched forward pass, or ``"auto"``.
         concept: Concept name recorded in the metadata.
 
     Returns:

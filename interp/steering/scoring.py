@@ -17,6 +17,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
+from interp.batching import BatchSize, chunks, resolve_batch_size
 from interp.errors import TadaError
 from interp.progress import expect
 from interp.runner import run
@@ -84,7 +85,7 @@ class CentroidScorer:
         opposite: str | None = None,
         seeds: Sequence[int] | None = None,
         space: Space = "latents",
-        batch_size: int = 8,
+        batch_size: BatchSize = "auto",
     ) -> "CentroidScorer":
         """Generate both prompt sets unsteered (each prompt x each seed) and fit."""
         seeds = tuple(request.seeds) if seeds is None else tuple(seeds)
@@ -95,8 +96,8 @@ class CentroidScorer:
             units = [(p, s) for p in prompts for s in seeds]
             total, count = None, 0
             expect(len(units))
-            for start in range(0, len(units), batch_size):
-                chunk = units[start : start + batch_size]
+            size = resolve_batch_size(batch_size, adapter, request, len(units))
+            for chunk in chunks(units, size):
                 batch = replace(request, prompts=tuple(p for p, _ in chunk), seeds=tuple(s for _, s in chunk))
                 flat = _flat(run(adapter, batch).output, space)
                 total = flat.sum(0) if total is None else total + flat.sum(0)

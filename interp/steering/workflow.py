@@ -12,6 +12,7 @@ from pathlib import Path
 from beartype import beartype
 
 from interp.adapter import GenerationRequest, ModelAdapter
+from interp.batching import BatchSize
 from interp.cost import Cost
 from interp.metrics import ConceptScorer
 from interp.selection import Steps, StepsLike
@@ -44,7 +45,7 @@ class CAASettings:
     average_steps: bool = False
     renormalize: bool = False
     seeds: tuple[int, ...] | None = None
-    batch_size: int = 8
+    batch_size: BatchSize = "auto"
     budget: float = 0.5
     distance: Distance = "audio"
 

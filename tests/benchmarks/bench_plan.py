@@ -4,15 +4,18 @@ collected by pytest), on an idle machine::
     python tests/benchmarks/bench_plan.py            # the default experiment and tiny.yaml
     python tests/benchmarks/bench_plan.py --quick    # a reduced default and tiny.yaml
 
-For each spec: plan it, calibrate the rates on its model (``tada plan --calibrate``), run
-it into a temporary directory, and print the estimate (calibrated, and from the shipped
-table where it has the model), the measured wall time of the run (the model already
-loaded) and their ratio. Goal: every ratio within 0.75-1.25. ``--table`` prints the
-calibrated rates as entries for ``interp/experiments/cost_rates.json``.
+For each spec, in one process and back to back (so that both see the same machine
+load): plan it, calibrate on its model (``tada plan --calibrate``: the model's rates and
+a probe run for the run's own costs), run it into a temporary directory, and print the
+estimate (calibrated, and from the shipped table where it has the model), the measured
+wall time of the run (the model already loaded) and their ratio; at the end, every
+spec's ratio and the load average before and after. Goal: every ratio within 0.75-1.25.
+``--table`` prints the calibrated rates as entries for ``interp/experiments/cost_rates.json``.
 """
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -72,8 +75,11 @@ def main() -> None:
         "default" + (" (reduced)" if args.quick else ""): default,
         "tiny": ROOT / "experiments" / "tiny.yaml",
     }
-    for name, spec in specs.items():
-        measure(name, spec if isinstance(spec, dict) else Path(spec), args.table)
+    load = os.getloadavg()[0]
+    ratios = {name: measure(name, spec, args.table)[0] for name, spec in specs.items()}
+    print(f"load average (1 min): {load:.1f} before, {os.getloadavg()[0]:.1f} after")
+    for name, ratio in ratios.items():
+        print(f"ratio {name}: {ratio:.2f}  {'ok' if 0.75 <= ratio <= 1.25 else 'OUTSIDE +-25%'}")
 
 
 if __name__ == "__main__":

@@ -60,6 +60,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "interp.selection",
             "interp.context_tokens",
             "interp.windows",
+            "interp.memory",
         ),
     ),
     ("sites", ("interp.sites", "interp.components", "interp.catalog")),
@@ -73,6 +74,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "interp.cost",
             "interp.registry",
             "interp.distributed",
+            "interp.batching",
+            "interp.read_store",
         ),
     ),
     (

@@ -91,3 +91,28 @@ def test_sae_steps_plan_equals_run(tmp_path):
         ],
     }  # fmt: skip
     check_plan_matches_run(spec, "synthmusic-dit", tmp_path / "sae")
+
+
+def test_when_and_which_word_plan_equals_run(tmp_path):
+    """The time-resolved sweep (windows that resume at their first step, uneven chunks)
+    and the token patching sweep (one variant per word of each pair's clean prompt)."""
+    spec = {
+        "name": "when-which-plan",
+        "model": {"name": "synthmusic-dit"},
+        "generation": {"num_steps": 4, "guidance_scale": 4.0, "seeds": [0]},
+        "steps": [
+            {"name": "when", "method": "when", "sites": ["cross.0.head.3", "cross.2.head.1"],
+             "layers": [0], "window": 2, "batch_size": 5,
+             "pairs": {"source": "synthmusic", "concepts": ["tempo"], "per_concept": 2}},
+            {"name": "which", "method": "which-word", "heads": {"tempo": ["cross.0.head.3"]},
+             "batch_size": 4, "pairs": {"source": "synthmusic", "concepts": ["tempo"], "per_concept": 2}},
+        ],
+    }  # fmt: skip
+    planned = plan(spec)
+    # by hand, the when step: 2 heads + both together + layer 0's text + the prompt = 5
+    # sites, over the windows 0:2, 2:4 (fixed), up to step 0, 2, 4 (0:0, 0:2, 0:4) and
+    # from step 0, 2 (0:4, 2:4): 4 distinct windows, 20 variants per pair
+    when = planned.steps[0].cost
+    assert sum(c.count * (c.samples - 1) for c in when.calls if c.label == "windows/variants") == 2 * 20
+    counts = check_plan_matches_run(spec, "synthmusic-dit", tmp_path / "when-which")
+    assert len(counts["shapes"]) > 2

@@ -56,7 +56,64 @@ def test_calibrate_names_a_model_it_cannot_load(tmp_path, capsys):
     code, out, err = tada(capsys, str(path), "--calibrate")
     assert code == 2
     assert "--calibrate loads the spec's model 'stable-audio-open-1.0'" in err
+    assert "Without --calibrate, `tada plan` counts the work without weights" in err
     assert "Traceback" not in err
+
+
+def test_a_directory_is_one_error_naming_its_specs(capsys):
+    code, out, err = tada(capsys, str(ROOT / "experiments"))
+    assert code == 2 and out == ""
+    assert "is a directory, not a spec file" in err and "default.yaml" in err
+    assert "does not exist" not in err and "Traceback" not in err
+
+
+def test_model_without_weights_or_rates_is_counted_and_says_why_no_time(tmp_path, capsys):
+    spec = yaml.safe_load((ROOT / "experiments" / "paper" / "stable_audio_open.yaml").read_text())
+    spec["model"] = {"name": "stable-audio-open-1.0", "device": "cpu", "dtype": "float16"}
+    path = tmp_path / "sao.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    code, out, err = tada(capsys, str(path))
+    assert code == 0, err
+    # counted from the shipped config without weights, as the paper plan in docs/plan.md
+    assert "the denoiser alone: built without weights" in out
+    assert "none in the table for stable-audio-open-1.0 on cpu in float16 (it has cpu float32)" in out
+    spec["model"]["dtype"] = "float32"
+    path.write_text(yaml.safe_dump(spec))
+    code, out, err = tada(capsys, str(path))
+    assert code == 0, err
+    assert "rates: measured on a 2-core CPU" in out and "unknown" not in out.split("counted")[0]
+
+
+def test_calibrate_on_a_device_this_machine_lacks(tmp_path, capsys):
+    spec = yaml.safe_load((ROOT / "experiments" / "tiny.yaml").read_text())
+    spec["model"]["device"] = "cuda:3"
+    path = tmp_path / "gpu.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    code, out, err = tada(capsys, str(path))  # planning needs no device
+    assert code == 0 and "on cuda:3" in out
+    code, out, err = tada(capsys, str(path), "--calibrate")
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert "asks for a CUDA GPU" in err
+
+
+def test_when_step_of_too_many_windows_is_one_error(tmp_path, capsys):
+    spec = yaml.safe_load((ROOT / "experiments" / "when-which.yaml").read_text())
+    spec["generation"]["num_steps"] = 10000
+    spec["steps"][1].update(window=1, every=1)  # 29,998 distinct windows
+    path = tmp_path / "when.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    code, out, err = tada(capsys, str(path))
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert "29998 windows over 10000 steps is more than the 1000" in err
+    # 10,000 listed windows that repeat 25 distinct ones are fine: counted, not refused
+    spec["generation"]["num_steps"] = 25
+    del spec["steps"][1]["window"], spec["steps"][1]["every"]
+    spec["steps"][1]["windows"] = [f"{i % 25}:{i % 25 + 1}" for i in range(10000)]
+    spec["steps"] = spec["steps"][:2]
+    path.write_text(yaml.safe_dump(spec))
+    code, out, err = tada(capsys, str(path))
+    assert code == 0, err
+    assert re.search(r"^when\s+when\s+2\s", out, re.M)
 
 
 def test_pilot_that_is_not_a_run(tmp_path, capsys):
@@ -100,3 +157,28 @@ def test_pilot_sizes_pairs_like_the_run_and_resizes_the_plan(tmp_path, capsys):
     finite = [int(n) for n in needed.values() if math.isfinite(n)]
     if finite:
         assert f"locate: 3 -> {max(finite)} pairs per concept" in out
+
+
+def test_steps_whose_sites_come_from_an_earlier_step_say_what_is_not_counted(tmp_path, capsys):
+    spec = yaml.safe_load((ROOT / "experiments" / "when-which.yaml").read_text())
+    spec["steps"][2]["heads"] = {"from": "locate", "key": "subsets"}
+    path = tmp_path / "when-which.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    code, out, err = tada(capsys, str(path))
+    assert code == 0, err
+    assert "when:  (lower bound: the sites taken from an earlier step" in out
+    assert "which:  (not counted: the heads come from an earlier step's result" in out
+    assert re.search(r"^which\s+which-word\s+0\s+0\s", out, re.M)
+
+
+def test_calibrate_measures_the_model_and_the_run_and_says_so(capsys):
+    code, out, err = tada(capsys, str(ROOT / "experiments" / "tiny.yaml"), "--calibrate")
+    assert code == 0, err
+    assert "calibrating: a probe run" in err
+    assert re.search(r"^rates: calibrated now on cpu", out, re.M)
+    rates = re.search(r"unit_s ([\d.e-]+) s, step_s ([\d.e-]+) s", out)
+    assert rates is not None
+    total = next(line for line in out.splitlines() if line.startswith("estimated wall time"))
+    assert f"plus {float(rates[1]):.3g} s per unit and {float(rates[2]):.3g} s per step" in total
+    assert "measured by the calibration's probe run" in total
+    assert re.search(r"probe run \(2 generate steps x 2 prompts, metrics rms, latent_distance\)", out)

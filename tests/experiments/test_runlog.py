@@ -200,3 +200,22 @@ def test_the_progress_callback_gets_one_event_at_a_time(tmp_path: Path) -> None:
         thread.join()
     watch.close()
     assert overlaps[0] == 0 and seen.count("a") == seen.count("b") == 1 + 22 + 1
+
+
+def test_a_halving_inside_a_unit_is_a_note_line_that_summaries_skip(tmp_path):
+    from interp.batching import on_batch_note, run_halving
+
+    log = RunLog(tmp_path)
+
+    def chunk(items):
+        if len(items) > 1:
+            raise MemoryError("planted")
+        return items
+
+    with on_batch_note(lambda message: log.note("patch", "p0-s0", message)), pytest.warns(UserWarning):
+        run_halving([1, 2], chunk, kind="test-runlog-note", what="variants")
+    notes = [e for e in read_log(tmp_path) if e["event"] == "note"]
+    assert [(n["step"], n["unit"], n["message"]) for n in notes] == [
+        ("patch", "p0-s0", "out of memory with a batch of 2 variants; retrying as 1 + 1.")
+    ]
+    assert summarize(tmp_path) == "run.log: no finished units logged."

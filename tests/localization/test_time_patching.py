@@ -181,3 +181,16 @@ def test_bad_windows_and_sites_are_refused_with_clear_errors(planted_model, base
         time_resolved_patching(planted_model, base, pairs[:1], [0], [HEAD], metric, windows=WindowPlan(25))
     with pytest.raises(TadaError, match="one concept"):
         time_resolved_patching(planted_model, base, pairs, [0], [HEAD], metric)
+
+
+def test_a_plan_of_more_windows_than_max_windows_is_refused_with_the_count():
+    from interp.windows import MAX_WINDOWS
+
+    assert len(WindowPlan.even(100, 1).windows()) == 298  # the paper's 100 steps, step by step: taken
+    assert len(WindowPlan.even(1000, 3).windows()) == MAX_WINDOWS  # exactly at the limit: taken
+    with pytest.raises(SelectionError, match=r"1498 windows over 1000 steps .* window: 10 for about 300"):
+        WindowPlan.even(1000, 2)
+    with pytest.raises(
+        SelectionError, match=f"29998 windows over 10000 steps is more than the {MAX_WINDOWS}"
+    ):
+        WindowPlan.even(10000, 1)

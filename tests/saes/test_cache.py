@@ -99,3 +99,16 @@ def test_cache_errors_are_clear(tiny_sa, request_2, tiny_cache, tmp_path):
         tiny_cache.width("cross.0.out")
     with pytest.raises(TadaError, match="manifest.json missing"):
         ActivationCache(tmp_path)
+
+
+def test_auto_batch_keeps_the_cache_within_its_budget(tiny_sa, request_2, tmp_path):
+    prompts = [f"a {w} song" for w in ("sad", "happy", "fast", "slow")] * 3
+    budget = 60_000
+    cache = cache_activations(
+        tiny_sa, request_2, prompts, SITES, tmp_path, branch="both", memory_budget_bytes=budget
+    )
+    assert cache.manifest["memory_bound_bytes"] <= budget
+    assert cache.count("cross.0.out") == 12 * 2 * 4 * 9
+    got = torch.cat([c["acts"] for c in cache.iter_shards("cross.0.out")])
+    single = _direct(tiny_sa, request_2, prompts, "cross.0.out", 32, 1)
+    torch.testing.assert_close(got, single, rtol=1e-4, atol=1e-5)  # other batch shapes: rounding only
