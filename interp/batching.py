@@ -13,7 +13,8 @@ on the driver, before any work is chunked, fixes the number for the whole step, 
 resumed run reuses the number recorded in the run directory. The estimate comes
 from one *probe* (:func:`probe_row_bytes`): a real generation of one sample for one
 denoising step, without decoding, whose peak memory growth is measured
-(:class:`interp.memory.PeakMeter`). The whole growth is charged to the probe's one
+(:class:`interp.memory.PeakMeter`; on the CPU after the pipeline's memory-mapped weights
+are paged in, :func:`interp.memory.page_in`, so their loading is not charged to it). The whole growth is charged to the probe's one
 sample, fixed costs included, so larger batches are estimated high, never low. Reads
 kept over many steps are added per step from the probe's own reads; decoding is left
 out because the adapters decode one sample at a time (``models/decoding.py``). The
@@ -50,7 +51,7 @@ import torch
 from interp.adapter import GenerationRequest, ModelAdapter
 from interp.edits import Read
 from interp.errors import TadaError
-from interp.memory import PeakMeter, available_bytes, is_cuda, is_out_of_memory
+from interp.memory import PeakMeter, available_bytes, is_cuda, is_out_of_memory, page_in
 from interp.progress import expect
 from interp.quiet import TadaWarning
 
@@ -308,6 +309,8 @@ def probe(
     probe_reads = [Read(r.site, steps=None, branch=r.branch, reduce=r.reduce, key=r.key) for r in reads]
     expect(1)  # the probe is a generation the progress display counts
     devices = [adapter.device] if is_cuda(adapter.device) else []
+    if not devices:  # memory-mapped weights must not count as the sample's growth
+        page_in(_pipeline_modules(adapter))
     # the probe leaves the global random state as it found it: the work's numbers must
     # not depend on whether a probe ran before them (a resumed run does not probe)
     with torch.random.fork_rng(devices=devices), PeakMeter(adapter.device) as meter, torch.no_grad():
@@ -323,6 +326,13 @@ def probe(
     kept = latents.element_size() * latents.numel() * (len(request.keep_latents_at) + 1)
     _PROBES[key] = Probe(int(meter.peak_bytes + max(held, 0) + kept), read_bytes)
     return _PROBES[key]
+
+
+def _pipeline_modules(adapter: ModelAdapter) -> list[torch.nn.Module]:
+    """The torch modules of ``adapter``'s pipeline (its components), denoiser included."""
+    components = getattr(adapter.pipeline, "components", None) or {}
+    modules = [m for m in components.values() if isinstance(m, torch.nn.Module)]
+    return [*modules, adapter.denoiser]
 
 
 def probe_row_bytes(adapter: ModelAdapter, request: GenerationRequest, reads: Sequence[Read] = ()) -> int:

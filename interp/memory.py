@@ -15,6 +15,11 @@ error means the memory ran out.
   not allowed, the high-water mark of the whole process is used (it can only
   overestimate the block's peak when the block raised it, and reports zero growth
   otherwise, see :attr:`PeakMeter.exact`).
+* :func:`page_in`: read one byte of every memory page of modules' CPU weights. Weights
+  loaded from safetensors files are memory-mapped and enter the resident set only when
+  first read, so a :class:`PeakMeter` around a model's first call on the CPU would count
+  the loading of its weights as the call's growth (a full-size AudioLDM2-large: 6 GB of
+  file-backed pages); paged in first, the meter sees only what the call adds.
 * :func:`process_peak_bytes`: the process's peak resident set since it started,
   including peaks from before any :class:`PeakMeter` reset (``run.log`` reports it).
 * :func:`is_out_of_memory`: ``torch.OutOfMemoryError`` (CUDA), or the ``RuntimeError``
@@ -24,7 +29,7 @@ error means the memory ran out.
 
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -81,6 +86,32 @@ def _reset_hwm() -> bool:
         return False
     _state["peak_before_resets"] = max(_state["peak_before_resets"], before)
     return True
+
+
+#: Bytes between two reads of :func:`page_in` (the smallest Linux page).
+_PAGE_BYTES = 4096
+
+
+def page_in(modules: Iterable[torch.nn.Module]) -> int:
+    """Read one byte of every page of the CPU parameters and buffers of ``modules``, so
+    that memory-mapped weights are resident before a measurement; returns the bytes
+    covered. Each storage is read once (tied weights share one); other devices, the
+    ``meta`` device and empty tensors are skipped."""
+    seen: set[int] = set()
+    covered = 0
+    with torch.no_grad():
+        for module in modules:
+            for tensor in (*module.parameters(), *module.buffers()):
+                if tensor.device.type != "cpu" or tensor.numel() == 0:
+                    continue
+                storage = tensor.untyped_storage()
+                if storage.data_ptr() in seen:
+                    continue
+                seen.add(storage.data_ptr())
+                as_bytes = torch.empty(0, dtype=torch.uint8).set_(storage)
+                as_bytes[::_PAGE_BYTES].sum()
+                covered += storage.nbytes()
+    return covered
 
 
 def process_peak_bytes() -> int:

@@ -5,8 +5,9 @@ real pipeline at its real size from the configs the project ships
 (``models/configs/<model>/rehearsal.json`` names, per component, its class and config
 file), with random weights and an offline word-level tokenizer, and saves them as a
 ``save_pretrained`` directory that :func:`interp.load_model` loads like a downloaded
-checkpoint. Components are built and saved one at a time, so the peak memory is that of
-the largest component, not of the pipeline.
+checkpoint. Components are built and saved one at a time, directly in the requested
+dtype, so the peak memory is that of the largest component at that dtype, not of the
+pipeline.
 
 :func:`rehearsal_components` builds the same components on the ``meta`` device:
 structure and parameter counts without memory.
@@ -16,6 +17,7 @@ import importlib
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,7 +129,7 @@ def _build(model: str, entry: dict[str, Any], device: str, dtype: torch.dtype) -
             if hasattr(component_class, "from_config")
             else component_class(**config)
         )
-    with torch.device(device):
+    with torch.device(device), _default_dtype(dtype):
         if hasattr(component_class, "from_config"):  # diffusers
             module = component_class.from_config(config)  # pyright: ignore[reportAttributeAccessIssue]  # hasattr above
         else:  # transformers
@@ -135,6 +137,18 @@ def _build(model: str, entry: dict[str, Any], device: str, dtype: torch.dtype) -
     if device != "meta" and dtype != next(module.parameters()).dtype:
         module = module.to(dtype)
     return module
+
+
+@contextmanager
+def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    """Create floating-point weights in ``dtype`` directly: a 4.2B-parameter DiT built in
+    float32 and then cast would need 17 GB before its 8 GB bfloat16 copy exists."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
 
 
 def _tokenizer(kind: str, max_length: int) -> Any:
