@@ -10,7 +10,8 @@ Run on demand (not collected by pytest; GBs of memory and many minutes on a CPU)
 Rewrites the paper spec so that it fits a CPU: ``model.name`` becomes the rehearsed
 directory, ``device: cpu`` (``--dtype`` keeps or replaces the spec's dtype),
 ``num_steps`` and ``duration_s`` reduced, and **pairs, seeds and concepts reduced to
-1** (one pair of one concept, one seed); the ``clap`` metric reads the rehearsed CLAP
+1** (one pair of one concept, one seed), and with ``--max-heads`` the ``locate`` steps
+get a smaller head budget (their prefix sweeps are most of a CPU run); the ``clap`` metric reads the rehearsed CLAP
 directory (option ``scorer_model``). Every other field (the methods, layers, ranking,
 max_heads, fraction, guidance, negative prompt) stays the paper's. Writes the reduced
 spec beside ``OUT`` (``OUT.spec.yaml``), prints ``tada plan --calibrate``'s estimate of it
@@ -38,21 +39,25 @@ def reduced_spec(
     duration_s: float,
     concept: str,
     dtype: str | None,
+    max_heads: int | None = None,
 ) -> dict[str, Any]:
-    """The paper spec with the rehearsed model, CPU, fewer steps and one pair, seed and concept."""
+    """The paper spec with the rehearsed model, CPU, fewer steps and one pair, seed and
+    concept (and, with ``max_heads``, a smaller head budget for its ``locate`` steps)."""
     spec = dict(paper)
     spec["model"] = {**paper["model"], "name": model_dir, "device": "cpu"}
     if dtype is not None:
         spec["model"]["dtype"] = dtype
     spec["generation"] = {**paper["generation"], "num_steps": steps, "duration_s": duration_s}
     spec["generation"]["seeds"] = paper["generation"].get("seeds", [0])[:1]
-    spec["steps"] = [_reduced_step(step, clap_dir, concept) for step in paper["steps"]]
+    spec["steps"] = [_reduced_step(step, clap_dir, concept, max_heads) for step in paper["steps"]]
     spec["name"] = f"{paper['name']}-rehearsal"
     return spec
 
 
-def _reduced_step(step: dict[str, Any], clap_dir: str, concept: str) -> dict[str, Any]:
+def _reduced_step(step: dict[str, Any], clap_dir: str, concept: str, max_heads: int | None) -> dict[str, Any]:
     step = dict(step)
+    if max_heads is not None and "max_heads" in step:
+        step["max_heads"] = max_heads
     if "pairs" in step:
         step["pairs"] = {**step["pairs"], "concepts": [concept], "per_concept": 1}
     metric: str | dict[str, Any] = step.get("metric") or {}
@@ -78,6 +83,12 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=1.0, help="seconds requested (default 1)")
     parser.add_argument("--concept", default="fast", help="the one concept kept (default fast)")
     parser.add_argument("--dtype", default=None, help="replace the spec's dtype (e.g. float32)")
+    parser.add_argument(
+        "--max-heads",
+        type=int,
+        default=None,
+        help="head budget of the locate steps (default: the paper's; smaller on a slow CPU)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--no-calibrate", dest="calibrate", action="store_false", help="plan without timing the denoiser"
@@ -86,7 +97,14 @@ def main() -> None:
 
     paper = yaml.safe_load(Path(args.spec).read_text())
     spec = reduced_spec(
-        paper, args.model_dir, args.clap_dir, args.steps, args.duration, args.concept, args.dtype
+        paper,
+        args.model_dir,
+        args.clap_dir,
+        args.steps,
+        args.duration,
+        args.concept,
+        args.dtype,
+        args.max_heads,
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
