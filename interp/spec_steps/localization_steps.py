@@ -161,7 +161,8 @@ class Patch(_PerConcept, MethodSpec):
         ).labelled("sites")
 
     def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
-        from interp.patching import single_site_variants, sweep
+        from interp.patch_variants import single_site_variants
+        from interp.patching import sweep
 
         concept, pairs, adapter, seeds, base = self._inputs(unit, ctx)
         result = sweep(
@@ -239,7 +240,8 @@ class Attribute(_PerConcept, MethodSpec):
 
     def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
         from interp.attribution import attribute, gradient_metric, rank_agreement
-        from interp.patching import single_site_variants, sweep
+        from interp.patch_variants import single_site_variants
+        from interp.patching import sweep
 
         concept, pairs, adapter, seeds, base = self._inputs(unit, ctx)
         heads = _candidates(self, ctx)
@@ -374,8 +376,8 @@ class Locate(_PerConcept, MethodSpec):
         """Counted exactly for ``selection: greedy``; the significant heads' check and the
         audio of a ``significant`` subset run only when some head is significant, and are
         counted as if one were (an upper bound)."""
+        from interp.listening import patched_generations_cost
         from interp.localization import locate_cost, split_stability_cost
-        from interp.patching import patched_generations_cost
 
         structure, base, n_pairs, n_seeds, metric = self._planned(unit, ctx)
         n_candidates = len(_candidates(self, ctx, catalog=structure.catalog))
