@@ -41,7 +41,7 @@ _EXPORTS = {
     "PromptPair": "interp.prompts",
     "tada_pairs": "interp.prompts",
     "pairs_from": "interp.pairsources",
-    "Variant": "interp.patching",
+    "Variant": "interp.patch_variants",
     "sweep": "interp.patching",
     "attribute": "interp.attribution",
     "locate": "interp.localization",

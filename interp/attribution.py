@@ -35,7 +35,7 @@ from interp.cost import Cost
 from interp.edits import Apply, Edit, Read
 from interp.errors import TadaError
 from interp.metrics import Metric, MetricContext, needs_audio
-from interp.patching import stage_site
+from interp.patch_variants import stage_site
 from interp.progress import expect, shown
 from interp.prompts import PromptPair
 from interp.runner import run

@@ -31,7 +31,8 @@ from interp.batching import BatchSize
 from interp.cost import Cost, total
 from interp.errors import TadaError
 from interp.metrics import Metric
-from interp.patching import Variant, single_site_variants, sweep, sweep_cost
+from interp.patch_variants import Variant, single_site_variants
+from interp.patching import sweep, sweep_cost
 from interp.prompts import PromptPair
 from interp.selection import Branch, StepsLike
 from interp.significance import Significance, head_significance

@@ -19,80 +19,55 @@ before ``k`` are identical to the unpatched target run and are not recomputed.
 A variant may carry its own steps (a window of the denoising trajectory, see
 :mod:`interp.time_patching`): variants are then batched with others that start at the
 same step, and all of them share one baseline run per unit.
+
+What a row patches is a :class:`~interp.patch_variants.Variant`; the chunks run as
+:mod:`interp.sweep_chunks` says; :mod:`interp.listening` keeps the patched generations
+themselves, to listen to.
 """
 
-import hashlib
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from typing import Literal
 
 import torch
 from torch import Tensor
 
-from interp.adapter import GenerationOutput, GenerationRequest, ModelAdapter
-from interp.batching import AUTO, BatchSize, planned_batch_size, resolve_batch_size, run_halving
+from interp.adapter import GenerationRequest, ModelAdapter
+from interp.batching import AUTO, BatchSize, planned_batch_size, resolve_batch_size
 from interp.cost import Cost
 from interp.distributed.executor import run_tasks
-from interp.distributed.tasks import GenerationTask
-from interp.edits import Edit, Read, Replace, ReplaceTokens, Zero
+from interp.edits import Read
 from interp.errors import TadaError
-from interp.metrics import Metric, MetricContext, needs_audio
+from interp.listening import patched_generations
+from interp.metrics import Metric, needs_audio
+from interp.patch_variants import Variant, single_site_variants, stage_site
 from interp.progress import expect, shown
 from interp.prompts import PromptPair
-from interp.runner import RunResult, run
+from interp.runner import run
 from interp.selection import Branch, Steps, StepsLike
 from interp.sites import Site, as_site
 from interp.statistics import Effect, normalized_effect
+from interp.sweep_chunks import (
+    ChunkTask,
+    Direction,
+    SweepPlan,
+    baseline_request,
+    forget_baselines,
+    variants_request,
+)
 
-Direction = Literal["denoising", "noising", "ablation"]
-
-
-@dataclass(frozen=True)
-class Variant:
-    """A set of sites intervened on together, with a label for tables and plots.
-
-    Attributes:
-        label: Name in tables and plots.
-        sites: The sites patched together.
-        tokens: Patch only these positions of the axis after the rows (the context
-            tokens of ``text``, ``keys``/``key``, ``values``/``value`` sites:
-            :class:`~interp.edits.ReplaceTokens`); ``None``: every position.
-        steps: The denoising steps this variant is patched at: ``None`` takes the sweep's
-            ``steps``; an empty tuple patches nothing (the row is the unpatched target
-            run, e.g. a window of zero steps).
-    """
-
-    label: str
-    sites: tuple[Site, ...]
-    tokens: tuple[int, ...] | None = None
-    steps: tuple[int, ...] | None = None
-
-    @classmethod
-    def of(
-        cls,
-        sites: Sequence[Site | str],
-        label: str | None = None,
-        tokens: Sequence[int] | None = None,
-        steps: Sequence[int] | None = None,
-    ) -> "Variant":
-        parsed = tuple(as_site(s) for s in sites)
-        return cls(
-            label or "+".join(s.name for s in parsed),
-            parsed,
-            None if tokens is None else tuple(tokens),
-            None if steps is None else tuple(steps),
-        )
-
-    def replace(self, value: dict[int, Tensor]) -> Replace | ReplaceTokens:
-        """The operation writing the cached ``value`` at this variant's positions."""
-        return Replace(value) if self.tokens is None else ReplaceTokens(value, self.tokens)
-
-
-def single_site_variants(sites: Sequence[Site | str]) -> list[Variant]:
-    """One variant per site."""
-    return [Variant.of([s]) for s in sites]
+__all__ = [
+    "Direction",
+    "SweepResult",
+    "Variant",
+    "mean_activations",
+    "patched_generations",
+    "single_site_variants",
+    "sweep",
+    "sweep_cost",
+    "variant_chunks",
+]
 
 
 @dataclass
@@ -127,29 +102,6 @@ class SweepResult:
     def table(self, n_boot: int = 1000) -> list[dict]:
         """One row per variant: label, effect, CI, number of units."""
         return [{"variant": k, **e.as_dict()} for k, e in self.effects(n_boot).items()]
-
-
-def stage_site(site: Site) -> Site:
-    """The site whose read caches what ``site`` needs (a head lives in ``heads``)."""
-    return site.whole()
-
-
-def _cached_value(
-    cache: dict[str, Tensor],
-    steps: tuple[int, ...],
-    site: Site,
-    sample: int,
-    rows_per_sample: int,
-    n_samples: int,
-) -> dict[int, Tensor]:
-    """Per-step slice of the source activation for ``site`` and one source sample."""
-    stacked = cache[stage_site(site).name]  # [step, rows, ...]
-    # rows of the read are ordered branch-major: (uncond samples..., cond samples...)
-    rows = [sample + r * n_samples for r in range(rows_per_sample)]
-    values = stacked[:, rows]
-    if site.spec.index is not None and site.head is not None:
-        values = values.select(site.spec.index_position() + 1, site.head)  # after the step axis
-    return {step: values[i] for i, step in enumerate(steps)}
 
 
 def sweep(
@@ -218,7 +170,7 @@ def sweep(
     rows_per_sample = 2 if (branch is Branch.BOTH and base.guided) else 1
     size = resolve_batch_size(batch_size, adapter, base, len(variants), fixed_rows=1)
     chunks = variant_chunks(variants, own, size, reuse_latents and adapter.can_resume)
-    plan = _SweepPlan(
+    plan = SweepPlan(
         base,
         metric,
         direction,
@@ -232,7 +184,7 @@ def sweep(
         resolved,
     )
     tasks = [
-        _ChunkTask(plan, pair_index, pair, seed, chunk, start)
+        ChunkTask(plan, pair_index, pair, seed, chunk, start)
         for pair_index, pair in enumerate(pairs)
         for seed in seeds
         for start, chunk in chunks
@@ -243,7 +195,7 @@ def sweep(
         try:
             done = run_tasks(adapter, tasks)
         finally:
-            _BASELINES.clear()  # the last baseline's reads are not needed after the sweep
+            forget_baselines()  # the last baseline's reads are not needed after the sweep
     for rows in done:
         for row in rows:
             result.rows.append(row)
@@ -280,25 +232,6 @@ def _variant_steps(variant: Variant, default: Steps, num_steps: int) -> tuple[in
     return Steps.of(variant.steps).resolve(num_steps)
 
 
-def _baseline_request(
-    base: GenerationRequest, pair: PromptPair, seed: int, starts: tuple[int, ...]
-) -> GenerationRequest:
-    """The clean and corrupted runs of one (pair, seed) unit, in one batch, keeping the
-    latents at the steps where patched chunks resume."""
-    both = replace(base, prompts=(pair.clean, pair.corrupted), seeds=(seed, seed))
-    return replace(both, keep_latents_at=starts)
-
-
-def _variants_request(
-    base: GenerationRequest, prompt: str, seed: int, n: int, start: int, start_latents: Tensor | None
-) -> GenerationRequest:
-    """One chunk: an unpatched control row and ``n - 1`` variants, resumed at ``start``."""
-    request = replace(base, prompts=(prompt,) * n, seeds=(seed,) * n)
-    if start and start_latents is not None:
-        request = replace(request, start_step=start, start_latents=start_latents)
-    return request
-
-
 def sweep_cost(
     adapter: ModelAdapter,
     base: GenerationRequest,
@@ -333,195 +266,12 @@ def sweep_cost(
     starts = tuple(sorted({start for start, _ in chunks} - {0}))
     units = n_pairs * n_seeds
     pair = PromptPair("clean", "corrupted", "concept")
-    cost = Cost.of(_baseline_request(base, pair, 0, starts), count=units, label="baseline")
+    cost = Cost.of(baseline_request(base, pair, 0, starts), count=units, label="baseline")
     for start, chunk in chunks:
         n = len(chunk) + 1
         latents = torch.empty(n, 0) if start else None
-        cost = cost + Cost.of(_variants_request(base, "x", 0, n, start, latents), units, "variants")
+        cost = cost + Cost.of(variants_request(base, "x", 0, n, start, latents), units, "variants")
     return cost.merged()
-
-
-@dataclass(frozen=True)
-class _SweepPlan:
-    """What every chunk of one sweep shares."""
-
-    base: GenerationRequest
-    metric: Metric
-    direction: Direction
-    steps: Steps
-    branch: Branch
-    ablation: str
-    mean_activations: dict[str, Tensor] | None
-    needed: tuple[str, ...]
-    rows_per_sample: int
-    starts: tuple[int, ...]  # the steps (> 0) where some chunk resumes from the target run
-    resolved: tuple[int, ...]  # every step some variant is patched at
-
-    @cached_property
-    def key(self) -> str:
-        from interp.experiments.units import fingerprint
-
-        means = (
-            None
-            if self.mean_activations is None
-            else {
-                k: hashlib.sha256(v.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
-                for k, v in sorted(self.mean_activations.items())
-            }
-        )
-        return fingerprint(
-            repr(self.base),
-            self.metric.name,
-            type(self.metric).__qualname__,
-            repr(getattr(self.metric, "bound", ())),
-            self.direction,
-            str(self.steps),
-            self.branch.value,
-            self.ablation,
-            means,
-            self.needed,
-            self.starts,
-            self.resolved,
-        )
-
-
-#: The baseline run of the latest (pair, seed) unit in this process, which the following
-#: chunks of that unit reuse (held like the loop that ran them one after the other).
-_BASELINES: "OrderedDict[tuple, tuple]" = OrderedDict()
-_BASELINES_KEPT = 1
-
-
-@dataclass(frozen=True)
-class _ChunkTask:
-    """One work item of a sweep: a chunk of variants for one (pair, seed) unit."""
-
-    plan: _SweepPlan
-    pair_index: int
-    pair: PromptPair
-    seed: int
-    chunk: tuple[Variant, ...]
-    start: int = 0  # the step the chunk's rows resume at (0: from the noise)
-
-    def key(self) -> str:
-        from interp.experiments.units import fingerprint
-
-        return fingerprint(
-            self.plan.key,
-            self.pair_index,
-            repr(self.pair),
-            self.seed,
-            # token selections and own steps only when given: plain variants keep short keys
-            [
-                (
-                    v.label,
-                    [s.name for s in v.sites],
-                    *(() if v.tokens is None else (v.tokens,)),
-                    *(() if v.steps is None else (("steps", v.steps),)),
-                )
-                for v in self.chunk
-            ],
-            self.start,
-        )
-
-    def affinity(self) -> str:
-        """Chunks of the same sweep, pair and seed share a baseline run: executors with
-        several workers send them to the same one (see :data:`_BASELINES`)."""
-        return f"{self.plan.key}/{self.pair_index}/{self.seed}"
-
-    def _baseline(self, adapter: ModelAdapter) -> tuple:
-        plan, pair, seed = self.plan, self.pair, self.seed
-        key = (id(adapter), plan.key, repr(pair), seed)
-        if key in _BASELINES:
-            _BASELINES.move_to_end(key)
-            return _BASELINES[key]
-        reads = [Read(name, steps=plan.resolved, branch=plan.branch) for name in plan.needed]
-        baseline = run(
-            adapter,
-            _baseline_request(plan.base, pair, seed, plan.starts),
-            reads=reads if plan.resolved else [],
-        )
-        ref = MetricContext.for_pair(
-            _select(baseline.output, 0), _select(baseline.output, 1), pair, adapter=adapter
-        )
-        source = 0 if plan.direction == "denoising" else 1
-        assert ref.corrupted is not None  # for_pair sets both runs
-        with torch.no_grad():
-            m_source = float(
-                plan.metric(
-                    _select(baseline.output, source) if plan.direction != "ablation" else ref.corrupted, ref
-                )[0]
-            )
-        _BASELINES[key] = (baseline, ref, m_source)
-        while len(_BASELINES) > _BASELINES_KEPT:
-            _BASELINES.popitem(last=False)
-        return _BASELINES[key]
-
-    def __call__(self, adapter: ModelAdapter) -> list[dict]:
-        baseline, ref, m_source = self._baseline(adapter)
-
-        def rows(variants: Sequence[Variant]) -> list[dict]:
-            return self._rows(adapter, tuple(variants), baseline, ref, m_source)
-
-        parts = run_halving(self.chunk, rows, kind=f"sweep {self.plan.key}", what="variants")
-        return [row for part in parts for row in part]
-
-    def _rows(
-        self, adapter: ModelAdapter, chunk: tuple[Variant, ...], baseline: "RunResult", ref: MetricContext,
-        m_source: float,
-    ) -> list[dict]:  # fmt: skip
-        """The rows of ``chunk``'s variants, from one batched generation with a control row."""
-        plan, pair, seed, direction = self.plan, self.pair, self.seed, self.plan.direction
-        source = 0 if direction == "denoising" else 1
-        target = 1 - source if direction != "ablation" else 0
-        target_prompt = (pair.clean, pair.corrupted)[target]
-        resolved, rows_per_sample = plan.resolved, plan.rows_per_sample
-        # row 0 is an unpatched control: the target run computed in the same batch
-        # shape as its variants, so a site without effect reads exactly zero.
-        edits = []
-        for i, variant in enumerate(chunk, start=1):
-            steps = plan.steps if variant.steps is None else variant.steps
-            if variant.steps == ():
-                continue  # patched at no step: the row is the target run
-            for site in variant.sites:
-                if direction == "ablation" and plan.ablation == "zero":
-                    op = Zero()
-                elif direction == "ablation":
-                    assert plan.mean_activations is not None  # sweep() refuses mean ablation without them
-                    op = Replace(_cached_value(plan.mean_activations, resolved, site, 0, rows_per_sample, 1))
-                else:
-                    op = variant.replace(
-                        _cached_value(baseline.reads, resolved, site, source, rows_per_sample, 2)
-                    )
-                edits.append(Edit(site, op, steps=steps, branch=plan.branch, samples=(i,)))
-        n = len(chunk) + 1
-        latents = None
-        if self.start:
-            resume_from = baseline.output.step_latents[self.start][target : target + 1]
-            latents = resume_from.expand(n, *resume_from.shape[1:]).clone()
-        request = _variants_request(plan.base, target_prompt, seed, n, self.start, latents)
-        output = run(adapter, request, edits=edits).output
-        with torch.no_grad():
-            values = plan.metric(output, ref)
-        m_target = float(values[0])
-        m_clean, m_corrupted = (m_source, m_target) if direction == "denoising" else (m_target, m_source)
-        return [
-            {
-                "concept": pair.concept,
-                "pair": self.pair_index,
-                "seed": seed,
-                "variant": variant.label,
-                "value": float(values[i]),
-                "clean": m_clean,
-                "corrupted": m_corrupted,
-            }
-            for i, variant in enumerate(chunk, start=1)
-        ]
-
-
-def _select(output: GenerationOutput, index: int) -> GenerationOutput:
-    """One sample of a batched GenerationOutput, keeping the batch axis."""
-    audio = None if output.audio is None else output.audio[index : index + 1]
-    return GenerationOutput(output.latents[index : index + 1], audio, output.sample_rate)
 
 
 def mean_activations(
@@ -549,101 +299,3 @@ def mean_activations(
         per = stacked.reshape(stacked.shape[0], rows_per_sample, n, *stacked.shape[2:])
         out[name] = per.mean(dim=2)
     return out
-
-
-@dataclass
-class Listening:
-    """Generations of one pair and seed to listen to: the clean and corrupted runs, and
-    the target run with each variant patched.
-
-    Attributes:
-        clean: The clean prompt's generation (a batch of one).
-        corrupted: The corrupted prompt's generation (a batch of one).
-        patched: Variant label -> the target run with that variant patched (a batch of one).
-    """
-
-    clean: GenerationOutput
-    corrupted: GenerationOutput
-    patched: dict[str, GenerationOutput]
-
-
-def patched_generations(
-    adapter: ModelAdapter,
-    base: GenerationRequest,
-    pair: PromptPair,
-    seed: int,
-    variants: Sequence[Variant],
-    *,
-    direction: Literal["denoising", "noising"] = "denoising",
-    steps: StepsLike = None,
-    branch: Branch | str = Branch.COND,
-    batch_size: BatchSize = AUTO,
-) -> Listening:
-    """The clean, corrupted and patched generations of one pair and seed (to listen to).
-
-    The clean and corrupted runs share one batch and cache the sites' activations; the
-    variants then run ``batch_size`` to a forward pass, each row with the same seed and
-    its own sites patched, so one generation per variant.
-
-    Args:
-        adapter: The model.
-        base: Generation settings (its prompts and seeds are replaced).
-        pair: The prompt pair.
-        seed: The seed of every run.
-        variants: Site sets, each patched together in its own row (labels must differ).
-        direction: ``denoising`` (clean into the corrupted run) or ``noising``.
-        steps: Denoising steps at which to patch (default all).
-        branch: CFG branch to patch (default conditional).
-        batch_size: Variants per batched forward pass, or ``"auto"`` (:mod:`interp.batching`).
-    """
-    labels = [v.label for v in variants]
-    if len(set(labels)) != len(labels):
-        raise TadaError(f"Variant labels must differ, got {labels}.")
-    step_sel, branch = Steps.parse(steps), Branch.parse(branch)
-    for v in variants:
-        adapter.catalog.parse_many(v.sites)
-    both = _baseline_request(base, pair, seed, ())
-    batch_size = resolve_batch_size(batch_size, adapter, both, len(variants))
-    chunks = [variants[i : i + batch_size] for i in range(0, len(variants), batch_size)]
-    expect(2 + sum(len(chunk) for chunk in chunks))  # clean and corrupted, then the variants
-    needed = sorted({stage_site(s).name for v in variants for s in v.sites})
-    reads = tuple(Read(n, steps=step_sel, branch=branch) for n in needed)
-    baseline = run_tasks(adapter, [GenerationTask(both, reads=reads)])[0]
-    resolved = step_sel.resolve(base.num_steps)
-    rows_per_sample = 2 if (branch is Branch.BOTH and base.guided) else 1
-    source = 0 if direction == "denoising" else 1
-    target = pair.corrupted if direction == "denoising" else pair.clean
-    tasks = []
-    for chunk in chunks:
-        edits = [
-            Edit(
-                s,
-                Replace(_cached_value(baseline.reads, resolved, s, source, rows_per_sample, 2)),
-                steps=step_sel,
-                branch=branch,
-                samples=(row,),
-            )
-            for row, variant in enumerate(chunk)
-            for s in variant.sites
-        ]
-        request = _variants_request(base, target, seed, len(chunk), 0, None)
-        tasks.append(GenerationTask(request, tuple(edits)))
-    patched: dict[str, GenerationOutput] = {}
-    for chunk, result in zip(chunks, run_tasks(adapter, tasks) if tasks else []):
-        for row, variant in enumerate(chunk):
-            patched[variant.label] = _select(result.output, row)
-    return Listening(_select(baseline.output, 0), _select(baseline.output, 1), patched)
-
-
-def patched_generations_cost(base: GenerationRequest, n_variants: int, batch_size: BatchSize = AUTO) -> Cost:
-    """What :func:`patched_generations` runs: the clean and corrupted runs in one batch,
-    then ``n_variants`` patched rows, ``batch_size`` to a forward pass."""
-    batch_size = planned_batch_size(batch_size)
-    pair = PromptPair("clean", "corrupted", "concept")
-    cost = Cost.of(_baseline_request(base, pair, 0, ()), label="audio")
-    full, rest = divmod(n_variants, batch_size)
-    if full:
-        cost = cost + Cost.of(_variants_request(base, "x", 0, batch_size, 0, None), count=full, label="audio")
-    if rest:
-        cost = cost + Cost.of(_variants_request(base, "x", 0, rest, 0, None), label="audio")
-    return cost

@@ -25,7 +25,8 @@ from interp.context_tokens import ContextToken, normalize_word, require_word, wo
 from interp.cost import Cost
 from interp.errors import SiteError, TadaError
 from interp.metrics import Metric
-from interp.patching import SweepResult, Variant, sweep, sweep_cost
+from interp.patch_variants import Variant
+from interp.patching import SweepResult, sweep, sweep_cost
 from interp.prompts import PromptPair
 from interp.selection import Branch, StepsLike
 from interp.sites import Site, as_site

@@ -150,7 +150,8 @@ class RunDir:
             units: Unit files of the current plan (everything else in ``units/`` goes).
             files: Artifact paths (relative) of the current run (kept).
             steps: The current steps' names: a previous step's folders
-                (``<folder>/<old step>/``, e.g. ``saes/train/``) go when it is gone.
+                (``<folder>/<old step>/``, e.g. ``saes/train/``) and its record of the
+                batch ``auto`` chose (``units/steps/<old step>.json``) go when it is gone.
 
         Returns:
             The relative paths removed.
@@ -179,7 +180,13 @@ class RunDir:
         for unit in stale_units:
             unit.unlink(missing_ok=True)
             removed.append(unit.relative_to(self.path).as_posix())
-        gone = self.previous_steps - set(steps)
+        current = set(steps)
+        records = unit_dir / "steps"  # <step>.json: the batch a step's `auto` resolved to
+        for record in sorted(records.glob("*.json")) if records.is_dir() else []:
+            if record.stem not in current:  # a step the spec no longer has (even unfinished)
+                record.unlink(missing_ok=True)
+                removed.append(record.relative_to(self.path).as_posix())
+        gone = self.previous_steps - current
         for folder in sorted(p for p in self.path.iterdir() if p.is_dir() and p.name != "units"):
             for step in sorted(gone):
                 target = folder / step

@@ -9,8 +9,9 @@ from interp.batching import BatchSize
 from interp.experiments.context import StepContext
 from interp.experiments.report import HEAD_GRID_PREFIX, head_grid_data
 from interp.experiments.units import Row
+from interp.listening import Listening, patched_generations
 from interp.localization import Localization
-from interp.patching import Listening, Variant, patched_generations, single_site_variants
+from interp.patch_variants import Variant, single_site_variants
 from interp.prompts import PromptPair
 from interp.selection import Branch, StepsLike
 from interp.sites import Site

@@ -1,103 +1,30 @@
 """Localization methods for experiment files: ``patch``, ``attribute`` and ``locate``.
 
-Each runs one unit per concept (so an interrupted run resumes per concept) and writes a
-tidy row per measured effect, plots and audio. Example::
+Each runs one unit per concept (so an interrupted run resumes per concept,
+:mod:`~interp.spec_steps.per_concept`) and writes a tidy row per measured effect, plots
+and audio. ``patch`` and ``attribute`` live here; ``locate`` in
+:mod:`~interp.spec_steps.locate_step` (imported here, so this module's entry point
+registers all three). Example::
 
-    - name: locate
-      method: locate
+    - name: patch
+      method: patch
       pairs: {source: synthmusic, concepts: [mood, tempo], per_concept: 6}
-      fraction: 0.8
+      direction: denoising
 """
 
-import json
-from typing import TYPE_CHECKING, Any, Literal, TypedDict
+from typing import Any, Literal
 
 from pydantic import Field
 
-from interp.batching import BatchSize
 from interp.experiments.context import StepContext
 from interp.experiments.fields import SiteStr
 from interp.experiments.methods import MethodSpec, register_method
 from interp.experiments.units import Row, Unit
-from interp.spec_steps.common import PatchingSettings, build_metric, by_concept, check_pairs, step_pairs
-from interp.spec_steps.significance_rows import significance_rows
+from interp.spec_steps.common import build_metric
+from interp.spec_steps.locate_step import Locate
+from interp.spec_steps.per_concept import PerConcept, candidates, effect_rows
 
-if TYPE_CHECKING:
-    from interp.localization import Selection
-    from interp.selection import StepsLike
-
-
-class _LocateSettings(TypedDict):
-    """The keyword arguments of ``locate`` (and ``split_stability``) a ``locate`` step sets."""
-
-    candidates: list[Any]
-    ranking: Literal["patching", "attribution"]
-    fraction: float
-    max_heads: int
-    steps: "StepsLike"
-    branch: str
-    batch_size: BatchSize
-    progress: bool
-    selection: "Selection"
-    alpha: float
-    min_effect: float
-
-
-class _CostSettings(TypedDict):
-    """The keyword arguments of ``locate_cost`` (and ``split_stability_cost``) a step sets."""
-
-    n_candidates: int
-    ranking: Literal["patching", "attribution"]
-    max_heads: int
-    steps: "StepsLike"
-    batch_size: BatchSize
-    selection: "Selection"
-
-
-def _units(settings: Any, ctx: StepContext) -> list[Unit]:
-    groups = by_concept(step_pairs(settings, ctx))
-    return [Unit(f"c-{concept}", {"concept": concept}) for concept in groups]
-
-
-class _PerConcept(PatchingSettings):
-    """One unit per concept of the step's pairs; pairs and layers checked up front."""
-
-    def check(self, ctx: Any) -> None:
-        check_pairs(self, ctx)
-
-    def plan(self, ctx: StepContext) -> list[Unit]:
-        return _units(self, ctx)
-
-    def _work(self, unit: Unit, ctx: StepContext) -> tuple[str, list, list[int], Any]:
-        """The unit's concept, its pairs, the seeds and the base request."""
-        concept = unit.params["concept"]
-        pairs = by_concept(step_pairs(self, ctx))[concept]
-        return concept, pairs, list(ctx.generation.seeds), ctx.request(["-"], [0])
-
-    def _inputs(self, unit: Unit, ctx: StepContext) -> tuple[str, list, Any, list[int], Any]:
-        """The unit's concept, its pairs, the model, the seeds and the base request."""
-        concept, pairs, seeds, base = self._work(unit, ctx)
-        return concept, pairs, ctx.adapter, seeds, base
-
-    def _planned(self, unit: Unit, ctx: StepContext) -> tuple[Any, Any, int, int, Any]:
-        """For :meth:`unit_cost`: the model without weights, the base request, the numbers
-        of pairs and seeds, and the metric."""
-        _, pairs, seeds, base = self._work(unit, ctx)
-        structure = ctx.structure
-        return (
-            structure,
-            base,
-            len(pairs),
-            len(seeds),
-            build_metric(self.metric, structure, self.scorer_model),
-        )
-
-
-def _candidates(settings: Any, ctx: StepContext, component: str = "head", catalog: Any = None) -> list[Any]:
-    catalog = catalog if catalog is not None else ctx.adapter.catalog
-    if getattr(settings, "sites", None):
-        return catalog.parse_many(settings.sites)
-    return catalog.where(attention="cross", layer=settings.layers, component=component)
+__all__ = ["Attribute", "Locate", "Patch"]
 
 
 def _check_sample(ranked: list[str], check_heads: int) -> list[str]:
@@ -109,23 +36,8 @@ def _check_sample(ranked: list[str], check_heads: int) -> list[str]:
     return ranked[:half] + rest[::stride][: check_heads - half]
 
 
-def _effect_rows(metric: str, concept: str, effects: dict, settings: Any, **labels: Any) -> list[Row]:
-    return [
-        Row(
-            metric,
-            e.mean,
-            concept=concept,
-            site=site,
-            steps=str(settings.patch_steps),
-            branch=settings.branch,
-            labels={"ci_low": e.ci_low, "ci_high": e.ci_high, "n": e.n, **labels},
-        )
-        for site, e in effects.items()
-    ]
-
-
 @register_method
-class Patch(_PerConcept, MethodSpec):
+class Patch(PerConcept, MethodSpec):
     """Activation patching of each site (or layer) separately, per concept."""
 
     summary_line = "activation patching of sites, one at a time (denoising or noising)"
@@ -148,7 +60,7 @@ class Patch(_PerConcept, MethodSpec):
         from interp.patching import sweep_cost
 
         structure, base, n_pairs, n_seeds, metric = self._planned(unit, ctx)
-        n_sites = len(_candidates(self, ctx, self.component, structure.catalog))
+        n_sites = len(candidates(self, ctx, self.component, structure.catalog))
         return sweep_cost(
             structure,
             base,
@@ -161,7 +73,8 @@ class Patch(_PerConcept, MethodSpec):
         ).labelled("sites")
 
     def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
-        from interp.patching import single_site_variants, sweep
+        from interp.patch_variants import single_site_variants
+        from interp.patching import sweep
 
         concept, pairs, adapter, seeds, base = self._inputs(unit, ctx)
         result = sweep(
@@ -169,7 +82,7 @@ class Patch(_PerConcept, MethodSpec):
             base,
             pairs,
             seeds,
-            single_site_variants(_candidates(self, ctx, self.component)),
+            single_site_variants(candidates(self, ctx, self.component)),
             build_metric(self.metric, adapter, self.scorer_model),
             direction=self.direction,
             steps=self.patch_steps,
@@ -177,7 +90,7 @@ class Patch(_PerConcept, MethodSpec):
             batch_size=self.batch_size,
             progress=False,
         )
-        return _effect_rows(f"{self.direction}_effect", concept, result.effects(), self)
+        return effect_rows(f"{self.direction}_effect", concept, result.effects(), self)
 
     def finalize(self, ctx: StepContext) -> dict[str, Any]:
         import matplotlib.pyplot as plt
@@ -201,7 +114,7 @@ class Patch(_PerConcept, MethodSpec):
 
 
 @register_method
-class Attribute(_PerConcept, MethodSpec):
+class Attribute(PerConcept, MethodSpec):
     """Attribution patching of every head at once, checked against exact patching."""
 
     summary_line = "attribution patching of all heads, with its rank agreement to exact patching"
@@ -226,7 +139,7 @@ class Attribute(_PerConcept, MethodSpec):
         from interp.patching import sweep_cost
 
         structure, base, n_pairs, n_seeds, metric = self._planned(unit, ctx)
-        heads = _candidates(self, ctx, catalog=structure.catalog)
+        heads = candidates(self, ctx, catalog=structure.catalog)
         cost = attribute_cost(base, n_pairs, n_seeds, gradient_metric(structure, metric, self.gradient))
         if self.check_heads >= 3:
             checked = len(_check_sample([h.name for h in heads], self.check_heads))
@@ -239,10 +152,11 @@ class Attribute(_PerConcept, MethodSpec):
 
     def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
         from interp.attribution import attribute, gradient_metric, rank_agreement
-        from interp.patching import single_site_variants, sweep
+        from interp.patch_variants import single_site_variants
+        from interp.patching import sweep
 
         concept, pairs, adapter, seeds, base = self._inputs(unit, ctx)
-        heads = _candidates(self, ctx)
+        heads = candidates(self, ctx)
         metric = build_metric(self.metric, adapter, self.scorer_model)
         estimates = attribute(
             adapter,
@@ -287,249 +201,3 @@ class Attribute(_PerConcept, MethodSpec):
             else:
                 spearman[row.concept] = row.value
         return {"scores": scores, "spearman": spearman}
-
-
-@register_method
-class Locate(_PerConcept, MethodSpec):
-    """Locate, per concept, the smallest head subset that restores the concept."""
-
-    summary_line = "locate minimal concept-carrying head subsets (patching, necessity, I(l))"
-    exports = ("subsets", "heads", "layer_impact", "significant")
-
-    method: Literal["locate"] = Field(description="Locate concept heads.")
-    layers: list[int] | None = Field(default=None, description="Cross layers (default all).")
-    ranking: Literal["patching", "attribution"] = Field(
-        default="patching", description="How heads are ranked before the greedy search."
-    )
-    fraction: float = Field(
-        default=0.8, gt=0, le=1, description="Share of the clean-corrupted gap the subset must restore."
-    )
-    max_heads: int = Field(default=16, ge=1, description="Largest subset tried.")
-    layer_impact: bool = Field(
-        default=True, description="Also patch each layer's text input (TADA's sites) and report I(l)."
-    )
-    audio: bool = Field(
-        default=True,
-        description="Save the first pair's clean, corrupted and subset-patched audio, and "
-        "each grid head's patched audio for the report (first seed).",
-    )
-    audio_heads: int = Field(
-        default=24,
-        ge=0,
-        description="Heads of the report's grid that get a patched clip to listen to (the "
-        "largest |effect| first; one generation each); the other cells are drawn silent.",
-    )
-    stability: bool = Field(
-        default=False,
-        description="Also locate on the even- and odd-"
-        "numbered pairs separately and report the overlap of the two "
-        "subsets (Jaccard); doubles the cost.",
-    )
-    selection: Literal["greedy", "significant", "both"] = Field(
-        default="greedy",
-        description="The located subset: `greedy` (smallest ranking prefix "
-        "restoring `fraction`), `significant` (heads with a non-zero effect at false discovery "
-        "rate `alpha`, by a sign-flip test over pairs, then checked for sufficiency and "
-        "necessity) or `both` (greedy subset, significant set reported alongside).",
-    )
-    alpha: float = Field(
-        default=0.05,
-        gt=0,
-        lt=1,
-        description="False discovery rate of the significant heads (Benjamini-Hochberg).",
-    )
-    min_effect: float = Field(
-        default=0.0,
-        ge=0,
-        description="Smallest normalized effect of "
-        "interest: heads are tested for |effect| > min_effect instead "
-        "of effect != 0 (with a near-noiseless scorer, tiny effects are "
-        "significant too).",
-    )
-    power_effect: float = Field(
-        default=0.1,
-        gt=0,
-        description="Normalized effect for the "
-        "power estimate: the `pairs_needed` row says how many pairs "
-        "find a head of this effect at q < alpha with 90% power, from "
-        "this run's per-pair variance.",
-    )
-
-    def check(self, ctx: Any) -> None:
-        super().check(ctx)
-        if self.selection != "greedy" and self.ranking != "patching":
-            ctx.error(
-                "selection",
-                f"selection {self.selection!r} tests every head's patching "
-                f"effect, which needs `ranking: patching` (got {self.ranking!r})",
-                self.selection,
-            )
-
-    def cost_note(self) -> str:
-        if self.selection == "greedy":
-            return ""
-        return "upper bound: the significant heads' check runs only if some head is significant"
-
-    def unit_cost(self, unit: Unit, ctx: StepContext) -> Any:
-        """Counted exactly for ``selection: greedy``; the significant heads' check and the
-        audio of a ``significant`` subset run only when some head is significant, and are
-        counted as if one were (an upper bound)."""
-        from interp.localization import locate_cost, split_stability_cost
-        from interp.patching import patched_generations_cost
-
-        structure, base, n_pairs, n_seeds, metric = self._planned(unit, ctx)
-        n_candidates = len(_candidates(self, ctx, catalog=structure.catalog))
-        sizes = (structure, base, n_pairs, n_seeds, metric)
-        settings = _CostSettings(
-            n_candidates=n_candidates, ranking=self.ranking, max_heads=self.max_heads,
-            steps=self.patch_steps, batch_size=self.batch_size, selection=self.selection,
-        )  # fmt: skip
-        cost = locate_cost(*sizes, layers=self.layer_impact, **settings)
-        if self.audio:  # the located subset, then the heads of largest |effect|, one row each
-            shown = min(self.audio_heads, n_candidates) + 1
-            cost = cost + patched_generations_cost(base, shown, self.batch_size)
-        if self.stability:
-            cost = cost + split_stability_cost(*sizes, **settings)
-        return cost
-
-    def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
-        from interp.localization import locate
-        from interp.plots import plot_head_heatmap, plot_prefix_curve
-        from interp.spec_steps.head_grid import write_head_grid
-
-        concept, pairs, adapter, seeds, base = self._inputs(unit, ctx)
-        metric = build_metric(self.metric, adapter, self.scorer_model)
-        settings = _LocateSettings(
-            candidates=_candidates(self, ctx), ranking=self.ranking, fraction=self.fraction,
-            max_heads=self.max_heads, steps=self.patch_steps, branch=self.branch,
-            batch_size=self.batch_size, progress=False, selection=self.selection,
-            alpha=self.alpha, min_effect=self.min_effect,
-        )  # fmt: skip
-        result = locate(adapter, base, pairs, seeds, metric, layers=self.layer_impact, **settings)
-        ctx.save_json(f"localization-{concept}", result.summary())
-        ctx.save_plot(plot_head_heatmap(result), f"heads-{concept}")
-        if result.prefix_effects:
-            ctx.save_plot(plot_prefix_curve(result, self.fraction), f"prefix-{concept}")
-        write_head_grid(
-            result, pairs[0], seeds[0], base, ctx, audio_heads=self.audio_heads if self.audio else None,
-            steps=self.patch_steps, branch=self.branch, batch_size=self.batch_size,
-        )  # fmt: skip
-        rows = _effect_rows("head_effect", concept, result.head_effects, self)
-        for row in rows:
-            row.labels["in_subset"] = row.site in result.subset
-        rows += significance_rows(result, rows, self.power_effect)
-        rows += [
-            Row(
-                "prefix_effect",
-                e.mean,
-                concept=concept,
-                labels={"k": k + 1, "ci_low": e.ci_low, "ci_high": e.ci_high},
-            )
-            for k, e in enumerate(result.prefix_effects)
-        ]
-        for row_metric, effect in (("restored", result.restored), ("necessity", result.necessity)):
-            if effect is None:  # nothing selected (no head significant)
-                continue
-            rows.append(
-                Row(
-                    row_metric,
-                    effect.mean,
-                    concept=concept,
-                    site="+".join(result.subset),
-                    labels={
-                        "ci_low": effect.ci_low,
-                        "ci_high": effect.ci_high,
-                        "reached": result.reached,
-                        "size": len(result.subset),
-                    },
-                )
-            )
-        rows += [
-            Row("layer_impact", v, concept=concept, site=f"cross.{layer}.text")
-            for layer, v in result.layer_impact.items()
-        ]
-        if self.stability:
-            from interp.localization import split_stability
-
-            halves = split_stability(adapter, base, pairs, seeds, metric, **settings)
-            ctx.save_json(f"localization-{concept}-even", halves.first.summary())
-            ctx.save_json(f"localization-{concept}-odd", halves.second.summary())
-            rows.append(
-                Row(
-                    "stability_jaccard",
-                    halves.jaccard,
-                    concept=concept,
-                    labels={"first": "+".join(halves.first.subset), "second": "+".join(halves.second.subset)},
-                )
-            )
-            rows.append(
-                Row(
-                    "stability_spearman",
-                    halves.rank_correlation,
-                    concept=concept,
-                    labels={
-                        "first_top": halves.first.ranking[0],
-                        "second_top": halves.second.ranking[0],
-                        "same_top_head": halves.same_top_head,
-                    },
-                )
-            )
-            if self.selection != "greedy":
-                rows.append(
-                    Row(
-                        "stability_jaccard_significant",
-                        halves.significant_jaccard,
-                        concept=concept,
-                        labels={
-                            "first": "+".join(halves.first.significant),
-                            "second": "+".join(halves.second.significant),
-                        },
-                    )
-                )
-        return rows
-
-    def finalize(self, ctx: StepContext) -> dict[str, Any]:
-        from interp.localization import overlap_matrix, shared_and_specific
-        from interp.plots import plot_layer_impact_table, plot_overlap
-
-        subsets: dict[str, list[str]] = {}
-        impact: dict[str, dict[str, float]] = {}
-        for row in ctx.rows:
-            assert row.concept is not None  # every row of the step names its concept
-            if row.metric == "head_effect" and row.labels.get("in_subset"):
-                assert row.site is not None  # a head_effect row names its head
-                subsets.setdefault(row.concept, []).append(row.site)
-            if row.metric == "layer_impact":
-                assert row.site is not None  # a layer_impact row names its layer's site
-                impact.setdefault(row.concept, {})[row.site] = row.value
-        concepts = list(dict.fromkeys(r.concept for r in ctx.rows if r.concept is not None))
-        subsets = {c: sorted(subsets.get(c, [])) for c in concepts}
-        names, matrix = overlap_matrix(subsets)
-        if len(names) > 1:
-            ctx.save_plot(plot_overlap(names, matrix), "overlap")
-        if impact:
-            ctx.save_plot(plot_layer_impact_table(impact), "layer-impact")
-        stability = {r.concept: r.value for r in ctx.rows if r.metric == "stability_jaccard"}
-        significant = {r.concept: r.value for r in ctx.rows if r.metric == "stability_jaccard_significant"}
-        spearman = {r.concept: r.value for r in ctx.rows if r.metric == "stability_spearman"}
-        return {
-            "stability_jaccard": stability,
-            "stability_spearman": spearman,
-            "stability_jaccard_significant": significant,
-            "significant": {
-                c: sorted(
-                    r.site
-                    for r in ctx.rows
-                    if r.concept == c
-                    and r.metric == "head_effect"
-                    and r.labels.get("significant")
-                    and r.site is not None
-                )
-                for c in concepts
-            },
-            "subsets": subsets,
-            "heads": sorted({h for hs in subsets.values() for h in hs}),
-            "overlap": {"concepts": names, "jaccard": json.loads(json.dumps(matrix.tolist()))},
-            "shared_and_specific": shared_and_specific(subsets),
-            "layer_impact": impact,
-        }

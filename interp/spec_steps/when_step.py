@@ -143,7 +143,7 @@ class When(PairSettings, MethodSpec):
         return list(sites) if isinstance(sites, list) else []
 
     def _variants(self, concept: str, ctx: StepContext, catalog: Any = None) -> list[Any]:
-        from interp.patching import Variant
+        from interp.patch_variants import Variant
 
         catalog = ctx.adapter.catalog if catalog is None else catalog
         sites = [s.name for s in catalog.parse_many(self._sites(concept))]

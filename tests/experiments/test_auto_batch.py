@@ -107,6 +107,23 @@ def test_a_record_of_other_settings_is_not_reused(
     assert _state(other)["batch_size"] == 1
 
 
+def test_a_rerun_without_the_step_removes_its_record(
+    auto_run: Path, tmp_path: Path, quiet_warnings: None
+) -> None:
+    import shutil
+
+    changed = tmp_path / "changed"
+    shutil.copytree(auto_run, changed)
+    assert _state(changed)["batch_size"] == 8
+    (changed / "summary.json").unlink()  # as after an interrupted run: the old steps are unknown
+    generate_only = _spec("auto")
+    generate_only["steps"] = [{"name": "listen", "method": "generate"}]
+    run(generate_only, out=changed, progress=False)
+    assert not (changed / "units" / "steps").exists()  # heads.json went with its step
+    units = sorted(p.name for p in (changed / "units").glob("*.json"))
+    assert units and all(u.startswith("listen.") for u in units), units
+
+
 def test_a_plan_counts_auto_as_the_ceiling_plus_the_steps_probe() -> None:
     from interp.experiments.planning import plan
 
