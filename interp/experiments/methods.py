@@ -77,6 +77,10 @@ class MethodSpec(StrictModel):
     summary_line: ClassVar[str] = ""
     #: Whether :meth:`check` needs the model's site catalog (loaded on the meta device).
     needs_catalog: ClassVar[bool] = False
+    #: Whether the step scores its outputs with the experiment's ``metrics`` (through
+    #: ``ctx.score``); a step's own ``metric`` field always counts (``tada plan`` loads
+    #: their scorers' sizes).
+    scores_with_metrics: ClassVar[bool] = False
 
     name: StepName = Field(
         description="Unique step name (letters, digits, '_', '-'); used in results and refs."

@@ -75,7 +75,7 @@ def test_model_without_weights_or_rates_is_counted_and_says_why_no_time(tmp_path
     code, out, err = tada(capsys, str(path))
     assert code == 0, err
     # counted from the shipped config without weights, as the paper plan in docs/plan.md
-    assert "the denoiser alone: built without weights" in out
+    assert "1,323.1M parameters (2.6 GB, the whole pipeline)" in out
     assert "none in the table for stable-audio-open-1.0 on cpu in float16 (it has cpu float32)" in out
     spec["model"]["dtype"] = "float32"
     path.write_text(yaml.safe_dump(spec))
