@@ -95,10 +95,25 @@ class Cost:
         """Calls of the same label and shape added up, in first-seen order."""
         merged: dict[tuple, Calls] = {}
         for c in self.calls:
-            key = (c.label, c.samples, c.rows, c.steps, c.decode, c.gradients)
+            key = _shape(c)
             seen = merged.get(key)
             merged[key] = c if seen is None else _repeat(seen, 1, extra=c.count)
         return Cost(list(merged.values()))
+
+    def minus(self, other: "Cost") -> "Cost":
+        """These calls less ``other``'s: each of ``other``'s calls takes its count from the
+        call of the same label and shape (calls left with none are dropped).
+
+        Raises:
+            ValueError: If ``other`` has calls these do not.
+        """
+        left = {_shape(c): c.count for c in self.calls}
+        for c in other.calls:
+            if left.get(_shape(c), 0) < c.count:
+                raise ValueError(f"cannot take {c.count} {c.label!r} calls from a cost with fewer")
+            left[_shape(c)] -= c.count
+        kept = [_repeat(c, 0, extra=left.pop(_shape(c))) for c in self.calls if _shape(c) in left]
+        return Cost([c for c in kept if c.count > 0])
 
     @property
     def generations(self) -> int:
@@ -141,6 +156,10 @@ def total(costs: Iterable[Cost]) -> Cost:
     for cost in costs:
         out = out + cost
     return out
+
+
+def _shape(c: Calls) -> tuple:
+    return (c.label, c.samples, c.rows, c.steps, c.decode, c.gradients)
 
 
 def _repeat(c: Calls, times: int, extra: int = 0) -> Calls:

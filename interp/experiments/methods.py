@@ -43,6 +43,7 @@ from interp.plugins import load_entry_points
 if TYPE_CHECKING:
     from interp.cost import Cost
     from interp.experiments.context import CheckContext, StepContext
+    from interp.experiments.shared_work import PlannedSweep
 
 ENTRY_POINT_GROUP = "tada_interp.methods"
 
@@ -116,6 +117,13 @@ class MethodSpec(StrictModel):
         raise NotImplementedError(
             f"Method {self.method!r} does not implement unit_cost(); tada plan cannot count it."
         )
+
+    def planned_sweeps(self, unit: Unit, ctx: "StepContext") -> "list[PlannedSweep]":
+        """The sweeps of ``unit`` whose chunks another step or unit may share, as
+        :meth:`run_unit` runs them, with the label of their calls in :meth:`unit_cost`
+        (``tada plan`` counts a shared chunk once, like the run's work store:
+        :mod:`interp.experiments.shared_work`); the default declares none."""
+        return []
 
     def cost_note(self) -> str:
         """What :meth:`unit_cost` cannot know in advance (empty: the count is exact)."""

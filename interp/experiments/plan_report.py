@@ -51,11 +51,16 @@ def _row(cells: list[str], widths: list[int]) -> str:
     ).rstrip()
 
 
-def _cells(name: str, method: str, units: str, cost: Cost, seconds: float | None) -> list[str]:
+def _cells(name: str, method: str, units: str, cost: Cost, seconds: float | None, reused: str) -> list[str]:
     shapes = ",".join(str(r) for r in cost.shapes()) or "-"
     return [name, method, units, f"{cost.generations:,}", f"{cost.sample_generations:,}",
             f"{cost.forwards:,}", f"{cost.row_steps:,}", f"{cost.decodes:,}", shapes,
-            duration(seconds)]  # fmt: skip
+            duration(seconds), reused]  # fmt: skip
+
+
+def _reused_cell(reused: Cost, sources: list[str]) -> str:
+    """``5,376 from layers``: generations taken from the work store, and whose they are."""
+    return f"{reused.generations:,} from {', '.join(sources)}" if reused.generations else "-"
 
 
 def plan_seconds(rates: Rates | None, cost: Cost, units: int, steps: int) -> float | None:
@@ -91,15 +96,17 @@ def plan_text(planned: Plan, rates: Rates | None, batch_note: str = "") -> str:
         "",
     ]
     header = ["step", "method", "units", "generations", "samples", "forwards", "row-steps", "decodes",
-              "batch rows", "est. time"]  # fmt: skip
+              "batch rows", "est. time", "reused generations"]  # fmt: skip
     table = [header]
     for step in planned.steps:
         time = plan_seconds(rates, step.cost, step.units, 1)
-        table.append(_cells(step.name, step.method, str(step.units), step.cost, time))
+        table.append(_cells(step.name, step.method, str(step.units), step.cost, time,
+                            _reused_cell(step.reused, step.reused_from)))  # fmt: skip
     everything = planned.total
     units = sum(s.units for s in planned.steps)
     overall = plan_seconds(rates, everything, units, len(planned.steps))
-    table.append(_cells("total", "", str(units), everything, overall))
+    reused = sum(s.reused.generations for s in planned.steps)
+    table.append(_cells("total", "", str(units), everything, overall, f"{reused:,}" if reused else "-"))
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     lines += [_row(r, widths) for r in table]
     lines += ["", "counted (calls x samples [denoiser rows] x denoising steps):"]
@@ -111,6 +118,14 @@ def plan_text(planned: Plan, rates: Rates | None, batch_note: str = "") -> str:
             lines.append(
                 f"    {c.label:<22} {c.count:>7,} x {c.samples} [{c.rows}] x {c.steps}"
                 f" = {c.row_steps:,} row-steps{extra}"
+            )
+        if step.reused.calls:
+            lines.append(
+                f"    reused from {', '.join(map(repr, step.reused_from))} (the same chunks, not run again):"
+            )
+        for c in step.reused.calls:
+            lines.append(
+                f"      {c.label:<20} {c.count:>7,} x {c.samples} [{c.rows}] x {c.steps} = {c.row_steps:,} row-steps"
             )
     peak = rates.peak_bytes(everything, held.device_bytes(m["device"])) if rates is not None else None
     fixed = rates.framework() if rates is not None else framework()

@@ -25,6 +25,7 @@ from interp.errors import TadaError
 from interp.experiments.loading import LoadedSpec, load_spec
 from interp.experiments.methods import MethodSpec
 from interp.experiments.resident import Resident, resident, step_scorers
+from interp.experiments.shared_work import Reuse, chunks
 
 
 @dataclass
@@ -35,9 +36,13 @@ class StepPlan:
         name: The step's name.
         method: Its method.
         units: Its units (as a run plans them).
-        cost: The generations its units run.
+        cost: The generations its units run (shared work that an earlier step or unit
+            computes is not counted: see ``reused``).
         note: What the count cannot know in advance (empty: exact).
         batch_size: The number ``batch_size: auto`` is counted as in this step.
+        reused: The generations its units take from the run's work store instead
+            (:mod:`interp.experiments.shared_work`).
+        reused_from: The steps that compute them.
     """
 
     name: str
@@ -46,6 +51,8 @@ class StepPlan:
     cost: Cost
     note: str = ""
     batch_size: int = 8
+    reused: Cost = field(default_factory=Cost)
+    reused_from: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -92,6 +99,7 @@ def plan(spec: "str | Path | dict[str, Any] | LoadedSpec", calibrate: bool = Fal
     structure = model_structure(loaded)
     steps: list[StepPlan] = []
     scorers: dict[str, int] = {}
+    reuse = Reuse()
     for step in spec_steps(loaded):
         ctx = step_context(loaded, step, Path("."), {})
         scorers.update(step_scorers(step, ctx, structure))
@@ -99,16 +107,30 @@ def plan(spec: "str | Path | dict[str, Any] | LoadedSpec", calibrate: bool = Fal
         auto = auto_ceiling(m.device) if not calibrate else _calibrated_auto(ctx)
         try:
             with planning_auto(auto) as planned:
-                cost = total(step.unit_cost(unit, ctx) for unit in units)
+                cost = total(step.unit_cost(unit, ctx) for unit in units).merged()
+                reused, sources = _reused(step, units, ctx, cost, reuse)
         except NotImplementedError as error:
             raise TadaError(f"Step {step.name!r}: {error}") from None
         if planned.used and units:  # auto is resolved by one probe generation per step
             cost = cost + Cost.of(probe_request(ctx.request(["-"], [0])), label="probe")
-        cost = cost.merged()
-        steps.append(StepPlan(step.name, step.method, len(units), cost, step.cost_note(), auto))
+        cost = cost.merged().minus(reused)
+        steps.append(
+            StepPlan(step.name, step.method, len(units), cost, step.cost_note(), auto, reused, sources)
+        )
     held = resident(source_of(m.name, loaded.base_dir), structure, m.dtype, scorers)
     model = {"name": m.name, "device": m.device, "dtype": m.dtype or "float32"}
     return Plan(loaded.spec.name, model, held, steps)
+
+
+def _reused(step: MethodSpec, units: list[Any], ctx: Any, cost: Cost, reuse: Reuse) -> tuple[Cost, list[str]]:
+    """The calls of ``cost`` that ``step``'s units take from the run's work store (chunks
+    an earlier step or unit computes), and the steps that compute them."""
+    saved, sources = Cost(), set()
+    for unit in units:
+        for sweep in step.planned_sweeps(unit, ctx):
+            found, by = reuse.take(step.name, sweep, chunks(ctx.structure, sweep), cost)
+            saved, sources = saved + found, sources | by
+    return saved.merged(), sorted(sources, key=[s.name for s in ctx.spec.steps].index)
 
 
 def unloadable(model: Any, error: BaseException) -> TadaError:

@@ -63,6 +63,13 @@ class PatchingSettings(PairSettings):
 
     patch_steps: StepWindow = Field(default="all", description="Denoising steps to intervene on.")
 
+    def planned_sweeps(self, unit: Any, ctx: Any) -> list[Any]:
+        """The sweeps other steps may share (:mod:`interp.spec_steps.planned_sweeps`)."""
+        from interp.spec_steps.planned_sweeps import SWEEPS
+
+        declare = SWEEPS.get(getattr(self, "method", ""))
+        return [] if declare is None else declare(self, unit, ctx)
+
 
 def check_pairs(settings: Any, ctx: Any) -> None:
     """Check a step's ``layers`` against the model and that it has pairs to patch."""
