@@ -124,9 +124,8 @@ def plan_text(planned: Plan, rates: Rates | None, batch_note: str = "") -> str:
                 f"    reused from {', '.join(map(repr, step.reused_from))} (the same chunks, not run again):"
             )
         for c in step.reused.calls:
-            lines.append(
-                f"      {c.label:<20} {c.count:>7,} x {c.samples} [{c.rows}] x {c.steps} = {c.row_steps:,} row-steps"
-            )
+            lines.append(f"      {c.label:<20} {c.count:>7,} x {c.samples} [{c.rows}] x {c.steps}"
+                         f" = {c.row_steps:,} row-steps{', decoded' if c.decode else ''}")  # fmt: skip
     peak = rates.peak_bytes(everything, held.device_bytes(m["device"])) if rates is not None else None
     fixed = rates.framework() if rates is not None else framework()
     measured = rates is not None and rates.unit_s is not None
