@@ -16,6 +16,7 @@ Families expose it as ``component_parameters(source)`` (:func:`interp.registry.c
 
 import importlib
 import json
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,11 @@ def directory_parameters(path: str | Path) -> dict[str, int]:
 
 def recipe_parameters(model: str) -> dict[str, int]:
     """Component -> parameters of a model's shipped rehearsal recipe, built on ``meta``."""
+    return dict(_recipe_parameters(model))
+
+
+@cache
+def _recipe_parameters(model: str) -> dict[str, int]:
     from models.rehearse import rehearsal_components
 
     return {
