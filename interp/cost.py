@@ -20,8 +20,12 @@ Example:
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from interp.adapter import GenerationRequest
+
+if TYPE_CHECKING:
+    from interp.batching import BatchSize
 
 
 @dataclass(frozen=True)
@@ -201,18 +205,21 @@ def prompt_sets_cost(
     set_sizes: "Iterable[int]",
     *,
     seeds: "Iterable[int] | None" = None,
-    batch_size: int = 8,
+    batch_size: "BatchSize" = 8,
     label: str = "prompts",
     **changes: object,
 ) -> Cost:
     """What running prompt sets of these sizes, each prompt with every seed (default: the
-    request's first), through :func:`prompt_batches` costs; one batching per set."""
+    request's first), through :func:`prompt_batches` costs; one batching per set.
+    ``batch_size: "auto"`` counts as :func:`interp.batching.planned_batch_size` says (the
+    one place a cost plan resolves it for prompt sets)."""
+    from interp.batching import planned_batch_size
+
+    size = planned_batch_size(batch_size)
     seeds = (request.seeds[0],) if seeds is None else tuple(seeds)
     batches = [
         batch
         for n in set_sizes
-        for batch in prompt_batches(
-            request, [(f"p{i}", s) for i in range(n) for s in seeds], batch_size, **changes
-        )
+        for batch in prompt_batches(request, [(f"p{i}", s) for i in range(n) for s in seeds], size, **changes)
     ]
     return cost_of(batches, label)
