@@ -150,6 +150,5 @@ def test_chunks_two_steps_share_are_planned_once_as_the_run_computes_them(tmp_pa
     # another batch size regroups the chunks: other keys, nothing shared
     other = plan(shared_chunks_spec(3)).steps[1]
     assert other.reused.generations == 0 and other.reused_from == []
-    assert (
-        sum(c.count for c in other.cost.calls if c.label.startswith("layers/")) == 3 * 3
-    )  # 3 pairs x (baseline + 2 chunks of 3 sites)
+    # 3 pairs x (a baseline and 2 chunks of 3 sites)
+    assert sum(c.count for c in other.cost.calls if c.label.startswith("layers/")) == 3 * 3
