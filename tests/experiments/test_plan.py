@@ -152,3 +152,22 @@ def test_chunks_two_steps_share_are_planned_once_as_the_run_computes_them(tmp_pa
     assert other.reused.generations == 0 and other.reused_from == []
     # 3 pairs x (a baseline and 2 chunks of 3 sites)
     assert sum(c.count for c in other.cost.calls if c.label.startswith("layers/")) == 3 * 3
+
+
+def test_a_patch_of_the_heads_is_the_ranking_a_later_locate_reuses(tmp_path):
+    pairs = {"source": "synthmusic", "concepts": ["tempo"], "per_concept": 2}
+    spec = {
+        "name": "ranking",
+        "model": {"name": "synthmusic-dit"},
+        "generation": {"num_steps": 2, "guidance_scale": 4.0, "seeds": [0]},
+        "steps": [
+            {"name": "grid", "method": "patch", "component": "head", "layers": [0, 1], "pairs": pairs,
+             "batch_size": 4},
+            {"name": "heads", "method": "locate", "layers": [0, 1], "pairs": pairs, "max_heads": 2,
+             "audio": False, "batch_size": 4, "layer_impact": False},
+        ],
+    }  # fmt: skip
+    check_plan_matches_run(spec, "synthmusic-dit", tmp_path / "ranking")
+    grid, heads = plan(spec).steps
+    assert heads.reused_from == ["grid"] and heads.reused.generations == grid.cost.generations
+    assert not any(c.label.startswith("heads/") for c in heads.cost.calls)  # the ranking is all reused
