@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from interp.cost import Calls, Cost
+from interp.errors import TadaError
 
 
 @dataclass(frozen=True)
@@ -115,16 +116,20 @@ class Reuse:
                 self.computed_by.setdefault(chunk.key, step)
             for chunk in seen:
                 sources.add(self.computed_by[chunk.key])
-                saved.append(_one(cost, f"{label}/variants", chunk.samples, chunk.steps))
+                saved.append(_one(step, cost, f"{label}/variants", chunk.samples, chunk.steps))
             if seen and len(seen) == len(group):  # no chunk runs: nor does the baseline
-                saved.append(_one(cost, f"{label}/baseline", 2, steps))
+                saved.append(_one(step, cost, f"{label}/baseline", 2, steps))
         return Cost(saved).merged(), sources
 
 
-def _one(cost: Cost, label: str, samples: int, steps: int) -> Calls:
+def _one(step: str, cost: Cost, label: str, samples: int, steps: int) -> Calls:
     """One call of ``cost`` labelled ``label`` of ``samples`` samples and ``steps``
     denoising steps (the sweep's cost counts each chunk as such a call)."""
     for c in cost.calls:
         if c.label == label and c.samples == samples and c.steps == steps:
             return Calls(c.label, 1, c.samples, c.rows, c.steps, c.decode, c.gradients)
-    raise AssertionError(f"no {label} call of {samples} samples in the step's cost")  # the twins agree
+    raise TadaError(
+        f"Step {step!r}: a planned sweep's chunk ({samples} samples, {steps} steps) is not among "
+        f"its {label!r} calls: the method's planned_sweeps() must declare the sweeps its unit_cost() "
+        f"counts under that label, with the same settings."
+    )
