@@ -20,8 +20,12 @@ Example:
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from interp.adapter import GenerationRequest
+
+if TYPE_CHECKING:
+    from interp.batching import BatchSize
 
 
 @dataclass(frozen=True)
@@ -95,10 +99,25 @@ class Cost:
         """Calls of the same label and shape added up, in first-seen order."""
         merged: dict[tuple, Calls] = {}
         for c in self.calls:
-            key = (c.label, c.samples, c.rows, c.steps, c.decode, c.gradients)
+            key = _shape(c)
             seen = merged.get(key)
             merged[key] = c if seen is None else _repeat(seen, 1, extra=c.count)
         return Cost(list(merged.values()))
+
+    def minus(self, other: "Cost") -> "Cost":
+        """These calls less ``other``'s: each of ``other``'s calls takes its count from the
+        call of the same label and shape (calls left with none are dropped).
+
+        Raises:
+            ValueError: If ``other`` has calls these do not.
+        """
+        left = {_shape(c): c.count for c in self.calls}
+        for c in other.calls:
+            if left.get(_shape(c), 0) < c.count:
+                raise ValueError(f"cannot take {c.count} {c.label!r} calls from a cost with fewer")
+            left[_shape(c)] -= c.count
+        kept = [_repeat(c, 0, extra=left.pop(_shape(c))) for c in self.calls if _shape(c) in left]
+        return Cost([c for c in kept if c.count > 0])
 
     @property
     def generations(self) -> int:
@@ -143,6 +162,10 @@ def total(costs: Iterable[Cost]) -> Cost:
     return out
 
 
+def _shape(c: Calls) -> tuple:
+    return (c.label, c.samples, c.rows, c.steps, c.decode, c.gradients)
+
+
 def _repeat(c: Calls, times: int, extra: int = 0) -> Calls:
     return Calls(c.label, c.count * times + extra, c.samples, c.rows, c.steps, c.decode, c.gradients)
 
@@ -182,18 +205,21 @@ def prompt_sets_cost(
     set_sizes: "Iterable[int]",
     *,
     seeds: "Iterable[int] | None" = None,
-    batch_size: int = 8,
+    batch_size: "BatchSize" = 8,
     label: str = "prompts",
     **changes: object,
 ) -> Cost:
     """What running prompt sets of these sizes, each prompt with every seed (default: the
-    request's first), through :func:`prompt_batches` costs; one batching per set."""
+    request's first), through :func:`prompt_batches` costs; one batching per set.
+    ``batch_size: "auto"`` counts as :func:`interp.batching.planned_batch_size` says (the
+    one place a cost plan resolves it for prompt sets)."""
+    from interp.batching import planned_batch_size
+
+    size = planned_batch_size(batch_size)
     seeds = (request.seeds[0],) if seeds is None else tuple(seeds)
     batches = [
         batch
         for n in set_sizes
-        for batch in prompt_batches(
-            request, [(f"p{i}", s) for i in range(n) for s in seeds], batch_size, **changes
-        )
+        for batch in prompt_batches(request, [(f"p{i}", s) for i in range(n) for s in seeds], size, **changes)
     ]
     return cost_of(batches, label)

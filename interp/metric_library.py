@@ -75,6 +75,7 @@ def audio_distance(output: GenerationOutput, context: MetricContext) -> Float[Te
     description="The model's own concept scorer: log-score of the clean value minus the "
     "corrupted value (patching), score of the target value (steering).",
     needs_audio=lambda adapter: _scorer_needs_audio(adapter),
+    scorer=lambda options, adapter: _own_scorer_size(adapter),
 )
 def concept(output: GenerationOutput, context: MetricContext) -> Float[Tensor, " batch"]:
     """The model's concept scorer as a :class:`~interp.metrics.ConceptContrast`."""
@@ -86,6 +87,7 @@ def concept(output: GenerationOutput, context: MetricContext) -> Float[Tensor, "
     description="LAION-CLAP text-audio similarity of the concept values (real models; "
     "option scorer_model: hub id or directory of the checkpoint).",
     options={"scorer_model": str},
+    scorer=lambda options, adapter: _clap_size(options.get("scorer_model")),
 )
 def clap(output: GenerationOutput, context: MetricContext) -> Float[Tensor, " batch"]:
     """CLAP similarity contrast."""
@@ -108,6 +110,26 @@ def _scorer_needs_audio(adapter: Any) -> bool:
     missing scorer is reported when the metric is called)."""
     scorer = adapter.concept_scorer() if adapter is not None else None
     return scorer is None or bool(getattr(scorer, "needs_audio", True))
+
+
+def _own_scorer_size(adapter: Any) -> tuple[str, int] | None:
+    """The adapter's concept scorer and its parameters (``None`` when it ships none)."""
+    import torch
+
+    scorer = adapter.concept_scorer() if adapter is not None else None
+    if scorer is None:
+        return None
+    modules = [scorer] if isinstance(scorer, torch.nn.Module) else list(vars(scorer).values())
+    parameters = {id(p): p.numel() for m in modules if isinstance(m, torch.nn.Module) for p in m.parameters()}
+    return f"concept ({getattr(adapter, 'name', 'the model')})", sum(parameters.values())
+
+
+def _clap_size(source: str | None) -> tuple[str, int] | None:
+    """The CLAP checkpoint (default or ``scorer_model``) and its parameters."""
+    from interp.scorers import scorer_parameters
+
+    count = scorer_parameters("clap", **({"source": source} if source else {}))
+    return None if count is None else (f"clap scorer {source}" if source else "clap scorer", count)
 
 
 def model_scorer(adapter: Any) -> Any:

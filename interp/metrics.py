@@ -109,6 +109,8 @@ class ConceptScorer(Protocol):
 
 
 MetricFn = Callable[[GenerationOutput, MetricContext], "Tensor | Sequence[float]"]
+#: ``(options, adapter) -> (scorer name, parameters)`` of a metric's scoring model.
+ScorerSize = Callable[[dict[str, Any], Any], "tuple[str, int] | None"]
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,7 @@ class RegisteredMetric:
     bound: tuple[tuple[str, Any], ...] = ()
     adapter: Any = None
     reference: bool = False
+    scorer: "ScorerSize | None" = None
 
     def __getstate__(self) -> dict[str, Any]:
         # A metric sent to another process (a Ray worker) leaves the driver's model behind:
@@ -142,6 +145,11 @@ class RegisteredMetric:
     def needs_audio(self) -> bool:
         """Whether the metric reads decoded audio (patching skips the decoder if not)."""
         return bool(self.audio(self.adapter) if callable(self.audio) else self.audio)
+
+    def scorer_parameters(self) -> tuple[str, int] | None:
+        """The model this metric loads to score (a name for it) and its parameters,
+        counted without loading it; ``None`` when it loads none (``tada plan``)."""
+        return None if self.scorer is None else self.scorer(dict(self.bound), self.adapter)
 
     def bind(
         self, options: Mapping[str, Any] | None = None, *, label: str | None = None, adapter: Any = None
@@ -194,6 +202,7 @@ def register_metric(
     options: Sequence[str] | Mapping[str, type] = (),
     needs_audio: bool | Callable[[Any], bool] = True,
     uses_reference: bool = False,
+    scorer: "ScorerSize | None" = None,
 ) -> Callable[[MetricFn], MetricFn]:
     """Decorator registering ``fn(output, context) -> one number per sample`` as ``name``.
 
@@ -207,6 +216,9 @@ def register_metric(
             attribution skip the decoder), or a function of the model that says so.
         uses_reference: Whether the metric calls ``context.reference()`` (a ``generate``
             step with edits then runs the unedited generation too; ``tada plan`` counts it).
+        scorer: For a metric that loads a model to score (CLAP, a concept classifier):
+            ``scorer(options, adapter) -> (name, parameters)``, counted without loading it
+            (``tada plan`` adds it to the run's resident memory).
 
     Raises:
         TadaError: If the name is taken.
@@ -221,7 +233,7 @@ def register_metric(
             )
         types = dict(options) if isinstance(options, Mapping) else {}
         _METRICS[name] = RegisteredMetric(
-            name, fn, description, tuple(options), types, needs_audio, reference=uses_reference
+            name, fn, description, tuple(options), types, needs_audio, reference=uses_reference, scorer=scorer
         )
         return fn
 

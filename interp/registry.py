@@ -7,7 +7,9 @@ object with:
 * ``family``: a short name, e.g. ``'stable-audio'``;
 * ``aliases``: short model names -> hub ids it can load (``'stable-audio-open-1.0'``);
 * ``pipeline_classes``: ``_class_name`` values of ``model_index.json`` it handles;
-* ``load(source, weights, device, dtype) -> ModelAdapter``.
+* ``load(source, weights, device, dtype) -> ModelAdapter``;
+* optionally ``component_parameters(source) -> {component: parameters}``: every module
+  the loaded pipeline holds, counted without weights (``tada plan``'s resident memory).
 """
 
 import json
@@ -125,6 +127,19 @@ def load_model(
     adapter = family.load(source, weights=weights, device=device, dtype=dtype)
     warn_precision(adapter)
     return adapter
+
+
+def component_parameters(name_or_path: str) -> dict[str, int] | None:
+    """Component -> parameters of every module a model's loaded pipeline holds, counted
+    without weights by its family (``None`` when the family cannot count them).
+
+    Raises:
+        ModelNotFoundError: Unknown name or missing directory, or components that cannot
+            be counted (the message says which).
+    """
+    family, source = resolve(str(name_or_path))
+    count = getattr(family, "component_parameters", None)
+    return None if count is None else dict(count(source))
 
 
 def check_device(device: Any) -> None:

@@ -69,3 +69,15 @@ def load_scorer(name: str, **options: Any) -> Any:
             f"Valid scorers: {sorted(factories)}."
         )
     return factories[name](**options)
+
+
+def scorer_parameters(name: str, **options: Any) -> int | None:
+    """Parameters of the named scorer's model, counted without loading it (``None`` when
+    its factory cannot count them, 0 for a scorer without a model such as ``tempo``)."""
+    if name in _BUILTIN:
+        return 0
+    factories = scorer_factories()
+    if name not in factories:
+        raise TadaError(f"Unknown scorer {name!r}. Valid scorers: {sorted(factories)}.")
+    count = getattr(factories[name], "parameters", None)
+    return None if count is None else int(count(**options))

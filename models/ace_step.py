@@ -271,5 +271,11 @@ class AceStepFamily:
             return AceStepAdapter(source, None, on_meta(AceStepTransformer1DModel, config))
         return AceStepAdapter(source, load_pipeline(AceStepPipeline, hub_id, device, dtype))
 
+    def component_parameters(self, source: str) -> dict[str, int]:
+        """Parameters of every component of the pipeline, counted without weights."""
+        from models.sizes import pipeline_parameters
+
+        return pipeline_parameters(self.aliases, source)
+
 
 FAMILY = AceStepFamily()

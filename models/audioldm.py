@@ -95,5 +95,11 @@ class AudioLDMFamily:
             return AudioLDMAdapter(source, None, on_meta(UNet2DConditionModel, config))
         return AudioLDMAdapter(source, load_pipeline(AudioLDMPipeline, hub_id, device, dtype))
 
+    def component_parameters(self, source: str) -> dict[str, int]:
+        """Parameters of every component of the pipeline, counted without weights."""
+        from models.sizes import pipeline_parameters
+
+        return pipeline_parameters(self.aliases, source)
+
 
 FAMILY = AudioLDMFamily()

@@ -168,5 +168,11 @@ class AudioLDM2Family:
             return AudioLDM2Adapter(source, None, on_meta(AudioLDM2UNet2DConditionModel, config))
         return AudioLDM2Adapter(source, load_pipeline(AudioLDM2Pipeline, hub_id, device, dtype))
 
+    def component_parameters(self, source: str) -> dict[str, int]:
+        """Parameters of every component of the pipeline, counted without weights."""
+        from models.sizes import pipeline_parameters
+
+        return pipeline_parameters(self.aliases, source)
+
 
 FAMILY = AudioLDM2Family()

@@ -15,6 +15,8 @@ from interp.adapter import GenerationOutput
 from interp.errors import ModelNotFoundError, TadaError
 
 DEFAULT_CHECKPOINT = "laion/larger_clap_music"
+#: The rehearsal recipe of the default checkpoint (``models/configs/larger-clap-music``).
+RECIPE = "larger-clap-music"
 TEMPLATE = "This is a music of {value}"
 
 
@@ -92,6 +94,32 @@ def _pooled(features: Any) -> torch.Tensor:
     return features[0]
 
 
-def load_clap_scorer(source: str = DEFAULT_CHECKPOINT, device: str = "cpu", **_: Any) -> ClapScorer:
-    """Scorer factory for :mod:`interp.scorers` (entry point ``clap``)."""
-    return ClapScorer.load(source, device)
+class ClapScorerFactory:
+    """Scorer factory for :mod:`interp.scorers` (entry point ``clap``): builds the scorer,
+    and counts its parameters without loading it (``tada plan``)."""
+
+    def __call__(self, source: str = DEFAULT_CHECKPOINT, device: str = "cpu", **_: Any) -> ClapScorer:
+        return ClapScorer.load(source, device)
+
+    def parameters(self, source: str = DEFAULT_CHECKPOINT, **_: Any) -> int:
+        """Parameters of the checkpoint's model: a local directory's config, or for the
+        default checkpoint (hub id or ``larger-clap-music``) the shipped recipe.
+
+        Raises:
+            ModelNotFoundError: Another hub id (its config is not here).
+        """
+        from pathlib import Path
+
+        from models.sizes import directory_parameters, recipe_parameters
+
+        if Path(source).expanduser().is_dir():
+            return sum(directory_parameters(Path(source).expanduser()).values())
+        if source in (DEFAULT_CHECKPOINT, RECIPE):
+            return sum(recipe_parameters(RECIPE).values())
+        raise ModelNotFoundError(
+            f"No config of the CLAP checkpoint {source!r} here to count its parameters; give a "
+            f"local directory, or the default {DEFAULT_CHECKPOINT!r}."
+        )
+
+
+load_clap_scorer = ClapScorerFactory()

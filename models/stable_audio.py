@@ -106,5 +106,11 @@ class StableAudioFamily:
             return StableAudioAdapter(source, None, on_meta(StableAudioDiTModel, config))
         return StableAudioAdapter(source, load_pipeline(StableAudioPipeline, hub_id, device, dtype))
 
+    def component_parameters(self, source: str) -> dict[str, int]:
+        """Parameters of every component of the pipeline, counted without weights."""
+        from models.sizes import pipeline_parameters
+
+        return pipeline_parameters(self.aliases, source)
+
 
 FAMILY = StableAudioFamily()

@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from interp.adapter import GenerationRequest, ModelAdapter
-from interp.batching import AUTO, BatchSize, check_batch_size, planned_batch_size, probe, resolve_batch_size
+from interp.batching import AUTO, BatchSize, check_batch_size, probe, resolve_batch_size
 from interp.cost import Cost, prompt_batches, prompt_sets_cost
 from interp.distributed.executor import current, run_tasks
 from interp.distributed.tasks import GenerationTask
@@ -111,7 +111,7 @@ def cache_cost(
         request,
         (n_prompts,),
         seeds=seeds,
-        batch_size=planned_batch_size(batch_size),
+        batch_size=batch_size,
         label="cache",
         decode=False,
     )

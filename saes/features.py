@@ -20,7 +20,7 @@ from jaxtyping import Float, Int, jaxtyped
 from torch import Tensor, nn
 
 from interp.adapter import GenerationRequest, ModelAdapter
-from interp.batching import BatchSize, planned_batch_size, resolve_batch_size
+from interp.batching import BatchSize, resolve_batch_size
 from interp.cost import Cost, prompt_batches, prompt_sets_cost
 from interp.edits import Read
 from interp.errors import TadaError
@@ -191,7 +191,7 @@ def concept_features_cost(
     """What :func:`concept_features` runs: :func:`feature_activations` of both prompt sets."""
     sizes = (n_positive, n_negative)
     return prompt_sets_cost(
-        request, sizes, seeds=seeds, batch_size=planned_batch_size(batch_size), label="features", decode=False
+        request, sizes, seeds=seeds, batch_size=batch_size, label="features", decode=False
     )
 
 

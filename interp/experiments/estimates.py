@@ -15,7 +15,8 @@ how. A model or device class without an entry is unknown: the plan says "unknown
 --calibrate" instead of guessing. :func:`calibrate` measures the rates of the spec's
 model on the spec's device and dtype in a few short generations.
 
-Peak memory is an estimate: the parameters at the spec's dtype, plus activations per
+Peak memory is an estimate: the parameters the run holds (the whole pipeline at the
+spec's dtype, and on the CPU the metrics' scorers), plus activations per
 denoiser row times the largest batch, plus the decoder's working memory per sample
 times the largest decoded batch (when the table or the calibration knows them).
 """
@@ -83,10 +84,11 @@ class Rates:
         times = [self.call_seconds(c) for c in cost.calls]
         return None if any(t is None for t in times) else sum((t for t in times if t is not None), 0.0)
 
-    def peak_bytes(self, cost: Cost, parameter_bytes: int) -> float | None:
-        """Estimated peak memory of ``cost``'s largest call (``None`` when unknown)."""
+    def peak_bytes(self, cost: Cost, resident_bytes: int) -> float | None:
+        """Estimated peak memory of ``cost``'s largest call on top of ``resident_bytes``
+        (the parameters held: :mod:`interp.experiments.resident`); ``None`` when unknown."""
         if not cost.calls:
-            return float(parameter_bytes)
+            return float(resident_bytes)
         if self.activation_bytes_per_row is None:
             return None
         decoded = max((c.samples for c in cost.calls if c.decode), default=0)
@@ -94,7 +96,7 @@ class Rates:
             return None
         activations = self.activation_bytes_per_row * cost.max_rows
         decoding = decoded * (self.decode_bytes_per_sample or 0.0)
-        return parameter_bytes + max(activations, decoding)
+        return resident_bytes + max(activations, decoding)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from interp.plugins import load_entry_points
 if TYPE_CHECKING:
     from interp.cost import Cost
     from interp.experiments.context import CheckContext, StepContext
+    from interp.experiments.shared_work import PlannedSweep
 
 ENTRY_POINT_GROUP = "tada_interp.methods"
 
@@ -77,6 +78,10 @@ class MethodSpec(StrictModel):
     summary_line: ClassVar[str] = ""
     #: Whether :meth:`check` needs the model's site catalog (loaded on the meta device).
     needs_catalog: ClassVar[bool] = False
+    #: Whether the step scores its outputs with the experiment's ``metrics`` (through
+    #: ``ctx.score``); a step's own ``metric`` field always counts (``tada plan`` loads
+    #: their scorers' sizes).
+    scores_with_metrics: ClassVar[bool] = False
 
     name: StepName = Field(
         description="Unique step name (letters, digits, '_', '-'); used in results and refs."
@@ -112,6 +117,13 @@ class MethodSpec(StrictModel):
         raise NotImplementedError(
             f"Method {self.method!r} does not implement unit_cost(); tada plan cannot count it."
         )
+
+    def planned_sweeps(self, unit: Unit, ctx: "StepContext") -> "list[PlannedSweep]":
+        """The sweeps of ``unit`` whose chunks another step or unit may share, as
+        :meth:`run_unit` runs them, with the label of their calls in :meth:`unit_cost`
+        (``tada plan`` counts a shared chunk once, like the run's work store:
+        :mod:`interp.experiments.shared_work`); the default declares none."""
+        return []
 
     def cost_note(self) -> str:
         """What :meth:`unit_cost` cannot know in advance (empty: the count is exact)."""

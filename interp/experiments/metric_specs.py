@@ -50,6 +50,16 @@ class MetricSpec(StrictModel):
         return get_metric(self.name).bind(self.options, label=self.column, adapter=adapter)
 
 
+def step_metric(spec: MetricSpec, adapter: Any = None, scorer_model: str | None = None) -> RegisteredMetric:
+    """The registered metric of a step's ``metric`` field on ``adapter``, under its own
+    name; ``scorer_model`` (the step's checkpoint of the scorer, e.g. CLAP's) fills the
+    metric's ``scorer_model`` option when it has one and the spec's options do not."""
+    options = dict(spec.options)
+    if scorer_model and "scorer_model" in get_metric(spec.name).options:
+        options.setdefault("scorer_model", scorer_model)
+    return get_metric(spec.name).bind(options, adapter=adapter)
+
+
 def compute(
     specs: Sequence[MetricSpec], output: GenerationOutput, context: MetricContext
 ) -> dict[str, list[float]]:

@@ -17,6 +17,7 @@ from interp.errors import TadaError
 from interp.experiments.estimates import Rates, framework, missing_rates
 from interp.experiments.loading import LoadedSpec
 from interp.experiments.planning import Plan, plan, spec_steps, unloadable
+from interp.experiments.resident import Resident
 
 UNKNOWN = "unknown, run --calibrate"
 
@@ -50,11 +51,16 @@ def _row(cells: list[str], widths: list[int]) -> str:
     ).rstrip()
 
 
-def _cells(name: str, method: str, units: str, cost: Cost, seconds: float | None) -> list[str]:
+def _cells(name: str, method: str, units: str, cost: Cost, seconds: float | None, reused: str) -> list[str]:
     shapes = ",".join(str(r) for r in cost.shapes()) or "-"
     return [name, method, units, f"{cost.generations:,}", f"{cost.sample_generations:,}",
             f"{cost.forwards:,}", f"{cost.row_steps:,}", f"{cost.decodes:,}", shapes,
-            duration(seconds)]  # fmt: skip
+            duration(seconds), reused]  # fmt: skip
+
+
+def _reused_cell(reused: Cost, sources: list[str]) -> str:
+    """``5,376 from layers``: generations taken from the work store, and whose they are."""
+    return f"{reused.generations:,} from {', '.join(sources)}" if reused.generations else "-"
 
 
 def plan_seconds(rates: Rates | None, cost: Cost, units: int, steps: int) -> float | None:
@@ -80,25 +86,27 @@ def rates_line(rates: Rates) -> str:
 
 def plan_text(planned: Plan, rates: Rates | None, batch_note: str = "") -> str:
     """The plan as a table, the counting of every step, time and memory."""
-    m = planned.model
+    m, held = planned.model, planned.resident
     lines = [
         f"plan of {planned.name!r}: model {m['name']} on {m['device']} ({m['dtype']}), "
-        f"{planned.parameters / 1e6:,.1f}M parameters ({size(planned.parameter_bytes)}"
-        f"{', the denoiser alone: built without weights' if planned.parameters_of == 'denoiser' else ''})",
+        f"{held.pipeline / 1e6:,.1f}M parameters ({size(held.pipeline_bytes)}, "
+        f"{'the whole pipeline' if held.complete else 'the denoiser alone: ' + held.note})",
         f"rates: {rates.source if rates is not None else missing_rates(m['name'], m['device'], m['dtype'])}",
         *([rates_line(rates)] if rates is not None else []),
         "",
     ]
     header = ["step", "method", "units", "generations", "samples", "forwards", "row-steps", "decodes",
-              "batch rows", "est. time"]  # fmt: skip
+              "batch rows", "est. time", "reused generations"]  # fmt: skip
     table = [header]
     for step in planned.steps:
         time = plan_seconds(rates, step.cost, step.units, 1)
-        table.append(_cells(step.name, step.method, str(step.units), step.cost, time))
+        table.append(_cells(step.name, step.method, str(step.units), step.cost, time,
+                            _reused_cell(step.reused, step.reused_from)))  # fmt: skip
     everything = planned.total
     units = sum(s.units for s in planned.steps)
     overall = plan_seconds(rates, everything, units, len(planned.steps))
-    table.append(_cells("total", "", str(units), everything, overall))
+    reused = sum(s.reused.generations for s in planned.steps)
+    table.append(_cells("total", "", str(units), everything, overall, f"{reused:,}" if reused else "-"))
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     lines += [_row(r, widths) for r in table]
     lines += ["", "counted (calls x samples [denoiser rows] x denoising steps):"]
@@ -111,23 +119,60 @@ def plan_text(planned: Plan, rates: Rates | None, batch_note: str = "") -> str:
                 f"    {c.label:<22} {c.count:>7,} x {c.samples} [{c.rows}] x {c.steps}"
                 f" = {c.row_steps:,} row-steps{extra}"
             )
-    peak = rates.peak_bytes(everything, planned.parameter_bytes) if rates is not None else None
+        if step.reused.calls:
+            lines.append(
+                f"    reused from {', '.join(map(repr, step.reused_from))} (the same chunks, not run again):"
+            )
+        for c in step.reused.calls:
+            lines.append(f"      {c.label:<20} {c.count:>7,} x {c.samples} [{c.rows}] x {c.steps}"
+                         f" = {c.row_steps:,} row-steps{', decoded' if c.decode else ''}")  # fmt: skip
+    peak = rates.peak_bytes(everything, held.device_bytes(m["device"])) if rates is not None else None
     fixed = rates.framework() if rates is not None else framework()
     measured = rates is not None and rates.unit_s is not None
     how = "measured by the calibration's probe run" if measured else "from the table"
+    lines += ["", *resident_lines(held, m["device"], m["dtype"])]
     lines += [
         "",
         f"estimated wall time: {duration(overall)}  (one process, the model loaded: the measured "
         f"rates, plus {fixed.unit_s:.3g} s per unit and {fixed.step_s:.3g} s per step for the run's "
         f"own files, metrics and plots, {how})",
         f"estimated peak memory: {size(peak) if rates is None or peak is not None else 'not measured'}"
-        f"  (parameters {size(planned.parameter_bytes)} + "
+        f"  ({held_text(held, m['device'])} + "
         f"activations of the largest batch, {everything.max_rows} rows, or the largest decode;"
         f" activations read for patching are not included)",
     ]
     if batch_note:
         lines.append(batch_note)
     return "\n".join(lines)
+
+
+def resident_lines(held: Resident, device: str, dtype: str) -> list[str]:
+    """The parameters the run holds, per component, then per scorer."""
+    width = max(len(k) for k in [*held.components, *(f"scorer: {k}" for k in held.scorers)])
+    lines = [f"resident (what the run holds besides activations; the pipeline in {dtype}, "
+             f"scorers in float32 on the CPU):"]  # fmt: skip
+    for name, n in sorted(held.components.items(), key=lambda kv: (-kv[1], kv[0])):
+        lines.append(f"  {name:<{width}}  {n / 1e6:>10,.1f}M  {size(n * held.itemsize):>8}")
+    for name, n in sorted(held.scorers.items()):
+        lines.append(f"  {'scorer: ' + name:<{width}}  {n / 1e6:>10,.1f}M  {size(n * 4):>8}")
+    if not held.complete:
+        lines.append(f"  (the denoiser alone: {held.note}; the other components are not counted)")
+    on_device = held.device_bytes(device)
+    elsewhere = held.pipeline_bytes + held.scorer_bytes - on_device
+    lines.append(f"  on {device}: {size(on_device)}"
+                 + (f"; in CPU memory: {size(elsewhere)} of scorers" if elsewhere else ""))  # fmt: skip
+    return lines
+
+
+def held_text(held: Resident, device: str) -> str:
+    """``pipeline 5.8 GB (denoiser 2.9 GB) + scorer 0.8 GB``: the parameters on ``device``
+    (scorers only on the CPU, where they are loaded)."""
+    text = f"{'pipeline' if held.complete else 'denoiser alone'} {size(held.pipeline_bytes)}"
+    if held.complete:
+        text += f" (denoiser {size(held.denoiser_bytes)})"
+    if held.scorers and held.device_bytes(device) > held.pipeline_bytes:
+        text += f" + scorer {size(held.scorer_bytes)}"
+    return text
 
 
 def pilot_rows(pilot_dir: str) -> list[dict[str, Any]]:

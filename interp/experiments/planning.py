@@ -24,6 +24,8 @@ from interp.cost import Cost, total
 from interp.errors import TadaError
 from interp.experiments.loading import LoadedSpec, load_spec
 from interp.experiments.methods import MethodSpec
+from interp.experiments.resident import Resident, resident, step_scorers
+from interp.experiments.shared_work import Reuse, chunks
 
 
 @dataclass
@@ -34,9 +36,13 @@ class StepPlan:
         name: The step's name.
         method: Its method.
         units: Its units (as a run plans them).
-        cost: The generations its units run.
+        cost: The generations its units run (shared work that an earlier step or unit
+            computes is not counted: see ``reused``).
         note: What the count cannot know in advance (empty: exact).
         batch_size: The number ``batch_size: auto`` is counted as in this step.
+        reused: The generations its units take from the run's work store instead
+            (:mod:`interp.experiments.shared_work`).
+        reused_from: The steps that compute them.
     """
 
     name: str
@@ -45,6 +51,8 @@ class StepPlan:
     cost: Cost
     note: str = ""
     batch_size: int = 8
+    reused: Cost = field(default_factory=Cost)
+    reused_from: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -55,18 +63,14 @@ class Plan:
         name: The experiment's name.
         model: Its model (name, device, dtype).
         steps: One :class:`StepPlan` per step, in order.
-        parameters: Parameters of the model's modules (denoiser, encoders, decoder).
-        parameter_bytes: Their size at the spec's dtype.
-        parameters_of: ``"pipeline"``, or ``"denoiser"`` when the model was built
-            without its other components (a structure-only build).
+        resident: The parameters the run holds: every component of the pipeline at the
+            spec's dtype, and the scorers of the steps' metrics.
     """
 
     name: str
     model: dict[str, Any]
+    resident: Resident
     steps: list[StepPlan] = field(default_factory=list)
-    parameters: int = 0
-    parameter_bytes: int = 0
-    parameters_of: str = "pipeline"
 
     @property
     def total(self) -> Cost:
@@ -88,27 +92,45 @@ def plan(spec: "str | Path | dict[str, Any] | LoadedSpec", calibrate: bool = Fal
         TadaError: If a step's method cannot count its work.
     """
     from interp.experiments.engine import step_context
+    from interp.experiments.model import source_of
 
     loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
     m = loaded.spec.model
-    result = Plan(loaded.spec.name, {"name": m.name, "device": m.device, "dtype": m.dtype or "float32"})
+    structure = model_structure(loaded)
+    steps: list[StepPlan] = []
+    scorers: dict[str, int] = {}
+    reuse = Reuse()
     for step in spec_steps(loaded):
         ctx = step_context(loaded, step, Path("."), {})
+        scorers.update(step_scorers(step, ctx, structure))
         units = step.plan(ctx)
         auto = auto_ceiling(m.device) if not calibrate else _calibrated_auto(ctx)
         try:
             with planning_auto(auto) as planned:
-                cost = total(step.unit_cost(unit, ctx) for unit in units)
+                cost = total(step.unit_cost(unit, ctx) for unit in units).merged()
+                reused, sources = _reused(step, units, ctx, cost, reuse)
         except NotImplementedError as error:
             raise TadaError(f"Step {step.name!r}: {error}") from None
         if planned.used and units:  # auto is resolved by one probe generation per step
             cost = cost + Cost.of(probe_request(ctx.request(["-"], [0])), label="probe")
-        cost = cost.merged()
-        result.steps.append(StepPlan(step.name, step.method, len(units), cost, step.cost_note(), auto))
-    structure = model_structure(loaded)
-    result.parameters, result.parameter_bytes = parameter_size(structure, m.dtype)
-    result.parameters_of = "pipeline" if getattr(structure, "pipeline", None) is not None else "denoiser"
-    return result
+        cost = cost.merged().minus(reused)
+        steps.append(
+            StepPlan(step.name, step.method, len(units), cost, step.cost_note(), auto, reused, sources)
+        )
+    held = resident(source_of(m.name, loaded.base_dir), structure, m.dtype, scorers)
+    model = {"name": m.name, "device": m.device, "dtype": m.dtype or "float32"}
+    return Plan(loaded.spec.name, model, held, steps)
+
+
+def _reused(step: MethodSpec, units: list[Any], ctx: Any, cost: Cost, reuse: Reuse) -> tuple[Cost, list[str]]:
+    """The calls of ``cost`` that ``step``'s units take from the run's work store (chunks
+    an earlier step or unit computes), and the steps that compute them."""
+    saved, sources = Cost(), set()
+    for unit in units:
+        for sweep in step.planned_sweeps(unit, ctx):
+            found, by = reuse.take(step.name, sweep, chunks(ctx.structure, sweep), cost)
+            saved, sources = saved + found, sources | by
+    return saved.merged(), sorted(sources, key=[s.name for s in ctx.spec.steps].index)
 
 
 def unloadable(model: Any, error: BaseException) -> TadaError:
@@ -142,27 +164,3 @@ def model_structure(loaded: LoadedSpec) -> Any:
     from interp.experiments import model as models
 
     return models.load(loaded.spec.model.name, weights=False, base_dir=loaded.base_dir)
-
-
-def parameter_size(adapter: Any, dtype: str | None) -> tuple[int, int]:
-    """Parameters of every module of the model's pipeline (the denoiser alone when the
-    structure-only build has no pipeline), and their bytes at ``dtype`` (the parameters'
-    own dtype when ``None``)."""
-    import torch
-
-    modules = {id(adapter.denoiser): adapter.denoiser}
-    pipeline = getattr(adapter, "pipeline", None)
-    for value in getattr(pipeline, "components", {}).values() if pipeline is not None else ():
-        if isinstance(value, torch.nn.Module):
-            modules.setdefault(id(value), value)
-    count, size = 0, 0
-    itemsize = None if dtype is None else torch.empty(0, dtype=getattr(torch, dtype)).element_size()
-    seen: set[int] = set()
-    for module in modules.values():
-        for p in module.parameters():
-            if id(p) in seen:
-                continue
-            seen.add(id(p))
-            count += p.numel()
-            size += p.numel() * (itemsize or p.element_size())
-    return count, size

@@ -6,8 +6,8 @@ from pydantic import Field
 
 from interp.errors import TadaError
 from interp.experiments.fields import BatchSizeSetting, BranchName, StepWindow, StrictModel
-from interp.experiments.metric_specs import MetricSpec
-from interp.metrics import Metric, get_metric
+from interp.experiments.metric_specs import MetricSpec, step_metric
+from interp.metrics import Metric
 from interp.prompts import PromptPair
 
 METRIC_HELP = (
@@ -127,8 +127,6 @@ def by_concept(pairs: list[PromptPair]) -> dict[str, list[PromptPair]]:
 
 def build_metric(spec: MetricSpec, adapter: Any, scorer_model: str | None = None) -> Metric:
     """The registered metric of ``spec`` on ``adapter`` (``scorer_model`` is the checkpoint
-    of a metric with a ``scorer_model`` option, e.g. 'clap')."""
-    options = dict(spec.options)
-    if scorer_model and "scorer_model" in get_metric(spec.name).options:
-        options.setdefault("scorer_model", scorer_model)
-    return get_metric(spec.name).bind(options, adapter=adapter)
+    of a metric with a ``scorer_model`` option, e.g. 'clap'):
+    :func:`interp.experiments.metric_specs.step_metric`."""
+    return step_metric(spec, adapter, scorer_model)

@@ -59,6 +59,7 @@ class Generate(MethodSpec):
 
     summary_line = "generate audio for a prompt set (optionally with edits) and score it"
     exports = ("audio", "metrics", "units")
+    scores_with_metrics = True
 
     method: Literal["generate"] = Field(description="Generate audio and score it.")
     edits: list[EditSpec] = Field(default_factory=list, description="Edits applied during every generation.")

@@ -19,6 +19,7 @@ from pydantic import Field
 from interp.experiments.context import StepContext
 from interp.experiments.fields import SiteStr
 from interp.experiments.methods import MethodSpec, register_method
+from interp.experiments.shared_work import PlannedSweep
 from interp.experiments.units import Row, Unit
 from interp.spec_steps.common import build_metric
 from interp.spec_steps.locate_step import Locate
@@ -71,6 +72,14 @@ class Patch(PerConcept, MethodSpec):
             steps=self.patch_steps,
             batch_size=self.batch_size,
         ).labelled("sites")
+
+    def planned_sweeps(self, unit: Unit, ctx: StepContext) -> list[PlannedSweep]:
+        """The unit's one sweep, each of its sites alone, which other steps may share."""
+        structure, base, _, _, metric = self._planned(unit, ctx)
+        _, pairs, seeds, _ = self._work(unit, ctx)
+        sites = candidates(self, ctx, self.component, structure.catalog)
+        options = {"direction": self.direction, **self._sweep_options()}
+        return [PlannedSweep("sites", base, pairs, seeds, sites, metric, options)]
 
     def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
         from interp.patch_variants import single_site_variants

@@ -17,6 +17,7 @@ from pydantic import Field
 from interp.batching import BatchSize
 from interp.experiments.context import StepContext
 from interp.experiments.methods import MethodSpec, register_method
+from interp.experiments.shared_work import PlannedSweep
 from interp.experiments.units import Row, Unit
 from interp.spec_steps.common import build_metric
 from interp.spec_steps.per_concept import PerConcept, candidates, effect_rows
@@ -156,6 +157,22 @@ class Locate(PerConcept, MethodSpec):
         if self.stability:
             cost = cost + split_stability_cost(*sizes, **settings)
         return cost
+
+    def planned_sweeps(self, unit: Unit, ctx: StepContext) -> list[PlannedSweep]:
+        """The sweeps that depend on no result (:func:`interp.localization.locate`), which
+        other steps may share: each candidate head alone (``ranking: patching``), and the
+        layer impact, every layer's text input alone. The prefix and noising sweeps depend
+        on results, and the halves of ``stability`` are not declared."""
+        structure, base, _, _, metric = self._planned(unit, ctx)
+        _, pairs, seeds, _ = self._work(unit, ctx)
+        sweeps = []
+        if self.ranking == "patching":
+            heads = candidates(self, ctx, catalog=structure.catalog)
+            sweeps.append(PlannedSweep("heads", base, pairs, seeds, heads, metric, self._sweep_options()))
+        if self.layer_impact:
+            texts = structure.catalog.where(attention="cross", component="text")
+            sweeps.append(PlannedSweep("layers", base, pairs, seeds, texts, metric, self._sweep_options()))
+        return sweeps
 
     def run_unit(self, unit: Unit, ctx: StepContext) -> list[Row]:
         from interp.localization import locate

@@ -34,6 +34,10 @@ class PerConcept(PatchingSettings):
         concept, pairs, seeds, base = self._work(unit, ctx)
         return concept, pairs, ctx.adapter, seeds, base
 
+    def _sweep_options(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`interp.patching.sweep` every declared sweep shares."""
+        return {"steps": self.patch_steps, "branch": self.branch, "batch_size": self.batch_size}
+
     def _planned(self, unit: Unit, ctx: StepContext) -> tuple[Any, Any, int, int, Any]:
         """For :meth:`unit_cost`: the model without weights, the base request, the numbers
         of pairs and seeds, and the metric."""

@@ -23,7 +23,7 @@ from beartype import beartype
 from torch import Tensor
 
 from interp.adapter import GenerationRequest, ModelAdapter
-from interp.batching import BatchSize, planned_batch_size, resolve_batch_size
+from interp.batching import BatchSize, resolve_batch_size
 from interp.cost import Cost, prompt_batches, prompt_sets_cost
 from interp.distributed.executor import run_tasks
 from interp.distributed.tasks import GenerationTask
@@ -197,7 +197,7 @@ def caa_cost(
 ) -> Cost:
     """What :func:`compute_caa` runs: :func:`activation_means` of both prompt sets."""
     return prompt_sets_cost(
-        request, (n_positive, n_negative), seeds=seeds, batch_size=planned_batch_size(batch_size),
+        request, (n_positive, n_negative), seeds=seeds, batch_size=batch_size,
         label="vectors", decode=False,
     )  # fmt: skip
 

@@ -173,5 +173,11 @@ class SynthMusicFamily:
             pipe = pipe.to(dtype=dtype)
         return SynthMusicAdapter(source, pipe.to(device))
 
+    def component_parameters(self, source: str) -> dict[str, int]:
+        """Parameters of every component of the pipeline, counted without weights."""
+        from models.sizes import pipeline_parameters
+
+        return pipeline_parameters(self.aliases, source)
+
 
 FAMILY = SynthMusicFamily()

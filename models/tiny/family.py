@@ -34,5 +34,14 @@ class TinyFamily:
             adapter.pipeline.to(device=device, dtype=dtype)
         return adapter
 
+    def component_parameters(self, source: str) -> dict[str, int]:
+        """Parameters of every component of the tiny pipeline (built: it has no meta build)."""
+        from torch import nn
+
+        from models.sizes import module_parameters
+
+        components = self.builders[source]().pipeline.components
+        return {k: module_parameters(v) for k, v in components.items() if isinstance(v, nn.Module)}
+
 
 FAMILY = TinyFamily()

@@ -116,3 +116,58 @@ def test_when_and_which_word_plan_equals_run(tmp_path):
     assert sum(c.count * (c.samples - 1) for c in when.calls if c.label == "windows/variants") == 2 * 20
     counts = check_plan_matches_run(spec, "synthmusic-dit", tmp_path / "when-which")
     assert len(counts["shapes"]) > 2
+
+
+def shared_chunks_spec(heads_batch_size: int) -> dict:
+    """A ``patch`` of the text sites over 2 pairs, then a ``locate`` over 3 (the same 2
+    first) whose layer impact is the same sweep (same settings and metric, and the same
+    batch size when ``heads_batch_size`` is 4): the run's work store computes the chunks
+    of the 2 shared pairs once."""
+    pairs = {"source": "synthmusic", "concepts": ["tempo"], "per_concept": 2}
+    return {
+        "name": "shared",
+        "model": {"name": "synthmusic-dit"},
+        "generation": {"num_steps": 2, "guidance_scale": 4.0, "seeds": [0]},
+        "steps": [
+            {"name": "layers", "method": "patch", "component": "text", "pairs": pairs, "batch_size": 4},
+            {"name": "heads", "method": "locate", "pairs": {**pairs, "per_concept": 3}, "max_heads": 2,
+             "audio": False, "batch_size": heads_batch_size},
+        ],
+    }  # fmt: skip
+
+
+def test_chunks_two_steps_share_are_planned_once_as_the_run_computes_them(tmp_path):
+    spec = shared_chunks_spec(4)
+    counts = check_plan_matches_run(spec, "synthmusic-dit", tmp_path / "shared")
+    layers, heads = plan(spec).steps
+    # the layer impact of the 2 shared pairs is the layers step's sweep: every chunk and
+    # baseline reused; the third pair's runs (a baseline and 2 chunks)
+    assert heads.reused_from == ["layers"]
+    assert heads.reused.generations == layers.cost.generations == 6  # 2 pairs x (baseline + 2 chunks)
+    assert heads.reused.row_steps == layers.cost.row_steps
+    assert sum(c.count for c in heads.cost.calls if c.label.startswith("layers/")) == 3
+    assert counts["row_steps"] == layers.cost.row_steps + heads.cost.row_steps
+    # another batch size regroups the chunks: other keys, nothing shared
+    other = plan(shared_chunks_spec(3)).steps[1]
+    assert other.reused.generations == 0 and other.reused_from == []
+    # 3 pairs x (a baseline and 2 chunks of 3 sites)
+    assert sum(c.count for c in other.cost.calls if c.label.startswith("layers/")) == 3 * 3
+
+
+def test_a_patch_of_the_heads_is_the_ranking_a_later_locate_reuses(tmp_path):
+    pairs = {"source": "synthmusic", "concepts": ["tempo"], "per_concept": 2}
+    spec = {
+        "name": "ranking",
+        "model": {"name": "synthmusic-dit"},
+        "generation": {"num_steps": 2, "guidance_scale": 4.0, "seeds": [0]},
+        "steps": [
+            {"name": "grid", "method": "patch", "component": "head", "layers": [0, 1], "pairs": pairs,
+             "batch_size": 4},
+            {"name": "heads", "method": "locate", "layers": [0, 1], "pairs": pairs, "max_heads": 2,
+             "audio": False, "batch_size": 4, "layer_impact": False},
+        ],
+    }  # fmt: skip
+    check_plan_matches_run(spec, "synthmusic-dit", tmp_path / "ranking")
+    grid, heads = plan(spec).steps
+    assert heads.reused_from == ["grid"] and heads.reused.generations == grid.cost.generations
+    assert not any(c.label.startswith("heads/") for c in heads.cost.calls)  # the ranking is all reused

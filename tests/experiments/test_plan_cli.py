@@ -21,6 +21,18 @@ def tada(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+def shipped(name: str) -> dict:
+    """A spec of experiments/ (``paper/ace_step.yaml``), to change before planning it."""
+    return yaml.safe_load((ROOT / "experiments" / name).read_text())
+
+
+def plan_of(capsys, tmp_path: Path, spec: dict, *argv: str) -> tuple[int, str, str]:
+    """``tada plan`` of ``spec``, written to a file, with ``argv``."""
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return tada(capsys, str(path), *argv)
+
+
 def test_plan_prints_counts_and_totals(capsys):
     code, out, err = tada(capsys, str(ROOT / "experiments" / "tiny.yaml"))
     assert code == 0, err
@@ -38,22 +50,18 @@ def test_missing_spec_is_one_error(capsys):
 
 
 def test_invalid_spec_reports_every_problem(tmp_path, capsys):
-    spec = yaml.safe_load((ROOT / "experiments" / "tiny.yaml").read_text())
+    spec = shipped("tiny.yaml")
     spec["generation"]["num_steps"] = 0
     spec["steps"][0]["bogus"] = 1
-    path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    code, out, err = tada(capsys, str(path))
+    code, out, err = plan_of(capsys, tmp_path, spec)
     assert code == 2 and out == ""
     assert "num_steps" in err and "bogus" in err and "Traceback" not in err
 
 
 def test_calibrate_names_a_model_it_cannot_load(tmp_path, capsys):
-    spec = yaml.safe_load((ROOT / "experiments" / "paper" / "stable_audio_open.yaml").read_text())
+    spec = shipped("paper/stable_audio_open.yaml")
     spec["model"] = {"name": "stable-audio-open-1.0", "device": "cpu"}  # no weights here
-    path = tmp_path / "sao.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    code, out, err = tada(capsys, str(path), "--calibrate")
+    code, out, err = plan_of(capsys, tmp_path, spec, "--calibrate")
     assert code == 2
     assert "--calibrate loads the spec's model 'stable-audio-open-1.0'" in err
     assert "Without --calibrate, `tada plan` counts the work without weights" in err
@@ -68,41 +76,34 @@ def test_a_directory_is_one_error_naming_its_specs(capsys):
 
 
 def test_model_without_weights_or_rates_is_counted_and_says_why_no_time(tmp_path, capsys):
-    spec = yaml.safe_load((ROOT / "experiments" / "paper" / "stable_audio_open.yaml").read_text())
+    spec = shipped("paper/stable_audio_open.yaml")
     spec["model"] = {"name": "stable-audio-open-1.0", "device": "cpu", "dtype": "float16"}
-    path = tmp_path / "sao.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    code, out, err = tada(capsys, str(path))
+    code, out, err = plan_of(capsys, tmp_path, spec)
     assert code == 0, err
     # counted from the shipped config without weights, as the paper plan in docs/plan.md
-    assert "the denoiser alone: built without weights" in out
+    assert "1,323.1M parameters (2.6 GB, the whole pipeline)" in out
     assert "none in the table for stable-audio-open-1.0 on cpu in float16 (it has cpu float32)" in out
     spec["model"]["dtype"] = "float32"
-    path.write_text(yaml.safe_dump(spec))
-    code, out, err = tada(capsys, str(path))
+    code, out, err = plan_of(capsys, tmp_path, spec)
     assert code == 0, err
     assert "rates: measured on a 2-core CPU" in out and "unknown" not in out.split("counted")[0]
 
 
 def test_calibrate_on_a_device_this_machine_lacks(tmp_path, capsys):
-    spec = yaml.safe_load((ROOT / "experiments" / "tiny.yaml").read_text())
+    spec = shipped("tiny.yaml")
     spec["model"]["device"] = "cuda:3"
-    path = tmp_path / "gpu.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    code, out, err = tada(capsys, str(path))  # planning needs no device
+    code, out, err = plan_of(capsys, tmp_path, spec)  # planning needs no device
     assert code == 0 and "on cuda:3" in out
-    code, out, err = tada(capsys, str(path), "--calibrate")
+    code, out, err = plan_of(capsys, tmp_path, spec, "--calibrate")
     assert code == 2 and out == "" and "Traceback" not in err
     assert "asks for a CUDA GPU" in err
 
 
 def test_when_step_of_too_many_windows_is_one_error(tmp_path, capsys):
-    spec = yaml.safe_load((ROOT / "experiments" / "when-which.yaml").read_text())
+    spec = shipped("when-which.yaml")
     spec["generation"]["num_steps"] = 10000
     spec["steps"][1].update(window=1, every=1)  # 29,998 distinct windows
-    path = tmp_path / "when.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    code, out, err = tada(capsys, str(path))
+    code, out, err = plan_of(capsys, tmp_path, spec)
     assert code == 2 and out == "" and "Traceback" not in err
     assert "29998 windows over 10000 steps is more than the 1000" in err
     # 10,000 listed windows that repeat 25 distinct ones are fine: counted, not refused
@@ -110,8 +111,7 @@ def test_when_step_of_too_many_windows_is_one_error(tmp_path, capsys):
     del spec["steps"][1]["window"], spec["steps"][1]["every"]
     spec["steps"][1]["windows"] = [f"{i % 25}:{i % 25 + 1}" for i in range(10000)]
     spec["steps"] = spec["steps"][:2]
-    path.write_text(yaml.safe_dump(spec))
-    code, out, err = tada(capsys, str(path))
+    code, out, err = plan_of(capsys, tmp_path, spec)
     assert code == 0, err
     assert re.search(r"^when\s+when\s+2\s", out, re.M)
 
@@ -160,11 +160,9 @@ def test_pilot_sizes_pairs_like_the_run_and_resizes_the_plan(tmp_path, capsys):
 
 
 def test_steps_whose_sites_come_from_an_earlier_step_say_what_is_not_counted(tmp_path, capsys):
-    spec = yaml.safe_load((ROOT / "experiments" / "when-which.yaml").read_text())
+    spec = shipped("when-which.yaml")
     spec["steps"][2]["heads"] = {"from": "locate", "key": "subsets"}
-    path = tmp_path / "when-which.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    code, out, err = tada(capsys, str(path))
+    code, out, err = plan_of(capsys, tmp_path, spec)
     assert code == 0, err
     assert "when:  (lower bound: the sites taken from an earlier step" in out
     assert "which:  (not counted: the heads come from an earlier step's result" in out
