@@ -16,7 +16,10 @@ The budget (:func:`read_budget`) defaults to :data:`DEFAULT_FRACTION` of the mem
 available when the generation starts; the files go to the budget's directory (the
 experiment engine uses ``<run dir>/spill``, the library the system's temporary
 directory). Each file is deleted as soon as it is mapped, so nothing is left behind,
-even after a crash; its disk space is freed when the tensor is.
+even after a crash; its disk space is freed when the tensor is. The space is reserved
+when the file is made (``posix_fallocate``), so a disk too small for the read is one
+clear error before the generation starts writing, not a crash (SIGBUS) at the step that
+finds the disk full.
 
 Reads with a ``reduce`` are budgeted on their reduced size, so a reduction that keeps
 little (a mean over positions, as CAA does) never spills.
@@ -137,10 +140,35 @@ def _mapped_tensor(shape: tuple[int, ...], dtype: torch.dtype, directory: Path |
     for size in shape:
         numel *= int(size)
     itemsize = torch.empty(0, dtype=dtype).element_size()
-    with open(path, "wb") as f:
-        f.truncate(numel * itemsize)
     try:
+        with open(path, "wb") as f:
+            _reserve(f.fileno(), numel * itemsize, folder)
         flat = torch.from_file(str(path), shared=True, size=numel, dtype=dtype)
     finally:
-        os.unlink(path)
+        path.unlink(missing_ok=True)
     return flat.view(shape)
+
+
+def _reserve(fd: int, size: int, folder: Path) -> None:
+    """Give the file ``size`` bytes of disk now: a sparse file on a disk that fills up
+    later would kill the process with SIGBUS at the first step that finds no space.
+
+    Raises:
+        TadaError: The disk of ``folder`` cannot hold ``size`` bytes.
+    """
+    from interp.errors import TadaError
+
+    if size == 0:
+        return
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as error:
+        raise TadaError(
+            f"A read of {_size(size)} streams to disk (it exceeds the read budget), but "
+            f"{str(folder)!r} cannot hold it ({error.strerror}). Free disk space there, or read "
+            f"fewer steps or sites (or with a reduce)."
+        ) from None
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 10**8 else f"{n / 1e6:.1f} MB"

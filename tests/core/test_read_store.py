@@ -75,3 +75,44 @@ def test_a_negative_budget_is_refused():
     with pytest.raises(TadaError, match="max_bytes must be >= 0"):
         with read_budget(max_bytes=-1):
             pass
+
+
+_FULL_DISK = """
+import resource, signal, sys
+from models.stable_audio import StableAudioAdapter
+from models.tiny.stable_audio import tiny_stable_audio
+from interp.adapter import GenerationRequest
+from interp.edits import Read
+from interp.errors import TadaError
+from interp.read_store import read_budget
+from interp.runner import run
+
+model = StableAudioAdapter("tiny", tiny_stable_audio(seed=1))
+request = GenerationRequest(prompts=("a sad violin",), seeds=(0,), num_steps=3, guidance_scale=3.0,
+                            duration_s=4.0)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file past the limit fails with EFBIG instead
+limit = 4096  # the disk is "full" past 4 KiB: far less than the read needs
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+try:
+    with read_budget(max_bytes=0, directory=sys.argv[1]):
+        run(model, request, reads=[Read("cross.0.heads", branch="both")])
+except TadaError as error:
+    print("TadaError:", error)
+"""
+
+
+def test_a_disk_too_small_for_a_streamed_read_is_one_clear_error_not_a_crash(tmp_path):
+    import subprocess
+    import sys
+
+    # a separate process, whose file-size limit stands for a full disk (without root, no
+    # small disk can be mounted). On a real full disk (a 256 KiB tmpfs, tried by hand) the
+    # sparse file used to be made and the first step past the space killed the process
+    # with SIGBUS; here the old code died of an uncaught OSError.
+    done = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK, str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "TadaError: A read of" in done.stdout
+    assert "streams to disk" in done.stdout and str(tmp_path) in done.stdout
+    assert list(tmp_path.iterdir()) == []  # the unusable file is removed
